@@ -1,0 +1,12 @@
+//! Types shared by the converter (which writes them) and the runtime (which reads them):
+//! the model manifest and the description of a classifier head used for exact Grad-CAM.
+//!
+//! This crate has no heavy dependencies on purpose: admin commands and the storage layer can
+//! use it without linking ONNX Runtime or any model code.
+
+pub mod manifest;
+
+pub use manifest::{
+    FileEntry, GradcamSpec, ImagePreprocess, Label, Layout, Manifest, ManifestError, ModelKind,
+    ResizeMode, Source, TensorSpec, TextPreprocess,
+};

@@ -1,0 +1,205 @@
+//! `manifest.json`: what a model folder contains and how to feed it.
+//!
+//! Every model ocular runs lives in its own folder under the models directory with a
+//! `manifest.json` beside its ONNX file(s). The manifest is the single source of truth for
+//! inputs, outputs, preprocessing and labels, so runtime code never hard-codes a model's shape,
+//! and admin commands can list models without opening an ONNX file.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// File name of the manifest inside a model folder.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// What a model is for; decides which runtime wrapper loads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// Skin-lesion classifier: image + metadata -> class probabilities (+ Grad-CAM feature map).
+    SkinClassifier,
+    /// ImageNet-style classifier whose pooled feature doubles as an image embedding.
+    ImageClassifier,
+    /// Sentence embedding model (token ids -> pooled, normalised vector).
+    TextEncoder,
+    /// CLIP vision tower.
+    ClipImage,
+    /// CLIP text tower.
+    ClipText,
+    /// A tiny test model with no semantics, used to exercise the runtime.
+    Fixture,
+}
+
+impl ModelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::SkinClassifier => "skin_classifier",
+            ModelKind::ImageClassifier => "image_classifier",
+            ModelKind::TextEncoder => "text_encoder",
+            ModelKind::ClipImage => "clip_image",
+            ModelKind::ClipText => "clip_text",
+            ModelKind::Fixture => "fixture",
+        }
+    }
+}
+
+/// Where the weights came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    /// Package name in its registry, e.g. `sklesion`.
+    pub package: String,
+    pub version: String,
+    pub license: String,
+    /// Path of the weights file inside the package.
+    pub file: String,
+    /// sha256 of the downloaded package archive.
+    pub sha256: String,
+}
+
+/// A file of the model folder with its digest, checked when the model is loaded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+/// One graph input or output. `-1` marks a dynamic dimension (usually the batch).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TensorSpec {
+    pub name: String,
+    /// `float32` or `int64`.
+    pub dtype: String,
+    pub shape: Vec<i64>,
+}
+
+/// How pixels are resampled to the model's input size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResizeMode {
+    /// `tf.image.resize(..., "bilinear", antialias=False)`: half-pixel centres, no antialias,
+    /// aspect ratio not kept. What Keras models were trained with.
+    BilinearTf,
+    /// Shortest side to the target with bicubic, then centre crop (CLIP).
+    ShortestBicubicCenterCrop,
+}
+
+/// Tensor memory layout of the image input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    Nhwc,
+    Nchw,
+}
+
+/// Image input recipe: `value = (pixel * scale - mean[c]) / std[c]` after resizing,
+/// with `pixel` the 0..255 RGB value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImagePreprocess {
+    pub width: u32,
+    pub height: u32,
+    pub resize: ResizeMode,
+    pub layout: Layout,
+    pub scale: f32,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+/// Text input recipe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextPreprocess {
+    /// Tokenizer file in the model folder (`tokenizer.json` for Hugging Face tokenizers,
+    /// `clip-bpe` for the built-in CLIP tokenizer).
+    pub tokenizer: String,
+    pub max_tokens: usize,
+}
+
+/// A class label of a classifier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Label {
+    pub code: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// For the skin model: whether the class is malignant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub malignant: Option<bool>,
+}
+
+/// What exact Grad-CAM needs: the feature-map output of the ONNX graph and a description of
+/// the differentiable head that maps its global average pool to the class probabilities.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GradcamSpec {
+    /// Name of the ONNX output holding the feature map A, layout NHWC or NCHW per `layout`.
+    pub feature_output: String,
+    pub layout: Layout,
+    /// Keras/torch name of the layer that produced A, for people reading the manifest.
+    pub layer: String,
+    /// File (in the model folder) with the head description, see `ocular-models::gradcam`.
+    pub head: String,
+}
+
+/// The manifest of one model folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Short stable name, also the folder name (`sklesion`, `efficientnet-lite0`, `minilm`).
+    pub name: String,
+    pub version: String,
+    pub kind: ModelKind,
+    pub source: Option<Source>,
+    /// The ONNX graph to load, relative to the folder.
+    pub onnx: String,
+    pub files: Vec<FileEntry>,
+    pub inputs: Vec<TensorSpec>,
+    pub outputs: Vec<TensorSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImagePreprocess>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextPreprocess>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<Label>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gradcam: Option<GradcamSpec>,
+    /// Model-specific facts (published metrics, embedding dimension, ...).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub extra: serde_json::Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read model manifest {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("model manifest {path} is not valid")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Manifest {
+    /// Reads `DIR/manifest.json`.
+    pub fn load(dir: &Path) -> Result<Self, ManifestError> {
+        let path = dir.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|source| ManifestError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|source| ManifestError::Parse { path, source })
+    }
+
+    /// Writes `DIR/manifest.json` (pretty, so people can read it).
+    pub fn save(&self, dir: &Path) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(dir.join(MANIFEST_FILE), text + "\n")
+    }
+
+    /// The output spec with this name.
+    pub fn output(&self, name: &str) -> Option<&TensorSpec> {
+        self.outputs.iter().find(|o| o.name == name)
+    }
+}

@@ -1,0 +1,118 @@
+//! Admission control: refuse work that cannot start soon instead of queueing without bound.
+//!
+//! The services ocular replaces had no bound: a burst queued requests until memory ran out
+//! and the kernel killed the process, taking every client with it. Here each inference first
+//! takes a *queue* permit with `try_acquire` (no waiting: a full queue is an immediate
+//! `Overloaded`, answered 503 + `Retry-After`), then waits a bounded time for one of
+//! `max_concurrency` *run* permits. Admitted requests therefore see bounded latency and the
+//! process's peak memory is bounded by the number of permits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdmissionError {
+    #[error("the server is at capacity; retry in {retry_after_s} s")]
+    Overloaded { retry_after_s: u64 },
+    #[error("no inference slot became free within {waited_ms} ms; retry in {retry_after_s} s")]
+    QueueTimeout { waited_ms: u64, retry_after_s: u64 },
+}
+
+impl AdmissionError {
+    pub fn retry_after_s(&self) -> u64 {
+        match self {
+            AdmissionError::Overloaded { retry_after_s } | AdmissionError::QueueTimeout { retry_after_s, .. } => {
+                *retry_after_s
+            }
+        }
+    }
+}
+
+/// Shared admission gate for all inference work.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    queue: Arc<Semaphore>,
+    run: Arc<Semaphore>,
+    max_wait: Duration,
+    max_concurrency: usize,
+    max_queue: usize,
+}
+
+/// Held for the duration of one admitted inference.
+#[derive(Debug)]
+pub struct Permit {
+    _queue: OwnedSemaphorePermit,
+    _run: OwnedSemaphorePermit,
+}
+
+impl Admission {
+    /// `max_concurrency` inferences run at once; up to `max_queue` more wait at most `max_wait`.
+    pub fn new(max_concurrency: usize, max_queue: usize, max_wait: Duration) -> Self {
+        let max_concurrency = max_concurrency.max(1);
+        Self {
+            queue: Arc::new(Semaphore::new(max_concurrency + max_queue)),
+            run: Arc::new(Semaphore::new(max_concurrency)),
+            max_wait,
+            max_concurrency,
+            max_queue,
+        }
+    }
+
+    pub async fn admit(&self) -> Result<Permit, AdmissionError> {
+        let retry_after_s = 1;
+        let queue = self
+            .queue
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| AdmissionError::Overloaded { retry_after_s })?;
+        let run = tokio::time::timeout(self.max_wait, self.run.clone().acquire_owned())
+            .await
+            .map_err(|_| AdmissionError::QueueTimeout { waited_ms: self.max_wait.as_millis() as u64, retry_after_s })?
+            // The semaphores are never closed, so acquire cannot fail; treat it as overload anyway.
+            .map_err(|_| AdmissionError::Overloaded { retry_after_s })?;
+        Ok(Permit { _queue: queue, _run: run })
+    }
+
+    /// Requests running plus waiting right now.
+    pub fn in_flight(&self) -> usize {
+        self.max_concurrency + self.max_queue - self.queue.available_permits()
+    }
+
+    pub fn capacity(&self) -> (usize, usize) {
+        (self.max_concurrency, self.max_queue)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn full_queue_is_refused_at_once() {
+        let gate = Admission::new(1, 1, Duration::from_secs(5));
+        let running = gate.admit().await.expect("first runs");
+        let gate2 = gate.clone();
+        let waiting = tokio::spawn(async move { gate2.admit().await.map(|_| ()) });
+        tokio::task::yield_now().await;
+        while gate.in_flight() < 2 {
+            tokio::task::yield_now().await;
+        }
+        let started = std::time::Instant::now();
+        let third = gate.admit().await;
+        assert!(matches!(third, Err(AdmissionError::Overloaded { .. })));
+        assert!(started.elapsed() < Duration::from_secs(1), "refusal must not wait");
+        drop(running);
+        waiting.await.expect("join").expect("second is admitted once the first ends");
+    }
+
+    #[tokio::test]
+    async fn waiting_too_long_times_out() {
+        let gate = Admission::new(1, 4, Duration::from_millis(20));
+        let _running = gate.admit().await.expect("first runs");
+        let second = gate.admit().await;
+        assert!(matches!(second, Err(AdmissionError::QueueTimeout { .. })));
+        assert_eq!(gate.in_flight(), 1, "a timed-out request gives its queue place back");
+    }
+}

@@ -1,0 +1,19 @@
+//! ONNX Runtime sessions, the model registry and its lifecycle, and the concrete models.
+//!
+//! The registry is the only way to reach a model, and a model is only ever constructed inside
+//! a [`registry::Slot`]'s single-flight cell: loading twice, or loading from a command that
+//! never asks for a model (`ocular migrate`), is impossible by construction rather than
+//! prevented by flags and locks as in the services ocular replaces.
+
+pub mod admission;
+pub mod error;
+pub mod fixture;
+pub mod registry;
+pub mod runtime;
+pub mod session;
+
+pub use admission::{Admission, AdmissionError, Permit};
+pub use error::ModelError;
+pub use registry::{ModelState, ModelStatus, Registry, RegistryOptions, Slot};
+pub use runtime::{OrtRuntime, RuntimeError};
+pub use session::{Input, OnnxSession, Outputs};

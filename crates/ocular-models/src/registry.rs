@@ -1,0 +1,302 @@
+//! The model registry: one [`Slot`] per configured model, each loaded at most once.
+//!
+//! A slot owns a single-flight cell (`tokio::sync::OnceCell`): however many requests ask for a
+//! model at once, exactly one load runs and everyone awaits it. A failed load leaves the cell
+//! empty, records the error and a back-off deadline, and the next request after the deadline
+//! tries again, so a transient failure (a model file still being written) heals itself and a
+//! permanent one costs one cheap error per request instead of a crash loop.
+//!
+//! Building a registry only reads `manifest.json` files; ONNX Runtime and model files are
+//! touched when a slot loads. Commands that never build a registry never load anything.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use ocular_core::{Manifest, ModelKind};
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::error::ModelError;
+use crate::fixture::FixtureModel;
+use crate::runtime::OrtRuntime;
+use crate::session::SessionOptions;
+
+/// Where a model is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelState {
+    NotLoaded,
+    Loading,
+    Ready,
+    Failed,
+}
+
+/// What `/health?verbose=1` reports per model.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelStatus {
+    pub name: String,
+    pub version: String,
+    pub kind: &'static str,
+    pub state: ModelState,
+    /// Bytes of the model's weight files (what its sessions keep resident).
+    pub bytes: u64,
+    pub load_ms: Option<u64>,
+    pub error: Option<String>,
+    pub loads: usize,
+}
+
+/// Everything a model needs to load itself.
+pub struct LoadContext<'a> {
+    pub dir: &'a Path,
+    pub manifest: &'a Manifest,
+    pub runtime: &'static OrtRuntime,
+    pub session: SessionOptions,
+}
+
+/// A model type the registry can load.
+pub trait Loadable: Send + Sync + Sized + 'static {
+    fn load(ctx: &LoadContext<'_>) -> Result<Self, ModelError>;
+    /// One inference on dummy input, so the first real request does not pay for lazy
+    /// allocations inside ONNX Runtime.
+    fn warm_up(&self) -> Result<(), ModelError>;
+}
+
+/// Process-wide loading settings shared by every slot.
+#[derive(Debug, Clone)]
+pub struct RegistryOptions {
+    pub models_dir: PathBuf,
+    pub ort_library: Option<PathBuf>,
+    pub session: SessionOptions,
+    /// Model folder names to enable; `None` enables every model found.
+    pub enabled: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default)]
+struct SlotStatus {
+    state: Option<ModelState>,
+    load_ms: Option<u64>,
+    error: Option<String>,
+    failures: u32,
+    next_retry: Option<Instant>,
+}
+
+/// One model: its manifest, its single-flight cell and its status.
+pub struct Slot<T> {
+    dir: PathBuf,
+    manifest: Manifest,
+    options: Arc<RegistryOptions>,
+    cell: tokio::sync::OnceCell<Arc<T>>,
+    status: Mutex<SlotStatus>,
+    loads: AtomicUsize,
+}
+
+/// Back-off after the n-th consecutive failure: 1 s, 2 s, 4 s ... capped at one minute.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.saturating_sub(1).min(6)).min(Duration::from_secs(60))
+}
+
+impl<T: Loadable> Slot<T> {
+    pub fn new(dir: PathBuf, manifest: Manifest, options: Arc<RegistryOptions>) -> Self {
+        Self {
+            dir,
+            manifest,
+            options,
+            cell: tokio::sync::OnceCell::new(),
+            status: Mutex::new(SlotStatus::default()),
+            loads: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The loaded model if it is ready; never starts a load.
+    pub fn loaded(&self) -> Option<Arc<T>> {
+        self.cell.get().cloned()
+    }
+
+    /// The model, loading it first if needed (single-flight, with back-off after failures).
+    pub async fn get(&self) -> Result<Arc<T>, ModelError> {
+        if let Some(m) = self.cell.get() {
+            return Ok(m.clone());
+        }
+        if let Some(err) = self.backing_off() {
+            return Err(err);
+        }
+        self.cell.get_or_try_init(|| self.load_now()).await.cloned()
+    }
+
+    fn backing_off(&self) -> Option<ModelError> {
+        let st = self.status.lock();
+        let next = st.next_retry?;
+        let now = Instant::now();
+        (now < next).then(|| ModelError::LoadFailed {
+            model: self.manifest.name.clone(),
+            message: st.error.clone().unwrap_or_default(),
+            retry_in_ms: (next - now).as_millis() as u64,
+        })
+    }
+
+    async fn load_now(&self) -> Result<Arc<T>, ModelError> {
+        self.status.lock().state = Some(ModelState::Loading);
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        let started = Instant::now();
+        let (dir, manifest, options) = (self.dir.clone(), self.manifest.clone(), self.options.clone());
+        // Loading parses hundreds of MB and runs a warm-up inference: keep it off the runtime.
+        let result = tokio::task::spawn_blocking(move || {
+            let runtime = OrtRuntime::get_or_init(options.ort_library.as_deref(), &options.models_dir)?;
+            let ctx = LoadContext { dir: &dir, manifest: &manifest, runtime, session: options.session };
+            let model = T::load(&ctx)?;
+            model.warm_up()?;
+            Ok::<_, ModelError>(Arc::new(model))
+        })
+        .await
+        .map_err(ModelError::Join)
+        .and_then(|r| r);
+        let elapsed = started.elapsed().as_millis() as u64;
+        let mut st = self.status.lock();
+        match &result {
+            Ok(_) => {
+                *st = SlotStatus { state: Some(ModelState::Ready), load_ms: Some(elapsed), ..Default::default() };
+                tracing::info!(model.name = %self.manifest.name, load_ms = elapsed, "model ready");
+            }
+            Err(e) => {
+                st.state = Some(ModelState::Failed);
+                st.failures += 1;
+                st.error = Some(error_chain(e));
+                st.next_retry = Some(Instant::now() + backoff(st.failures));
+                tracing::error!(model.name = %self.manifest.name, error = %error_chain(e), "model failed to load");
+            }
+        }
+        result
+    }
+}
+
+/// An error with its sources, for status reports that outlive the error value.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(src) = cur {
+        s.push_str(": ");
+        s.push_str(&src.to_string());
+        cur = src.source();
+    }
+    s
+}
+
+/// Object-safe view of a slot for status listing and preloading.
+pub trait AnySlot: Send + Sync {
+    fn status(&self) -> ModelStatus;
+    fn preload(&self) -> Pin<Box<dyn Future<Output = Result<(), ModelError>> + Send + '_>>;
+}
+
+impl<T: Loadable> AnySlot for Slot<T> {
+    fn status(&self) -> ModelStatus {
+        let st = self.status.lock();
+        ModelStatus {
+            name: self.manifest.name.clone(),
+            version: self.manifest.version.clone(),
+            kind: self.manifest.kind.as_str(),
+            state: st.state.unwrap_or(ModelState::NotLoaded),
+            bytes: self.manifest.files.iter().map(|f| f.bytes).sum(),
+            load_ms: st.load_ms,
+            error: st.error.clone(),
+            loads: self.loads.load(Ordering::SeqCst),
+        }
+    }
+
+    fn preload(&self) -> Pin<Box<dyn Future<Output = Result<(), ModelError>> + Send + '_>> {
+        Box::pin(async move { self.get().await.map(|_| ()) })
+    }
+}
+
+/// All configured models, by role.
+#[derive(Default)]
+pub struct Registry {
+    slots: Vec<Arc<dyn AnySlot>>,
+    pub fixture: Option<Arc<Slot<FixtureModel>>>,
+}
+
+impl Registry {
+    /// Reads every `*/manifest.json` under the models directory. Loads nothing.
+    pub fn discover(options: RegistryOptions) -> Result<Self, ModelError> {
+        let options = Arc::new(options);
+        let mut registry = Registry::default();
+        let mut dirs: Vec<PathBuf> = match std::fs::read_dir(&options.models_dir) {
+            Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => return Err(ModelError::File { path: options.models_dir.clone(), source }),
+        };
+        dirs.sort();
+        for dir in dirs {
+            if !dir.join(ocular_core::manifest::MANIFEST_FILE).is_file() {
+                continue;
+            }
+            let manifest = Manifest::load(&dir)?;
+            if let Some(enabled) = &options.enabled
+                && !enabled.iter().any(|n| n == &manifest.name)
+            {
+                continue;
+            }
+            registry.add(dir, manifest, &options);
+        }
+        Ok(registry)
+    }
+
+    fn add(&mut self, dir: PathBuf, manifest: Manifest, options: &Arc<RegistryOptions>) {
+        let name = manifest.name.clone();
+        let duplicate = match manifest.kind {
+            ModelKind::Fixture => install(&mut self.fixture, &mut self.slots, dir, manifest, options),
+            other => {
+                tracing::warn!(model.name = %name, model.kind = other.as_str(), "model kind not served yet; skipped");
+                false
+            }
+        };
+        if duplicate {
+            tracing::warn!(model.name = %name, "another model of the same kind is already configured; skipped");
+        }
+    }
+
+    /// Status of every configured model.
+    pub fn statuses(&self) -> Vec<ModelStatus> {
+        self.slots.iter().map(|s| s.status()).collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// True when every configured model is loaded.
+    pub fn all_ready(&self) -> bool {
+        self.slots.iter().all(|s| s.status().state == ModelState::Ready)
+    }
+
+    /// Loads every model concurrently; returns the errors (the process keeps running).
+    pub async fn preload_all(&self) -> Vec<(String, ModelError)> {
+        let futures = self.slots.iter().map(|s| async move { (s.status().name, s.preload().await) });
+        let results = futures::future::join_all(futures).await;
+        results.into_iter().filter_map(|(n, r)| r.err().map(|e| (n, e))).collect()
+    }
+}
+
+/// Puts a slot in its role; returns true when the role was already taken.
+fn install<T: Loadable>(
+    role: &mut Option<Arc<Slot<T>>>,
+    all: &mut Vec<Arc<dyn AnySlot>>,
+    dir: PathBuf,
+    manifest: Manifest,
+    options: &Arc<RegistryOptions>,
+) -> bool {
+    if role.is_some() {
+        return true;
+    }
+    let slot = Arc::new(Slot::new(dir, manifest, options.clone()));
+    all.push(slot.clone());
+    *role = Some(slot);
+    false
+}

@@ -1,0 +1,5 @@
+//! Integration tests of ocular-models: the registry lifecycle on a real ONNX model and the
+//! real ONNX Runtime library.
+
+mod common;
+mod registry;

@@ -1,0 +1,94 @@
+//! Lifecycle: preload, lazy single-flight, failure with back-off and recovery.
+
+use std::time::Duration;
+
+use ocular_models::{ModelError, ModelState, Registry, runtime};
+
+use crate::common::{models_dir_with_fixture, options};
+
+#[tokio::test]
+async fn discover_loads_nothing_and_preload_makes_ready() {
+    let dir = models_dir_with_fixture();
+    let registry = Registry::discover(options(dir.path())).expect("discover");
+    let st = &registry.statuses()[0];
+    assert_eq!((st.name.as_str(), st.state, st.loads), ("fixture", ModelState::NotLoaded, 0));
+    assert!(!registry.all_ready());
+
+    let errors = registry.preload_all().await;
+    assert!(errors.is_empty(), "{errors:?}");
+    let st = &registry.statuses()[0];
+    assert_eq!(st.state, ModelState::Ready);
+    assert!(st.bytes > 0 && st.load_ms.is_some());
+    assert!(registry.all_ready());
+
+    let model = registry.fixture.as_ref().expect("fixture slot").get().await.expect("model");
+    let y = model.run(&[0.5, -1.0, 2.0, 0.25]).expect("inference");
+    assert_eq!(y.len(), 3);
+    assert!((y.iter().sum::<f32>() - 1.0).abs() < 1e-5, "softmax output sums to one: {y:?}");
+    assert!(model.run(&[1.0]).is_err(), "wrong width is an error, not a panic");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hundred_concurrent_first_requests_cause_one_load() {
+    let dir = models_dir_with_fixture();
+    let registry = Registry::discover(options(dir.path())).expect("discover");
+    let slot = registry.fixture.clone().expect("fixture slot");
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let slot = slot.clone();
+            tokio::spawn(async move { slot.get().await.map(|_| ()) })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("join").expect("load");
+    }
+    assert_eq!(registry.statuses()[0].loads, 1);
+}
+
+#[tokio::test]
+async fn failed_load_backs_off_then_recovers() {
+    let dir = models_dir_with_fixture();
+    let onnx = dir.path().join("fixture/model.onnx");
+    let good = std::fs::read(&onnx).expect("read");
+    std::fs::write(&onnx, b"not an onnx model").expect("corrupt");
+
+    let registry = Registry::discover(options(dir.path())).expect("discover");
+    let slot = registry.fixture.clone().expect("slot");
+    let first = slot.get().await.map(|_| ());
+    assert!(matches!(first, Err(ModelError::Ort { .. })), "{first:?}");
+    let st = &registry.statuses()[0];
+    assert_eq!(st.state, ModelState::Failed);
+    assert!(st.error.as_deref().is_some_and(|e| e.contains("fixture")), "{st:?}");
+
+    // Within the back-off window the error is answered without another load attempt.
+    let second = slot.get().await.map(|_| ());
+    assert!(matches!(second, Err(ModelError::LoadFailed { .. })), "{second:?}");
+    assert_eq!(registry.statuses()[0].loads, 1);
+
+    std::fs::write(&onnx, good).expect("repair");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    slot.get().await.expect("recovers after back-off");
+    let st = &registry.statuses()[0];
+    assert_eq!((st.state, st.loads, st.error.clone()), (ModelState::Ready, 2, None));
+}
+
+#[test]
+fn missing_runtime_library_is_a_clear_error() {
+    let empty = tempfile::tempdir().expect("tempdir");
+    let missing = empty.path().join("nope.so");
+    // ORT_DYLIB_PATH may be set by the developer; only the explicit path and the dir matter here.
+    let err = runtime::locate(Some(&missing), empty.path());
+    if std::env::var_os("ORT_DYLIB_PATH").is_none() {
+        let msg = err.expect_err("nothing to find").to_string();
+        assert!(msg.contains("ocular models fetch") && msg.contains("nope.so"), "{msg}");
+    }
+}
+
+#[tokio::test]
+async fn enabled_list_filters_models() {
+    let dir = models_dir_with_fixture();
+    let mut opts = options(dir.path());
+    opts.enabled = Some(vec!["something-else".into()]);
+    let registry = Registry::discover(opts).expect("discover");
+    assert!(registry.is_empty());
+}
