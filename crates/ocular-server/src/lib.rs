@@ -1,1 +1,92 @@
-//! ocular-server
+//! The HTTP layer: axum routes, middleware (limits, deadlines, metrics) and start-up.
+//!
+//! Handlers translate requests into calls on models and storage and results into responses;
+//! they hold no model or storage logic themselves.
+
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod memory;
+pub mod metrics;
+pub mod routes;
+pub mod state;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+pub use config::Config;
+pub use error::ApiError;
+pub use state::AppState;
+
+/// Builds the application router.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config.max_body_bytes;
+    metrics::handle();
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/health/ready", get(health::ready))
+        .route("/api/v1/health", get(health::legacy))
+        .route("/metrics", get(metrics::render))
+        .merge(routes::router())
+        .fallback(no_route)
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(state.clone(), deadline))
+        .layer(middleware::from_fn(limit_errors))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn(metrics::track))
+        .with_state(state)
+}
+
+async fn no_route(req: Request) -> ApiError {
+    ApiError::NoRoute(req.uri().path().chars().take(200).collect())
+}
+
+/// Bounds every request's total time; the client gets a clear 503 instead of a hung socket.
+async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = state.config.request_timeout();
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::Timeout(limit.as_secs()).into_response(),
+    }
+}
+
+/// axum's body-limit rejection is plain text; give it the JSON envelope and a stable code.
+async fn limit_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE
+        && resp.headers().get(axum::http::header::CONTENT_TYPE).is_none_or(|v| v != "application/json")
+    {
+        return ApiError::PayloadTooLarge { max: 0 }.into_response();
+    }
+    resp
+}
+
+/// Serves until SIGTERM or Ctrl-C, then drains in-flight requests.
+pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    let app = router(state);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown signal received; draining requests");
+    // Give load balancers a moment to notice the closed listener before in-flight work ends.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}

@@ -1,1 +1,103 @@
-//! ocular-store
+//! Storage: products, their embeddings, analyses. SQLite by default, PostgreSQL to scale out.
+//!
+//! Callers hold an `Arc<dyn Store>` and never know which backend is behind it (the pattern of
+//! crates.io's `storage.rs`: embedded by default, external when configured). All methods are
+//! synchronous; async callers run them on `spawn_blocking`. Opening a store runs pending
+//! migrations when asked to, so `ocular migrate` and `ocular serve` share one code path.
+
+pub mod error;
+pub mod migrations;
+pub mod sqlite;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use error::StoreError;
+
+/// Where data lives, parsed from `DATABASE_URL` or defaulted from the data directory.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Location {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+}
+
+impl Location {
+    /// `postgres://…` / `postgresql://…` select PostgreSQL; `sqlite://PATH`, `sqlite:PATH` or a
+    /// plain path select SQLite; no URL means `DATA_DIR/ocular.db`.
+    pub fn parse(url: Option<&str>, data_dir: &Path) -> Result<Self, StoreError> {
+        let Some(url) = url.map(str::trim).filter(|u| !u.is_empty()) else {
+            return Ok(Location::Sqlite(data_dir.join("ocular.db")));
+        };
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Location::Postgres(url.to_string()));
+        }
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            return Ok(Location::Sqlite(path.into()));
+        }
+        if url.contains("://") {
+            return Err(StoreError::UnsupportedUrl(redact(url)));
+        }
+        Ok(Location::Sqlite(url.into()))
+    }
+
+    /// A description safe to log (no password).
+    pub fn describe(&self) -> String {
+        match self {
+            Location::Sqlite(p) => format!("sqlite:{}", p.display()),
+            Location::Postgres(u) => redact(u),
+        }
+    }
+}
+
+/// Replaces the password of a URL with `***`.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_string() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+/// Backend-independent storage operations.
+pub trait Store: Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// The highest migration applied.
+    fn schema_version(&self) -> Result<u32, StoreError>;
+    /// Runs pending migrations; returns the versions applied now.
+    fn migrate(&self) -> Result<Vec<u32>, StoreError>;
+    /// A cheap round trip, for readiness.
+    fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Opens the store at `location`, running migrations first when `migrate` is set.
+pub fn open(location: &Location, migrate: bool) -> Result<Arc<dyn Store>, StoreError> {
+    let store: Arc<dyn Store> = match location {
+        Location::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(path)?),
+        Location::Postgres(url) => return Err(StoreError::BackendUnavailable(redact(url))),
+    };
+    if migrate {
+        let applied = store.migrate()?;
+        if !applied.is_empty() {
+            tracing::info!(store.backend = store.backend(), migrations = ?applied, "migrations applied");
+        }
+    }
+    Ok(store)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations() {
+        let d = Path::new("/data");
+        assert_eq!(Location::parse(None, d).unwrap(), Location::Sqlite("/data/ocular.db".into()));
+        assert_eq!(Location::parse(Some("sqlite:///x.db"), d).unwrap(), Location::Sqlite("/x.db".into()));
+        assert_eq!(Location::parse(Some("rel.db"), d).unwrap(), Location::Sqlite("rel.db".into()));
+        let pg = Location::parse(Some("postgres://u:secret@h/db"), d).unwrap();
+        assert_eq!(pg.describe(), "postgres://u:***@h/db");
+        assert!(matches!(Location::parse(Some("mysql://x"), d), Err(StoreError::UnsupportedUrl(_))));
+    }
+}

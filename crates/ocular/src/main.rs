@@ -1,1 +1,82 @@
-fn main() {}
+//! `ocular`: image AI on small machines — skin-lesion analysis and visual product search in
+//! one process. Subcommands load only what they need: `migrate` and other admin commands never
+//! touch ONNX Runtime or a model file.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+use ocular_server::Config;
+
+#[derive(Debug, Parser)]
+#[command(name = "ocular", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    config: Config,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server (applies pending migrations first).
+    Serve,
+    /// Apply pending database migrations and exit. Never loads a model.
+    Migrate,
+    /// Print the effective configuration (secrets redacted) and exit.
+    Config,
+    /// Manage models: list what is installed.
+    #[command(subcommand)]
+    Models(commands::models::ModelsCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    if let Err(e) = ocular_server::config::apply_env_aliases() {
+        eprintln!("error: {e}");
+        return std::process::ExitCode::from(2);
+    }
+    let cli = Cli::parse();
+    if let Err(e) = cli.config.validate() {
+        eprintln!("error: invalid configuration: {e}");
+        return std::process::ExitCode::from(2);
+    }
+    init_logging(&cli.config);
+    let result = match cli.command {
+        Command::Serve => commands::serve::run(cli.config),
+        Command::Migrate => commands::migrate::run(&cli.config),
+        Command::Config => {
+            println!("{}", serde_json::to_string_pretty(&cli.config.redacted()).unwrap_or_default());
+            Ok(())
+        }
+        Command::Models(cmd) => commands::models::run(&cli.config, cmd),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("OCULAR_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info,ort=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if config.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        super::Cli::command().debug_assert();
+    }
+}

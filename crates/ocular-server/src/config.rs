@@ -1,0 +1,209 @@
+//! The one configuration struct: every option is a flag and an `OCULAR_*` variable.
+//!
+//! The services ocular replaces were configured with `PORT`, `PRELOAD_MODEL`, `TOP_K`, …;
+//! [`apply_env_aliases`] maps those names onto ours so their deployments move over unchanged.
+//! Values are validated once at start-up ([`Config::validate`]); the effective configuration is
+//! logged once with secrets redacted ([`Config::redacted`]).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use serde::Serialize;
+
+/// Options shared by every subcommand.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "OCULAR_HOST", default_value = "127.0.0.1", global = true)]
+    pub host: std::net::IpAddr,
+
+    /// Port to listen on (alias: PORT).
+    #[arg(long, env = "OCULAR_PORT", default_value_t = 8000, global = true)]
+    pub port: u16,
+
+    /// Directory for the database and stored images.
+    #[arg(long, env = "OCULAR_DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+
+    /// Directory holding one folder per model and the ONNX Runtime library.
+    #[arg(long, env = "OCULAR_MODELS_DIR", default_value = "./models", global = true)]
+    pub models_dir: PathBuf,
+
+    /// Database URL: sqlite:PATH (default DATA_DIR/ocular.db) or postgres://… (alias: DATABASE_URL).
+    #[arg(long, env = "OCULAR_DATABASE_URL", global = true)]
+    #[serde(skip)]
+    pub database_url: Option<String>,
+
+    /// Path of libonnxruntime.so; found under MODELS_DIR/onnxruntime when unset.
+    #[arg(long, env = "OCULAR_ORT_LIBRARY", global = true)]
+    pub ort_library: Option<PathBuf>,
+
+    /// Load every model before reporting ready (alias: PRELOAD_MODEL; LAZY_LOAD_MODEL=true sets false).
+    #[arg(long, env = "OCULAR_PRELOAD", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub preload: bool,
+
+    /// Comma-separated model names to enable; every model found when unset.
+    #[arg(long, env = "OCULAR_MODELS", value_delimiter = ',', global = true)]
+    pub models: Option<Vec<String>>,
+
+    /// Compute Grad-CAM heatmaps unless a request says otherwise (alias: ENABLE_GRADCAM).
+    #[arg(long, env = "OCULAR_ENABLE_GRADCAM", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub enable_gradcam: bool,
+
+    /// Default number of search results (alias: TOP_K).
+    #[arg(long, env = "OCULAR_TOP_K", default_value_t = 10, global = true)]
+    pub top_k: usize,
+
+    /// Default minimum similarity of a search result, -1..1 (alias: SIMILARITY_THRESHOLD).
+    #[arg(long, env = "OCULAR_SIMILARITY_THRESHOLD", default_value_t = 0.2, global = true)]
+    pub similarity_threshold: f32,
+
+    /// Images embedded per model call during imports (alias: MAX_BATCH_SIZE).
+    #[arg(long, env = "OCULAR_MAX_BATCH_SIZE", default_value_t = 8, global = true)]
+    pub max_batch_size: usize,
+
+    /// Inferences running at once; more wait in the queue (alias: MAX_CONCURRENCY).
+    #[arg(long, env = "OCULAR_MAX_CONCURRENCY", default_value_t = 10, global = true)]
+    pub max_concurrency: usize,
+
+    /// Requests allowed to wait for an inference slot; beyond that 503 + Retry-After.
+    #[arg(long, env = "OCULAR_MAX_QUEUE", default_value_t = 32, global = true)]
+    pub max_queue: usize,
+
+    /// Longest wait for an inference slot, in milliseconds, before 503.
+    #[arg(long, env = "OCULAR_QUEUE_TIMEOUT_MS", default_value_t = 5000, global = true)]
+    pub queue_timeout_ms: u64,
+
+    /// ONNX Runtime threads per inference (default: all cores).
+    #[arg(long, env = "OCULAR_INTRA_THREADS", global = true)]
+    pub intra_threads: Option<usize>,
+
+    /// Largest accepted request body, in bytes (uploads included).
+    #[arg(long, env = "OCULAR_MAX_BODY_BYTES", default_value_t = 20 * 1024 * 1024, global = true)]
+    pub max_body_bytes: usize,
+
+    /// Largest accepted image, in decoded pixels (checked before decoding).
+    #[arg(long, env = "OCULAR_MAX_IMAGE_PIXELS", default_value_t = 40_000_000, global = true)]
+    pub max_image_pixels: u64,
+
+    /// Deadline for a whole request, in seconds.
+    #[arg(long, env = "OCULAR_REQUEST_TIMEOUT_S", default_value_t = 30, global = true)]
+    pub request_timeout_s: u64,
+
+    /// API key required for writes when set (sent as `Authorization: Bearer KEY` or `X-Api-Key`).
+    #[arg(long, env = "OCULAR_API_KEY", hide_env_values = true, global = true)]
+    #[serde(skip)]
+    pub api_key: Option<String>,
+
+    /// Log format: text or json.
+    #[arg(long, env = "OCULAR_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
+    pub log_format: String,
+}
+
+/// Old variable → (our variable, invert the boolean).
+const ALIASES: &[(&str, &str, bool)] = &[
+    ("PORT", "OCULAR_PORT", false),
+    ("PRELOAD_MODEL", "OCULAR_PRELOAD", false),
+    ("LAZY_LOAD_MODEL", "OCULAR_PRELOAD", true),
+    ("ENABLE_GRADCAM", "OCULAR_ENABLE_GRADCAM", false),
+    ("TOP_K", "OCULAR_TOP_K", false),
+    ("SIMILARITY_THRESHOLD", "OCULAR_SIMILARITY_THRESHOLD", false),
+    ("MAX_BATCH_SIZE", "OCULAR_MAX_BATCH_SIZE", false),
+    ("MAX_CONCURRENCY", "OCULAR_MAX_CONCURRENCY", false),
+    ("DATABASE_URL", "OCULAR_DATABASE_URL", false),
+];
+
+/// Computes `OCULAR_*` values implied by the original services' variables. An `OCULAR_*`
+/// variable that is set always wins. Returns (name, value) pairs to set.
+pub fn env_aliases(get: impl Fn(&str) -> Option<String>) -> Result<Vec<(&'static str, String)>, String> {
+    let mut out: Vec<(&'static str, String)> = Vec::new();
+    for (old, new, invert) in ALIASES {
+        let Some(value) = get(old) else { continue };
+        if get(new).is_some() || out.iter().any(|(n, _)| n == new) {
+            continue;
+        }
+        let value = if *invert {
+            match parse_bool(&value) {
+                Some(b) => (!b).to_string(),
+                None => return Err(format!("{old}={value:?} is not a boolean (true/false)")),
+            }
+        } else if ["PRELOAD_MODEL", "ENABLE_GRADCAM"].contains(old) {
+            match parse_bool(&value) {
+                Some(b) => b.to_string(),
+                None => return Err(format!("{old}={value:?} is not a boolean (true/false)")),
+            }
+        } else {
+            value
+        };
+        out.push((new, value));
+    }
+    Ok(out)
+}
+
+/// Python-style booleans as the original services accepted them.
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Applies [`env_aliases`] to this process's environment. Call before parsing, while the
+/// process is still single-threaded.
+pub fn apply_env_aliases() -> Result<(), String> {
+    for (name, value) in env_aliases(|k| std::env::var(k).ok())? {
+        // SAFETY: called at the start of `main`, before any thread is spawned.
+        unsafe { std::env::set_var(name, value) };
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Checks values clap cannot check alone.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        if !(-1.0..=1.0).contains(&self.similarity_threshold) {
+            problems.push(format!("similarity threshold {} is outside -1..1", self.similarity_threshold));
+        }
+        if !(1..=1000).contains(&self.top_k) {
+            problems.push(format!("top_k {} is outside 1..1000", self.top_k));
+        }
+        for (name, v) in [("max_concurrency", self.max_concurrency), ("max_batch_size", self.max_batch_size)] {
+            if v == 0 {
+                problems.push(format!("{name} must be at least 1"));
+            }
+        }
+        if self.intra_threads == Some(0) {
+            problems.push("intra_threads must be at least 1".into());
+        }
+        if self.max_body_bytes < 1024 {
+            problems.push("max_body_bytes must be at least 1024".into());
+        }
+        if self.api_key.as_deref().is_some_and(|k| k.len() < 16) {
+            problems.push("the API key must be at least 16 characters".into());
+        }
+        if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_s.max(1))
+    }
+
+    /// The configuration as JSON for the start-up log, secrets replaced.
+    pub fn redacted(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(obj) = v.as_object_mut() {
+            let db = self.database_url.as_deref().map(ocular_store::redact);
+            obj.insert("database_url".into(), db.into());
+            obj.insert("api_key".into(), self.api_key.as_ref().map(|_| "***").into());
+        }
+        v
+    }
+}

@@ -1,0 +1,114 @@
+//! The server's one error type and its exhaustive mapping to (HTTP status, stable code).
+//!
+//! Every error leaves as `{"error": {"code": "...", "message": "..."}}`. Codes are part of the
+//! API and never change meaning; client errors say what to fix; internal errors get a generic
+//! message and are logged once, here, with their source chain.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ocular_models::{AdmissionError, ModelError};
+use ocular_store::StoreError;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("no route for {0}")]
+    NoRoute(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("request body is larger than {max} bytes")]
+    PayloadTooLarge { max: usize },
+    #[error("a valid API key is required for this request")]
+    Unauthorized,
+    #[error(transparent)]
+    Overloaded(#[from] AdmissionError),
+    #[error("the request took longer than {0} s")]
+    Timeout(u64),
+    #[error("the model is not available")]
+    ModelUnavailable(#[source] ModelError),
+    #[error("storage failed")]
+    Store(#[source] StoreError),
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest { code, message: message.into() }
+    }
+
+    pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        ApiError::Internal(Box::new(e))
+    }
+
+    /// HTTP status and stable code.
+    pub fn status_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::NoRoute(_) => (StatusCode::NOT_FOUND, "no_route"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Overloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            ApiError::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "request_timeout"),
+            ApiError::ModelUnavailable(ModelError::NotConfigured(_)) => (StatusCode::NOT_FOUND, "model_not_configured"),
+            ApiError::ModelUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "model_unavailable"),
+            ApiError::Store(StoreError::NotFound(_)) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Store(StoreError::Conflict(_)) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage_error"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    /// Seconds a client should wait before retrying, for 503s.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::Overloaded(e) => Some(e.retry_after_s()),
+            ApiError::Timeout(_) => Some(1),
+            ApiError::ModelUnavailable(ModelError::LoadFailed { retry_in_ms, .. }) => Some(retry_in_ms.div_ceil(1000).max(1)),
+            ApiError::ModelUnavailable(_) => Some(5),
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Store(e)
+    }
+}
+
+impl From<ModelError> for ApiError {
+    fn from(e: ModelError) -> Self {
+        match e {
+            ModelError::Join(_) | ModelError::Invalid { .. } => ApiError::internal(e),
+            other => ApiError::ModelUnavailable(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_code();
+        let message = if status.is_server_error() && !matches!(self, ApiError::Overloaded(_) | ApiError::Timeout(_)) {
+            tracing::error!(error.code = code, error = %ocular_models::registry::error_chain(&self), "request failed");
+            match &self {
+                ApiError::ModelUnavailable(e) => format!("the model is not available: {e}"),
+                _ => "an internal error occurred; it has been logged".to_string(),
+            }
+        } else {
+            self.to_string()
+        };
+        let mut resp = (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response();
+        if let Some(s) = self.retry_after() {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        resp
+    }
+}

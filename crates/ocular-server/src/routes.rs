@@ -1,0 +1,38 @@
+//! API routes beyond health, grouped by job.
+
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use ocular_models::ModelError;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/fixture", post(fixture))
+}
+
+#[derive(Debug, Deserialize)]
+struct FixtureRequest {
+    input: Vec<f32>,
+}
+
+/// `POST /api/v1/fixture`: runs the test fixture model when it is configured. It exists so
+/// the whole path (admission, lazy loading, ONNX Runtime, errors) can be exercised over HTTP
+/// with a model small enough for any test; production model folders never contain it.
+async fn fixture(State(state): State<AppState>, Json(req): Json<FixtureRequest>) -> Result<Json<Value>, ApiError> {
+    let slot = state
+        .registry
+        .fixture
+        .clone()
+        .ok_or_else(|| ApiError::ModelUnavailable(ModelError::NotConfigured("fixture".into())))?;
+    let model = slot.get().await?;
+    let started = Instant::now();
+    let output = state.infer(move || model.run(&req.input).map_err(|e| ApiError::bad_request("invalid_input", e.to_string()))).await?;
+    crate::metrics::record_inference("fixture", started.elapsed().as_secs_f64());
+    Ok(Json(json!({ "output": output })))
+}

@@ -1,0 +1,65 @@
+//! Shared application state and the one way handlers run inference.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ocular_models::{Admission, Registry};
+use ocular_store::Store;
+
+use crate::config::Config;
+use crate::error::ApiError;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub registry: Arc<Registry>,
+    pub store: Arc<dyn Store>,
+    pub admission: Admission,
+    pub started: Instant,
+}
+
+impl AppState {
+    pub fn new(config: Config, registry: Registry, store: Arc<dyn Store>) -> Self {
+        let admission = Admission::new(
+            config.max_concurrency,
+            config.max_queue,
+            Duration::from_millis(config.queue_timeout_ms),
+        );
+        Self { config: Arc::new(config), registry: Arc::new(registry), store, admission, started: Instant::now() }
+    }
+
+    /// Runs blocking model work after admission, off the async runtime. Beyond capacity this
+    /// fails at once with 503 + Retry-After instead of queueing without bound.
+    pub async fn infer<T, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    {
+        let permit = self.admission.admit().await?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(ApiError::internal)?
+    }
+
+    /// Runs a blocking storage call off the async runtime.
+    pub async fn db<T, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, ocular_store::StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || work(store.as_ref()))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::from)
+    }
+
+    /// Ready to serve: storage answers and, in preload mode, every configured model is loaded.
+    pub fn is_ready(&self) -> bool {
+        let models_ok = !self.config.preload || self.registry.all_ready();
+        models_ok && self.store.ping().is_ok()
+    }
+}

@@ -1,0 +1,52 @@
+//! `ocular serve`: migrate, discover models, listen, then load models in the background.
+//!
+//! The listener is bound before models load so `/health` answers at once (liveness) while
+//! `/health/ready` stays 503 until every enabled model is loaded and warmed (preload mode).
+
+use anyhow::Context;
+use ocular_models::{Registry, RegistryOptions};
+use ocular_models::session::SessionOptions;
+use ocular_server::{AppState, Config};
+
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    tracing::info!(config = %config.redacted(), "effective configuration");
+    let store = super::open_store(&config)?;
+    let registry = Registry::discover(RegistryOptions {
+        models_dir: config.models_dir.clone(),
+        ort_library: config.ort_library.clone(),
+        session: config.intra_threads.map_or_else(SessionOptions::default, |n| SessionOptions { intra_threads: n }),
+        enabled: config.models.clone(),
+    })
+    .context("reading model manifests")?;
+    if registry.is_empty() {
+        tracing::warn!(models_dir = %config.models_dir.display(), "no models found; run `ocular models fetch`");
+    }
+    let addr = config.listen_addr();
+    let preload = config.preload;
+    let state = AppState::new(config, registry, store);
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    tracing::info!(%addr, "listening");
+    if preload {
+        let registry = state.registry.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let errors = registry.preload_all().await;
+            let rss = ocular_server::memory::usage().rss_bytes.unwrap_or(0);
+            if errors.is_empty() {
+                tracing::info!(duration_ms = started.elapsed().as_millis() as u64, rss_bytes = rss, "models preloaded; ready");
+            } else {
+                // Never fatal: failed models retry with back-off on later requests.
+                tracing::warn!(failed = errors.len(), rss_bytes = rss, "some models failed to preload");
+            }
+        });
+    }
+    ocular_server::serve(state, listener).await.context("serving HTTP")
+}
