@@ -1,0 +1,91 @@
+//! Builds an app over a temporary data dir and a models dir holding the fixture model.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, Response};
+use clap::Parser;
+use http_body_util::BodyExt;
+use ocular_models::session::SessionOptions;
+use ocular_models::{Registry, RegistryOptions, runtime};
+use ocular_server::{AppState, Config};
+use tower::ServiceExt;
+
+#[derive(Parser)]
+struct TestCli {
+    #[command(flatten)]
+    config: Config,
+}
+
+/// A config parsed exactly as the binary parses it, from flags only.
+pub fn config(args: &[&str]) -> Config {
+    let mut argv = vec!["ocular"];
+    argv.extend_from_slice(args);
+    TestCli::try_parse_from(argv).expect("valid flags").config
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn ort_library() -> PathBuf {
+    let explicit = std::env::var_os("OCULAR_ORT_LIBRARY").map(PathBuf::from);
+    runtime::locate(explicit.as_deref(), &workspace_root().join("models"))
+        .unwrap_or_else(|e| panic!("{e} (run scripts/setup.sh first)"))
+}
+
+pub struct TestApp {
+    pub state: AppState,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl TestApp {
+    /// `extra` flags are appended to the defaults (e.g. `--preload false`).
+    pub fn new(extra: &[&str]) -> Self {
+        let models = tempfile::tempdir().expect("tempdir");
+        let data = tempfile::tempdir().expect("tempdir");
+        let fixture = models.path().join("fixture");
+        std::fs::create_dir_all(&fixture).expect("mkdir");
+        for f in ["model.onnx", "manifest.json"] {
+            std::fs::copy(workspace_root().join("fixtures/models/fixture").join(f), fixture.join(f)).expect("copy");
+        }
+        let mut args = vec!["--models-dir", models.path().to_str().expect("utf8"), "--data-dir", data.path().to_str().expect("utf8")];
+        args.extend_from_slice(extra);
+        let config = config(&args);
+        let store = ocular_store::open(&ocular_store::Location::Sqlite(data.path().join("t.db")), true).expect("store");
+        let registry = Registry::discover(RegistryOptions {
+            models_dir: config.models_dir.clone(),
+            ort_library: Some(ort_library()),
+            session: SessionOptions { intra_threads: 1 },
+            enabled: None,
+        })
+        .expect("registry");
+        let state = AppState::new(config, registry, store as Arc<dyn ocular_store::Store>);
+        Self { state, _dirs: (models, data) }
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Response<Body> {
+        ocular_server::router(self.state.clone()).oneshot(req).await.expect("infallible")
+    }
+
+    pub async fn get(&self, uri: &str) -> (u16, serde_json::Value) {
+        let resp = self.send(Request::get(uri).body(Body::empty()).expect("request")).await;
+        split(resp).await
+    }
+
+    pub async fn post_json(&self, uri: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let req = Request::post(uri)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("request");
+        split(self.send(req).await).await
+    }
+}
+
+pub async fn split(resp: Response<Body>) -> (u16, serde_json::Value) {
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, json)
+}

@@ -1,0 +1,110 @@
+//! Admin commands never touch a model or ONNX Runtime.
+//!
+//! The models directory is booby-trapped: the model file and the runtime library are FIFOs,
+//! so opening either blocks forever. A command that finishes proves it never opened them.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn ocular() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ocular"));
+    // Keep the developer's environment from leaking into the tests.
+    for var in ["OCULAR_MODELS_DIR", "OCULAR_DATA_DIR", "OCULAR_DATABASE_URL", "DATABASE_URL", "ORT_DYLIB_PATH", "OCULAR_ORT_LIBRARY", "PORT"] {
+        c.env_remove(var);
+    }
+    c
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let status = Command::new("mkfifo").arg(path).status().expect("mkfifo runs");
+    assert!(status.success());
+}
+
+fn trapped_models_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = dir.path().join("fixture");
+    std::fs::create_dir_all(&model).expect("mkdir");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/models/fixture/manifest.json");
+    std::fs::copy(root, model.join("manifest.json")).expect("manifest");
+    mkfifo(&model.join("model.onnx"));
+    std::fs::create_dir_all(dir.path().join("onnxruntime")).expect("mkdir");
+    mkfifo(&dir.path().join("onnxruntime/libonnxruntime.so"));
+    dir
+}
+
+/// Runs a command with a deadline; a hang means it opened a trapped file.
+fn run_bounded(mut cmd: Command) -> (bool, String, Duration) {
+    let started = Instant::now();
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let out = child.wait_with_output().expect("output");
+            let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+            return (status.success(), text, started.elapsed());
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("command blocked: it opened a model file or the ONNX Runtime library");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn migrate_never_opens_a_model() {
+    let models = trapped_models_dir();
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut cmd = ocular();
+    cmd.args(["migrate", "--models-dir"]).arg(models.path()).arg("--data-dir").arg(data.path());
+    let (ok, out, took) = run_bounded(cmd);
+    assert!(ok, "{out}");
+    assert!(out.contains("schema at version"), "{out}");
+    assert!(data.path().join("ocular.db").is_file());
+    eprintln!("ocular migrate took {} ms", took.as_millis());
+}
+
+#[test]
+fn models_list_reads_manifests_only() {
+    let models = trapped_models_dir();
+    let mut cmd = ocular();
+    cmd.args(["models", "list", "--models-dir"]).arg(models.path());
+    let (ok, out, _) = run_bounded(cmd);
+    assert!(ok, "{out}");
+    assert!(out.contains("fixture"), "{out}");
+}
+
+#[test]
+fn config_prints_effective_values_with_aliases_and_redaction() {
+    let mut cmd = ocular();
+    cmd.arg("config").env("PORT", "9100").env("LAZY_LOAD_MODEL", "true").env("OCULAR_API_KEY", "abcdefghijklmnopqrstuvwxyz");
+    let (ok, out, _) = run_bounded(cmd);
+    assert!(ok, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!((v["port"].as_u64(), v["preload"].as_bool()), (Some(9100), Some(false)));
+    assert_eq!(v["api_key"], "***");
+}
+
+#[test]
+fn invalid_configuration_fails_at_start_with_a_clear_message() {
+    let mut cmd = ocular();
+    cmd.args(["config", "--similarity-threshold", "3"]);
+    let (ok, out, _) = run_bounded(cmd);
+    assert!(!ok && out.contains("similarity threshold"), "{out}");
+    let mut cmd = ocular();
+    cmd.arg("config").env("PORT", "not-a-port");
+    let (ok, out, _) = run_bounded(cmd);
+    assert!(!ok && out.to_lowercase().contains("port"), "{out}");
+}
+
+#[test]
+fn help_documents_every_environment_variable() {
+    let (ok, out, _) = run_bounded({
+        let mut c = ocular();
+        c.args(["serve", "--help"]);
+        c
+    });
+    assert!(ok, "{out}");
+    for var in ["OCULAR_HOST", "OCULAR_PORT", "OCULAR_DATA_DIR", "OCULAR_MODELS_DIR", "OCULAR_PRELOAD", "OCULAR_MAX_CONCURRENCY", "OCULAR_API_KEY"] {
+        assert!(out.contains(var), "--help lacks {var}");
+    }
+}

@@ -1,0 +1,3 @@
+//! Tests of the `ocular` binary as a user runs it.
+
+mod admin;
