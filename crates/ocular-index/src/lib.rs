@@ -1,0 +1,42 @@
+//! Vector search for ocular's visual product search.
+//!
+//! The Python service this replaces recomputed every product's features on each search
+//! (1–2 s). Here product embeddings are stored once and searched from a compact in-memory
+//! index in milliseconds: [`QuantizedIndex`] scans int8 codes (a quarter of f32's bytes),
+//! rescores a shortlist at full precision and proves the result is the exact top-k.
+//!
+//! The server depends only on the [`VectorIndex`] trait, so an approximate index or
+//! PostgreSQL with pgvector can replace the in-memory one by configuration.
+//!
+//! ```
+//! use ocular_index::{QuantizedConfig, QuantizedIndex, VectorIndex};
+//!
+//! let index = QuantizedIndex::new(QuantizedConfig::new(3))?;
+//! index.upsert(1, &[1.0, 0.0, 0.0])?;
+//! index.upsert(2, &[0.6, 0.8, 0.0])?;
+//! index.upsert(3, &[0.0, 0.0, 1.0])?;
+//! let hits = index.search(&[1.0, 0.1, 0.0], 2, None)?;
+//! assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), [1, 2]);
+//! // Filters (category, price...) see ids; results still fill up to k when enough pass.
+//! let odd = |id: u64| id % 2 == 1;
+//! let hits = index.search(&[1.0, 0.1, 0.0], 2, Some(&odd))?;
+//! assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), [1, 3]);
+//! # Ok::<(), ocular_index::IndexError>(())
+//! ```
+
+mod error;
+pub mod kernel;
+mod quantize;
+mod quantized;
+mod rescore;
+mod search;
+mod storage;
+mod top_k;
+mod vector_index;
+
+pub use error::{Fault, IndexError};
+pub use kernel::Kernel;
+pub use quantized::{QuantizedConfig, QuantizedIndex};
+pub use rescore::{Rescore, Rescorer};
+pub use search::SearchStats;
+pub use vector_index::{Filter, Hit, VectorIndex};
