@@ -11,7 +11,7 @@ use ocular_core::{FileEntry, Manifest, ModelKind, TensorSpec};
 use sha2::{Digest, Sha256};
 
 fn weights(n: usize, seed: f32) -> Vec<f32> {
-    (0..n).map(|i| ((i as f32 * 0.7 + seed).sin() * 0.5)).collect()
+    (0..n).map(|i| (i as f32 * 0.7 + seed).sin() * 0.5).collect()
 }
 
 fn main() -> std::io::Result<()> {

@@ -4,9 +4,10 @@
 //! This crate has no heavy dependencies on purpose: admin commands and the storage layer can
 //! use it without linking ONNX Runtime or any model code.
 
+pub mod head;
 pub mod manifest;
 
 pub use manifest::{
-    FileEntry, GradcamSpec, ImagePreprocess, Label, Layout, Manifest, ManifestError, ModelKind,
-    ResizeMode, Source, TensorSpec, TextPreprocess,
+    FileEntry, GradcamSpec, ImagePreprocess, Label, Layout, Manifest, ManifestError, ModelKind, ResizeMode, Source,
+    TensorSpec, TextPreprocess,
 };

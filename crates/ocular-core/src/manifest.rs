@@ -185,10 +185,8 @@ impl Manifest {
     /// Reads `DIR/manifest.json`.
     pub fn load(dir: &Path) -> Result<Self, ManifestError> {
         let path = dir.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|source| ManifestError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|source| ManifestError::Read { path: path.clone(), source })?;
         serde_json::from_str(&text).map_err(|source| ManifestError::Parse { path, source })
     }
 

@@ -62,11 +62,7 @@ impl Admission {
 
     pub async fn admit(&self) -> Result<Permit, AdmissionError> {
         let retry_after_s = 1;
-        let queue = self
-            .queue
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| AdmissionError::Overloaded { retry_after_s })?;
+        let queue = self.queue.clone().try_acquire_owned().map_err(|_| AdmissionError::Overloaded { retry_after_s })?;
         let run = tokio::time::timeout(self.max_wait, self.run.clone().acquire_owned())
             .await
             .map_err(|_| AdmissionError::QueueTimeout { waited_ms: self.max_wait.as_millis() as u64, retry_after_s })?

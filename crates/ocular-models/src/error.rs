@@ -17,11 +17,7 @@ pub enum ModelError {
         source: std::io::Error,
     },
     #[error("model file {path} does not match its manifest digest (expected {expected}, found {found})")]
-    Digest {
-        path: PathBuf,
-        expected: String,
-        found: String,
-    },
+    Digest { path: PathBuf, expected: String, found: String },
     #[error("ONNX Runtime failed: {context}")]
     Ort {
         context: String,
@@ -31,11 +27,7 @@ pub enum ModelError {
     #[error("model {model} is not usable: {reason}")]
     Invalid { model: String, reason: String },
     #[error("model {model} failed to load (next retry in {retry_in_ms} ms): {message}")]
-    LoadFailed {
-        model: String,
-        message: String,
-        retry_in_ms: u64,
-    },
+    LoadFailed { model: String, message: String, retry_in_ms: u64 },
     #[error("model {0} is not configured")]
     NotConfigured(String),
     #[error("inference task panicked or was cancelled")]

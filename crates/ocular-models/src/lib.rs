@@ -6,11 +6,16 @@
 //! prevented by flags and locks as in the services ocular replaces.
 
 pub mod admission;
+pub mod analysis;
 pub mod error;
 pub mod fixture;
+pub mod image_classifier;
 pub mod registry;
 pub mod runtime;
 pub mod session;
+pub mod skin;
+pub mod skin_check;
+pub mod text_encoder;
 
 pub use admission::{Admission, AdmissionError, Permit};
 pub use error::ModelError;

@@ -22,8 +22,11 @@ use serde::Serialize;
 
 use crate::error::ModelError;
 use crate::fixture::FixtureModel;
+use crate::image_classifier::ImageClassifier;
 use crate::runtime::OrtRuntime;
 use crate::session::SessionOptions;
+use crate::skin::SkinModel;
+use crate::text_encoder::TextEncoder;
 
 /// Where a model is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -220,6 +223,9 @@ impl<T: Loadable> AnySlot for Slot<T> {
 pub struct Registry {
     slots: Vec<Arc<dyn AnySlot>>,
     pub fixture: Option<Arc<Slot<FixtureModel>>>,
+    pub skin: Option<Arc<Slot<SkinModel>>>,
+    pub image: Option<Arc<Slot<ImageClassifier>>>,
+    pub text: Option<Arc<Slot<TextEncoder>>>,
 }
 
 impl Registry {
@@ -252,6 +258,9 @@ impl Registry {
         let name = manifest.name.clone();
         let duplicate = match manifest.kind {
             ModelKind::Fixture => install(&mut self.fixture, &mut self.slots, dir, manifest, options),
+            ModelKind::SkinClassifier => install(&mut self.skin, &mut self.slots, dir, manifest, options),
+            ModelKind::ImageClassifier => install(&mut self.image, &mut self.slots, dir, manifest, options),
+            ModelKind::TextEncoder => install(&mut self.text, &mut self.slots, dir, manifest, options),
             other => {
                 tracing::warn!(model.name = %name, model.kind = other.as_str(), "model kind not served yet; skipped");
                 false

@@ -49,11 +49,7 @@ pub fn candidates(explicit: Option<&Path>, models_dir: &Path) -> Vec<PathBuf> {
     if let Ok(entries) = std::fs::read_dir(&dir) {
         let mut found: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("libonnxruntime.so"))
-            })
+            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so")))
             .collect();
         found.sort();
         out.extend(found);
@@ -85,10 +81,7 @@ impl OrtRuntime {
         let library = locate(explicit, models_dir)?;
         let load_err = |message: String| RuntimeError::Load { path: library.clone(), message };
         let builder = ort::init_from(&library).map_err(|e| load_err(e.to_string()))?;
-        let environment = builder
-            .with_name("ocular")
-            .build()
-            .map_err(|e| load_err(e.to_string()))?;
+        let environment = builder.with_name("ocular").build().map_err(|e| load_err(e.to_string()))?;
         tracing::info!(ort.library = %library.display(), "ONNX Runtime loaded");
         Ok(RUNTIME.get_or_init(|| OrtRuntime { library, environment }))
     }

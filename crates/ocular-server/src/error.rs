@@ -33,6 +33,10 @@ pub enum ApiError {
     ModelUnavailable(#[source] ModelError),
     #[error("storage failed")]
     Store(#[source] StoreError),
+    #[error(transparent)]
+    Image(#[from] ocular_image::ImageError),
+    #[error("{}", .0.reason)]
+    NotSkin(ocular_models::skin_check::InputCheck),
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -62,6 +66,8 @@ impl ApiError {
             ApiError::Store(StoreError::NotFound(_)) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Store(StoreError::Conflict(_)) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage_error"),
+            ApiError::Image(e) => (image_status(e), e.code()),
+            ApiError::NotSkin(_) => (StatusCode::UNPROCESSABLE_ENTITY, "not_a_skin_photo"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -71,9 +77,32 @@ impl ApiError {
         match self {
             ApiError::Overloaded(e) => Some(e.retry_after_s()),
             ApiError::Timeout(_) => Some(1),
-            ApiError::ModelUnavailable(ModelError::LoadFailed { retry_in_ms, .. }) => Some(retry_in_ms.div_ceil(1000).max(1)),
+            ApiError::ModelUnavailable(ModelError::LoadFailed { retry_in_ms, .. }) => {
+                Some(retry_in_ms.div_ceil(1000).max(1))
+            }
             ApiError::ModelUnavailable(_) => Some(5),
             _ => None,
+        }
+    }
+}
+
+fn image_status(e: &ocular_image::ImageError) -> StatusCode {
+    use ocular_image::ImageError as E;
+    match e {
+        E::TooLarge { .. } | E::TooManyPixels { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        E::UnsupportedFormat(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        _ if e.is_client_error() => StatusCode::BAD_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<ocular_models::analysis::AnalyzeError> for ApiError {
+    fn from(e: ocular_models::analysis::AnalyzeError) -> Self {
+        use ocular_models::analysis::AnalyzeError as A;
+        match e {
+            A::Image(e) => ApiError::Image(e),
+            A::NotSkin(check) => ApiError::NotSkin(check),
+            A::Model(e) => e.into(),
         }
     }
 }
@@ -102,6 +131,9 @@ impl IntoResponse for ApiError {
                 ApiError::ModelUnavailable(e) => format!("the model is not available: {e}"),
                 _ => "an internal error occurred; it has been logged".to_string(),
             }
+        } else if let ApiError::Image(e) = &self {
+            // "image cannot be read" alone does not say what to fix; the cause does.
+            ocular_models::registry::error_chain(e)
         } else {
             self.to_string()
         };

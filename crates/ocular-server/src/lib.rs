@@ -3,8 +3,10 @@
 //! Handlers translate requests into calls on models and storage and results into responses;
 //! they hold no model or storage logic themselves.
 
+pub mod analyze;
 pub mod config;
 pub mod error;
+pub mod form;
 pub mod health;
 pub mod memory;
 pub mod metrics;
@@ -34,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/health", get(health::legacy))
         .route("/metrics", get(metrics::render))
         .merge(routes::router())
+        .merge(analyze::router())
         .fallback(no_route)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), deadline))

@@ -30,5 +30,9 @@ pub fn cgroup_limit() -> Option<u64> {
 }
 
 pub fn usage() -> MemoryUsage {
-    MemoryUsage { rss_bytes: status_kb("VmRSS:"), anon_bytes: status_kb("RssAnon:"), cgroup_limit_bytes: cgroup_limit() }
+    MemoryUsage {
+        rss_bytes: status_kb("VmRSS:"),
+        anon_bytes: status_kb("RssAnon:"),
+        cgroup_limit_bytes: cgroup_limit(),
+    }
 }

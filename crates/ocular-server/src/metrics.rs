@@ -35,10 +35,8 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
 
 /// Middleware recording `http_requests_total` and `http_request_duration_seconds`.
 pub async fn track(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let route =
+        req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = req.method().to_string();
     let started = Instant::now();
     let resp = next.run(req).await;
@@ -74,9 +72,5 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
         metrics::gauge!("process_resident_memory_bytes").set(rss as f64);
     }
     metrics::gauge!("inference_in_flight").set(state.admission.in_flight() as f64);
-    (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        handle.render(),
-    )
-        .into_response()
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
 }

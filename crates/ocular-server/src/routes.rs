@@ -32,7 +32,9 @@ async fn fixture(State(state): State<AppState>, Json(req): Json<FixtureRequest>)
         .ok_or_else(|| ApiError::ModelUnavailable(ModelError::NotConfigured("fixture".into())))?;
     let model = slot.get().await?;
     let started = Instant::now();
-    let output = state.infer(move || model.run(&req.input).map_err(|e| ApiError::bad_request("invalid_input", e.to_string()))).await?;
+    let output = state
+        .infer(move || model.run(&req.input).map_err(|e| ApiError::bad_request("invalid_input", e.to_string())))
+        .await?;
     crate::metrics::record_inference("fixture", started.elapsed().as_secs_f64());
     Ok(Json(json!({ "output": output })))
 }

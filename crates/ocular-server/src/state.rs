@@ -20,11 +20,8 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: Config, registry: Registry, store: Arc<dyn Store>) -> Self {
-        let admission = Admission::new(
-            config.max_concurrency,
-            config.max_queue,
-            Duration::from_millis(config.queue_timeout_ms),
-        );
+        let admission =
+            Admission::new(config.max_concurrency, config.max_queue, Duration::from_millis(config.queue_timeout_ms));
         Self { config: Arc::new(config), registry: Arc::new(registry), store, admission, started: Instant::now() }
     }
 
@@ -55,6 +52,11 @@ impl AppState {
             .await
             .map_err(ApiError::internal)?
             .map_err(ApiError::from)
+    }
+
+    /// Decoding limits for uploaded and fetched images.
+    pub fn image_limits(&self) -> ocular_image::Limits {
+        ocular_image::Limits { max_bytes: self.config.max_body_bytes, max_pixels: self.config.max_image_pixels }
     }
 
     /// Ready to serve: storage answers and, in preload mode, every configured model is loaded.

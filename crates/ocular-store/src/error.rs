@@ -1,6 +1,20 @@
 //! Storage errors, with who is at fault.
+//!
+//! [`StoreError::fault`] tells the server whether an error is the caller's to fix (a 4xx: bad
+//! input, a missing or duplicate record) or a runtime failure (a 5xx: the database itself).
+//! Every backend maps its failures onto these variants so the server never sees a driver type
+//! it would have to special-case.
 
 use std::path::PathBuf;
+
+/// Who caused a [`StoreError`]: decides between a 4xx and a 5xx answer upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The request named something missing, duplicated or invalid; the caller can fix it.
+    Input,
+    /// The database, the disk or the stored data failed; retrying or an operator may help.
+    Runtime,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -35,4 +49,48 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0} already exists")]
     Conflict(String),
+    /// A value given to the store breaks a rule of the data model (the message says which).
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: String, reason: String },
+    /// Vectors of one (space, model) must all have the same length, or the index cannot load.
+    #[error("embedding {space}/{model} has {got} dimensions, but stored ones have {expected}")]
+    DimensionMismatch { space: String, model: String, expected: usize, got: usize },
+    /// A JSON column could not be written or read back.
+    #[error("JSON of {what} cannot be stored or read")]
+    Json {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A stored value has another SQL type than this code wrote.
+    #[error("stored value has an unexpected type")]
+    Decode(#[from] rusqlite::types::FromSqlError),
+    /// Stored data does not have the shape this code wrote (a damaged or foreign database).
+    #[error("stored {what} is corrupt: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+}
+
+impl StoreError {
+    /// Who is at fault, for mapping to an HTTP status.
+    pub fn fault(&self) -> Fault {
+        match self {
+            Self::NotFound(_) | Self::Conflict(_) | Self::Invalid { .. } | Self::DimensionMismatch { .. } => {
+                Fault::Input
+            }
+            Self::Open { .. }
+            | Self::DataDir { .. }
+            | Self::Sqlite(_)
+            | Self::Migration { .. }
+            | Self::SchemaTooNew { .. }
+            | Self::UnsupportedUrl(_)
+            | Self::BackendUnavailable(_)
+            | Self::Json { .. }
+            | Self::Decode(_)
+            | Self::Corrupt { .. } => Fault::Runtime,
+        }
+    }
+
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Invalid { field: field.into(), reason: reason.into() }
+    }
 }

@@ -4,15 +4,39 @@
 //! crates.io's `storage.rs`: embedded by default, external when configured). All methods are
 //! synchronous; async callers run them on `spawn_blocking`. Opening a store runs pending
 //! migrations when asked to, so `ocular migrate` and `ocular serve` share one code path.
+//!
+//! [`Store`] is the sum of three contracts, one per idea, each in its own module:
+//! [`CatalogStore`] (products, embeddings, images, text search), [`AnalysisStore`] (stored
+//! skin analyses) and [`ImportStore`] (resumable bulk imports). Their methods are callable on a
+//! `dyn Store` without further imports; on a concrete backend, import the sub-trait. Input
+//! validation is shared ([`types`]), so every backend refuses the same things with the same
+//! messages, and the crate's integration tests hold a conformance suite written against
+//! `&dyn Store` that every backend must pass unchanged.
+//!
+//! Porting to PostgreSQL (the schema maps one to one): `seq` becomes a `bigint` identity column
+//! (never reused, like SQLite's `AUTOINCREMENT`); timestamps `timestamptz` (both keep
+//! microseconds); JSON columns `jsonb`; vectors `vector` columns of pgvector per space, or
+//! `bytea` in the same little-endian layout when only streamed; the FTS5 table a generated
+//! `tsvector` with weights A/B/C for title/category/description and a `simple` + `unaccent`
+//! configuration (no stemming, as `unicode61`); an import claim `SELECT … FOR UPDATE SKIP
+//! LOCKED LIMIT 1` on `import_chunks`.
 
+pub mod analyses;
+pub mod catalog;
 pub mod error;
+pub mod imports;
 pub mod migrations;
 pub mod sqlite;
+pub mod types;
 
 use std::path::Path;
 use std::sync::Arc;
 
-pub use error::StoreError;
+pub use analyses::AnalysisStore;
+pub use catalog::CatalogStore;
+pub use error::{Fault, StoreError};
+pub use imports::ImportStore;
+pub use types::*;
 
 /// Where data lives, parsed from `DATABASE_URL` or defaulted from the data directory.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,8 +83,8 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// Backend-independent storage operations.
-pub trait Store: Send + Sync {
+/// Backend-independent storage: lifecycle here, data operations in the supertraits.
+pub trait Store: CatalogStore + AnalysisStore + ImportStore + Send + Sync {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// The highest migration applied.

@@ -1,7 +1,8 @@
 //! Versioned schema migrations, applied in order and recorded in `schema_migrations`.
 //!
 //! Each migration is a name and SQL; a migration once released is never edited, only followed
-//! by a new one. Backends keep their own SQL lists with the same version numbers.
+//! by a new one. Backends keep their own SQL lists with the same version numbers. The SQL of
+//! migrations after the first lives in `migrations/<backend>/NNNN_name.sql`, readable on its own.
 
 /// One schema step.
 pub struct Migration {
@@ -11,11 +12,16 @@ pub struct Migration {
 }
 
 /// SQLite migrations.
-pub const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: "CREATE TABLE IF NOT EXISTS ocular_settings (
+pub const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: "CREATE TABLE IF NOT EXISTS ocular_settings (
               key   TEXT PRIMARY KEY,
               value TEXT NOT NULL
           );",
-}];
+    },
+    Migration { version: 2, name: "catalog", sql: include_str!("../migrations/sqlite/0002_catalog.sql") },
+    Migration { version: 3, name: "analyses", sql: include_str!("../migrations/sqlite/0003_analyses.sql") },
+    Migration { version: 4, name: "imports", sql: include_str!("../migrations/sqlite/0004_imports.sql") },
+];

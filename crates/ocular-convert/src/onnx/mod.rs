@@ -35,12 +35,8 @@ impl Attr {
             Attr::Int(n, v) => (a.name, a.i, a.r#type) = (n.into(), v, attribute_type::INT),
             Attr::Ints(n, v) => (a.name, a.ints, a.r#type) = (n.into(), v, attribute_type::INTS),
             Attr::Float(n, v) => (a.name, a.f, a.r#type) = (n.into(), v, attribute_type::FLOAT),
-            Attr::Floats(n, v) => {
-                (a.name, a.floats, a.r#type) = (n.into(), v, attribute_type::FLOATS)
-            }
-            Attr::Str(n, v) => {
-                (a.name, a.s, a.r#type) = (n.into(), v.into_bytes(), attribute_type::STRING)
-            }
+            Attr::Floats(n, v) => (a.name, a.floats, a.r#type) = (n.into(), v, attribute_type::FLOATS),
+            Attr::Str(n, v) => (a.name, a.s, a.r#type) = (n.into(), v.into_bytes(), attribute_type::STRING),
         }
         a
     }
@@ -70,20 +66,14 @@ fn value_info(name: &str, elem_type: i32, dims: &[Dim]) -> proto::ValueInfoProto
     proto::ValueInfoProto {
         name: name.to_string(),
         r#type: Some(proto::TypeProto {
-            tensor_type: Some(proto::TensorTypeProto {
-                elem_type,
-                shape: Some(proto::TensorShapeProto { dim }),
-            }),
+            tensor_type: Some(proto::TensorTypeProto { elem_type, shape: Some(proto::TensorShapeProto { dim }) }),
         }),
     }
 }
 
 impl GraphBuilder {
     pub fn new(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            ..Self::default()
-        }
+        Self { name: name.into(), ..Self::default() }
     }
 
     /// A fresh value name derived from `hint` (kept readable for debugging graphs).
@@ -176,11 +166,7 @@ impl GraphBuilder {
 
     /// Number of weights stored so far (for manifests and sanity checks).
     pub fn parameter_count(&self) -> usize {
-        self.initializers
-            .iter()
-            .filter(|t| t.data_type == data_type::FLOAT)
-            .map(|t| t.raw_data.len() / 4)
-            .sum()
+        self.initializers.iter().filter(|t| t.data_type == data_type::FLOAT).map(|t| t.raw_data.len() / 4).sum()
     }
 
     /// Finishes the graph; `metadata` lands in the model's `metadata_props`.
@@ -197,16 +183,10 @@ impl GraphBuilder {
                 input: self.inputs,
                 output: self.outputs,
             }),
-            opset_import: vec![proto::OperatorSetIdProto {
-                domain: String::new(),
-                version: proto::OPSET,
-            }],
+            opset_import: vec![proto::OperatorSetIdProto { domain: String::new(), version: proto::OPSET }],
             metadata_props: metadata
                 .iter()
-                .map(|(k, v)| proto::StringStringEntryProto {
-                    key: (*k).into(),
-                    value: (*v).into(),
-                })
+                .map(|(k, v)| proto::StringStringEntryProto { key: (*k).into(), value: (*v).into() })
                 .collect(),
         }
     }

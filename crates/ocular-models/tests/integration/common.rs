@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use ocular_models::{RegistryOptions, runtime};
 use ocular_models::session::SessionOptions;
+use ocular_models::{RegistryOptions, runtime};
 
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -13,9 +13,8 @@ pub fn workspace_root() -> PathBuf {
 /// (where the README's setup command puts it). Tests fail, not skip, without it.
 pub fn ort_library() -> PathBuf {
     let explicit = std::env::var_os("OCULAR_ORT_LIBRARY").map(PathBuf::from);
-    let models = std::env::var_os("OCULAR_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("models"));
+    let models =
+        std::env::var_os("OCULAR_MODELS_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("models"));
     runtime::locate(explicit.as_deref(), &models)
         .unwrap_or_else(|e| panic!("{e} (run `scripts/setup.sh` or `ocular models fetch` first)"))
 }

@@ -50,7 +50,12 @@ impl TestApp {
         for f in ["model.onnx", "manifest.json"] {
             std::fs::copy(workspace_root().join("fixtures/models/fixture").join(f), fixture.join(f)).expect("copy");
         }
-        let mut args = vec!["--models-dir", models.path().to_str().expect("utf8"), "--data-dir", data.path().to_str().expect("utf8")];
+        let mut args = vec![
+            "--models-dir",
+            models.path().to_str().expect("utf8"),
+            "--data-dir",
+            data.path().to_str().expect("utf8"),
+        ];
         args.extend_from_slice(extra);
         let config = config(&args);
         let store = ocular_store::open(&ocular_store::Location::Sqlite(data.path().join("t.db")), true).expect("store");
@@ -86,6 +91,7 @@ impl TestApp {
 pub async fn split(resp: Response<Body>) -> (u16, serde_json::Value) {
     let status = resp.status().as_u16();
     let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    let json = serde_json::from_slice(&bytes).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()));
+    let json = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()));
     (status, json)
 }

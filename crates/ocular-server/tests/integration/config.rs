@@ -44,8 +44,9 @@ fn original_variable_names_map_to_ours() {
 
 #[test]
 fn ocular_variables_win_over_aliases() {
-    let out = aliases(&[("PORT", "9000"), ("OCULAR_PORT", "7000"), ("PRELOAD_MODEL", "false"), ("LAZY_LOAD_MODEL", "false")])
-        .expect("valid");
+    let out =
+        aliases(&[("PORT", "9000"), ("OCULAR_PORT", "7000"), ("PRELOAD_MODEL", "false"), ("LAZY_LOAD_MODEL", "false")])
+            .expect("valid");
     assert!(out.iter().all(|(n, _)| *n != "OCULAR_PORT"));
     // PRELOAD_MODEL is listed first and wins over LAZY_LOAD_MODEL.
     assert_eq!(out, vec![("OCULAR_PRELOAD", "false".to_string())]);

@@ -73,7 +73,13 @@ async fn metrics_are_prometheus_text() {
     let (status, body) = crate::common::split(resp).await;
     let text = body.as_str().expect("text body").to_string();
     assert_eq!(status, 200);
-    for needle in ["http_requests_total", "http_request_duration_seconds", "model_inference_duration_seconds", "model_state", "process_resident_memory_bytes"] {
+    for needle in [
+        "http_requests_total",
+        "http_request_duration_seconds",
+        "model_inference_duration_seconds",
+        "model_state",
+        "process_resident_memory_bytes",
+    ] {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
 }

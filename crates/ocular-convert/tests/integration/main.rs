@@ -1,0 +1,5 @@
+//! The integration tests of ocular-convert, one binary (see STYLE.md).
+
+mod bert;
+mod keras;
+mod torch;

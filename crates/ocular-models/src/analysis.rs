@@ -1,0 +1,157 @@
+//! One skin analysis from image bytes to a result: the code path shared by
+//! `POST /api/v1/analyze` and `ocular analyze`.
+//!
+//! Steps, each timed: decode at full resolution (the model must see exactly what it was trained
+//! on; a 254×254 upload reaches it unresampled), input check (skin-colour fraction + ImageNet
+//! object recognition, see [`crate::skin_check`]), TF-exact bilinear resize, inference, and —
+//! only when asked — Grad-CAM and its JPEG overlay. Decoded buffers are dropped as soon as the
+//! next stage no longer needs them.
+
+use std::time::Instant;
+
+use ocular_image::{Limits, image::RgbImage};
+use serde::Serialize;
+
+use crate::error::ModelError;
+use crate::image_classifier::ImageClassifier;
+use crate::skin::{GradcamGrid, SkinMeta, SkinModel};
+use crate::skin_check::{self, InputCheck};
+
+/// Long side of stored overlays and input photos: enough for a screen, bounded in memory.
+pub const OVERLAY_MAX_SIDE: u32 = 1024;
+pub const THUMBNAIL_MAX_SIDE: u32 = 512;
+const JPEG_QUALITY: u8 = 85;
+const HEATMAP_ALPHA: f32 = 0.45;
+
+pub const DISCLAIMER: &str = "ocular is not a medical device and this is not a diagnosis. The model was \
+trained on dermatoscopic images (HAM10000) and is wrong about 1 time in 4 on its own test set \
+(balanced accuracy 0.72); any lesion that changes, bleeds, itches or worries you must be seen by a doctor.";
+
+#[derive(Debug, Clone, Copy)]
+pub struct AnalyzeOptions {
+    pub gradcam: bool,
+    /// Analyse even when the input check says the photo is not skin.
+    pub force: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyzeError {
+    #[error(transparent)]
+    Image(#[from] ocular_image::ImageError),
+    #[error("{}", .0.reason)]
+    NotSkin(InputCheck),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    pub decode: f64,
+    pub check: f64,
+    pub preprocess: f64,
+    pub inference: f64,
+    pub gradcam: f64,
+    pub render: f64,
+    pub total: f64,
+}
+
+/// What an analysis produced; the caller stores and presents it.
+#[derive(Debug, Clone)]
+pub struct Analyzed {
+    pub probabilities: Vec<f32>,
+    pub input_check: InputCheck,
+    pub forced: bool,
+    pub gradcam: Option<GradcamGrid>,
+    /// Input photo at ≤ [`THUMBNAIL_MAX_SIDE`], JPEG.
+    pub photo_jpeg: Vec<u8>,
+    /// Overlay at ≤ [`OVERLAY_MAX_SIDE`], JPEG, when Grad-CAM ran.
+    pub heatmap_jpeg: Option<Vec<u8>>,
+    pub timings: Timings,
+    pub width: u32,
+    pub height: u32,
+}
+
+fn ms(since: Instant) -> f64 {
+    (since.elapsed().as_secs_f64() * 1e3 * 1000.0).round() / 1000.0
+}
+
+/// Runs the whole analysis. `objects` is the ImageNet model used by the input check.
+pub fn analyze(
+    skin: &SkinModel,
+    objects: Option<&ImageClassifier>,
+    bytes: &[u8],
+    limits: &Limits,
+    meta: SkinMeta,
+    opts: AnalyzeOptions,
+) -> Result<Analyzed, AnalyzeError> {
+    let total = Instant::now();
+    let mut t = Timings::default();
+
+    let started = Instant::now();
+    let decoded = ocular_image::decode(bytes, limits, None)?;
+    let img = decoded.image;
+    t.decode = ms(started);
+
+    let started = Instant::now();
+    let input_check = check_input(&img, objects)?;
+    t.check = ms(started);
+    if !input_check.is_skin && !opts.force {
+        return Err(AnalyzeError::NotSkin(input_check));
+    }
+
+    let started = Instant::now();
+    let pre = &skin.preprocess;
+    let pixels = ocular_image::resize_bilinear_tf(&img, pre.width, pre.height);
+    let meta_vec = meta.vector(skin.meta_encoding);
+    t.preprocess = ms(started);
+
+    let out = skin.predict(&pixels, &meta_vec, opts.gradcam)?;
+    drop(pixels);
+    t.inference = (out.inference_ms * 1000.0).round() / 1000.0;
+    t.gradcam = (out.gradcam_ms * 1000.0).round() / 1000.0;
+
+    let started = Instant::now();
+    let photo = ocular_image::thumbnail(&img, THUMBNAIL_MAX_SIDE);
+    let photo_jpeg = ocular_image::encode_jpeg(&photo, JPEG_QUALITY)?;
+    drop(photo);
+    let heatmap_jpeg = match &out.gradcam {
+        Some(grid) => {
+            let overlay = ocular_image::overlay(
+                &img,
+                &grid.values,
+                grid.width as u32,
+                grid.height as u32,
+                HEATMAP_ALPHA,
+                OVERLAY_MAX_SIDE,
+            )?;
+            Some(ocular_image::encode_jpeg(&overlay, JPEG_QUALITY)?)
+        }
+        None => None,
+    };
+    t.render = ms(started);
+    t.total = ms(total);
+    Ok(Analyzed {
+        probabilities: out.probabilities,
+        forced: !input_check.is_skin,
+        input_check,
+        gradcam: out.gradcam,
+        photo_jpeg,
+        heatmap_jpeg,
+        timings: t,
+        width: img.width(),
+        height: img.height(),
+    })
+}
+
+/// The input check on a decoded photo.
+pub fn check_input(img: &RgbImage, objects: Option<&ImageClassifier>) -> Result<InputCheck, ModelError> {
+    let fraction = skin_check::skin_fraction(img.as_raw(), img.width(), img.height());
+    let top = match objects {
+        Some(m) => {
+            let features = m.run(&[img])?;
+            features.first().and_then(|f| m.top(&f.probabilities, 1).first().map(|(l, p)| (l.name.clone(), *p)))
+        }
+        None => None,
+    };
+    Ok(skin_check::decide(fraction, top.as_ref().map(|(l, p)| (l.as_str(), *p))))
+}

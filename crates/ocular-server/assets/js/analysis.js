@@ -1,0 +1,43 @@
+// /analyses/{id}: one stored analysis, rendered like a fresh one, with a way to delete it
+// (these are health data; the person who made them should be able to remove them).
+
+import { api, errorText } from './api.js';
+import { $, formatDate, showStatus } from './dom.js';
+import { renderAnalysis } from './result.js';
+
+const status = $('#status');
+const id = decodeURIComponent(location.pathname.replace(/^\/analyses\//, '').replace(/\/$/, ''));
+const path = `/api/v1/analyses/${encodeURIComponent(id)}`;
+
+async function load() {
+  try {
+    const analysis = await api(path);
+    const name = analysis.prediction ? analysis.prediction.name : null;
+    $('#title').textContent = `Analysis of ${formatDate(analysis.created_at)}`;
+    document.title = `${name ? `${name} · ` : ''}Analysis · ocular`;
+    showStatus(status, 'info', '');
+    renderAnalysis($('#result'), analysis);
+    $('#delete-row').hidden = false;
+  } catch (err) {
+    showStatus(status, 'error', errorText(err));
+  }
+}
+
+const dialog = $('#confirm-delete');
+$('#delete').addEventListener('click', () => {
+  // Escape closes a dialog without touching returnValue: clear the last answer first.
+  dialog.returnValue = '';
+  dialog.showModal();
+});
+dialog.addEventListener('close', async () => {
+  if (dialog.returnValue !== 'confirm') return;
+  showStatus(status, 'busy', 'Deleting…');
+  try {
+    await api(path, { method: 'DELETE' });
+    location.assign('/analyses');
+  } catch (err) {
+    showStatus(status, 'error', errorText(err));
+  }
+});
+
+load();

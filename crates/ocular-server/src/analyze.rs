@@ -1,0 +1,236 @@
+//! Skin-lesion analysis over HTTP: `POST /api/v1/analyze` (and `/upload` for the original
+//! clients), stored analyses, their images, and the model card.
+
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ocular_models::analysis::{self, AnalyzeOptions, Analyzed};
+use ocular_models::skin::{BodySite, Sex, SkinMeta, SkinModel};
+use ocular_store::types::{Analysis, AnalysisImage};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::form;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/analyze", post(analyze))
+        .route("/upload", post(analyze))
+        .route("/api/v1/analyses", get(list))
+        .route("/api/v1/analyses/{id}", get(show).delete(remove))
+        .route("/api/v1/analyses/{id}/heatmap.jpg", get(heatmap))
+        .route("/api/v1/analyses/{id}/image.jpg", get(photo))
+        .route("/api/v1/models/skin", get(model_card))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct AnalyzeQuery {
+    gradcam: Option<bool>,
+    force: Option<bool>,
+}
+
+fn parse_meta(form: &form::Form) -> Result<SkinMeta, ApiError> {
+    let age = match form.text("age") {
+        None => None,
+        Some(a) => match a.parse::<f32>() {
+            Ok(v) if (0.0..=120.0).contains(&v) => Some(v),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid_age",
+                    format!("age must be a number from 0 to 120, got {a:?}"),
+                ));
+            }
+        },
+    };
+    let enum_field = |name: &str, allowed: &str| -> Result<Option<Value>, ApiError> {
+        match form.text(name) {
+            None => Ok(None),
+            Some(v) if allowed.split('|').any(|a| a == v.to_ascii_lowercase()) => {
+                Ok(Some(json!(v.to_ascii_lowercase())))
+            }
+            Some(v) => Err(ApiError::bad_request(
+                if name == "sex" { "invalid_sex" } else { "invalid_location" },
+                format!("{name} must be one of {allowed}, got {v:?}"),
+            )),
+        }
+    };
+    let sex: Sex = enum_field("sex", "female|male|unknown")?
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(ApiError::internal)?
+        .unwrap_or_default();
+    let location: BodySite = enum_field("location", "arm|head-or-neck|leg-or-genital|trunk|unknown")?
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(ApiError::internal)?
+        .unwrap_or_default();
+    Ok(SkinMeta { age, sex, location })
+}
+
+async fn analyze(
+    State(state): State<AppState>,
+    Query(q): Query<AnalyzeQuery>,
+    mp: Multipart,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let mut form = form::read(mp, "image").await?;
+    let meta = parse_meta(&form)?;
+    let bytes = form.require_file("image")?;
+    let opts =
+        AnalyzeOptions { gradcam: q.gradcam.unwrap_or(state.config.enable_gradcam), force: q.force.unwrap_or(false) };
+    let skin = state.registry.skin.clone().ok_or_else(|| not_configured("sklesion"))?.get().await?;
+    // The object check is an extra signal: without the ImageNet model the colour check still runs.
+    let objects = match &state.registry.image {
+        Some(slot) => slot.get().await.ok(),
+        None => None,
+    };
+    let limits = state.image_limits();
+    let model = skin.clone();
+    let analyzed = state
+        .infer(move || {
+            analysis::analyze(&model, objects.as_deref(), &bytes, &limits, meta, opts).map_err(ApiError::from)
+        })
+        .await?;
+    let record = to_record(&skin, meta, opts, analyzed);
+    let body = present(&record);
+    state.db(move |s| s.insert_analysis(&record)).await?;
+    Ok((StatusCode::OK, Json(body)))
+}
+
+fn not_configured(name: &str) -> ApiError {
+    ApiError::ModelUnavailable(ocular_models::ModelError::NotConfigured(name.into()))
+}
+
+fn class_json(skin: &SkinModel, i: usize, p: f32) -> Value {
+    let l = &skin.labels[i];
+    json!({ "code": l.code, "name": l.name, "probability": p, "malignant": l.malignant.unwrap_or(false) })
+}
+
+/// What is stored: everything needed to present the analysis again later.
+fn to_record(skin: &SkinModel, meta: SkinMeta, opts: AnalyzeOptions, a: Analyzed) -> Analysis {
+    let best = ocular_models::skin::argmax(&a.probabilities);
+    let probabilities: Vec<Value> = a.probabilities.iter().enumerate().map(|(i, p)| class_json(skin, i, *p)).collect();
+    let malignant: f32 =
+        a.probabilities.iter().zip(&skin.labels).filter(|(_, l)| l.malignant == Some(true)).map(|(p, _)| p).sum();
+    let heatmap = a.gradcam.as_ref().map(|g| {
+        let rows: Vec<&[f32]> = g.values.chunks(g.width).collect();
+        json!({ "grid": rows, "class": skin.labels[g.class].code })
+    });
+    let result = json!({
+        "prediction": class_json(skin, best, a.probabilities[best]),
+        "probabilities": probabilities,
+        "malignant_probability": malignant,
+        "input_check": a.input_check,
+        "forced": a.forced,
+        "heatmap": heatmap,
+        "model": {
+            "name": skin.name,
+            "version": skin.version,
+            "balanced_accuracy": skin.card["test_report"]["balanced_accuracy"],
+        },
+        "image": { "width": a.width, "height": a.height },
+        "disclaimer": analysis::DISCLAIMER,
+    });
+    let input = json!({ "age": meta.age, "sex": meta.sex, "location": meta.location, "force": opts.force, "gradcam": opts.gradcam });
+    let mut record = Analysis::new(input, result, json!(a.timings));
+    record.thumbnail_jpeg = Some(a.photo_jpeg);
+    record.heatmap_jpeg = a.heatmap_jpeg;
+    record
+}
+
+/// The API body of a stored analysis.
+fn present(a: &Analysis) -> Value {
+    let mut body = a.result.clone();
+    body["id"] = json!(a.id);
+    body["created_at"] = json!(a.created_at.format(&time::format_description::well_known::Rfc3339).ok());
+    body["input"] = a.input.clone();
+    body["timings_ms"] = a.timings.clone();
+    if body["heatmap"].is_object() {
+        body["heatmap"]["url"] = json!(format!("/api/v1/analyses/{}/heatmap.jpg", a.id));
+    }
+    body["image_url"] = json!(format!("/api/v1/analyses/{}/image.jpg", a.id));
+    body
+}
+
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
+}
+
+async fn list(State(state): State<AppState>, Query(q): Query<PageQuery>) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(20).clamp(1, 100);
+    let page = state.db(move |s| s.list_analyses(q.offset, limit)).await?;
+    let items: Vec<Value> = page
+        .items
+        .iter()
+        .map(|a| {
+            let p = &a.result["prediction"];
+            json!({
+                "id": a.id,
+                "created_at": a.created_at.format(&time::format_description::well_known::Rfc3339).ok(),
+                "prediction": { "code": p["code"], "name": p["name"], "probability": p["probability"] },
+                "forced": a.result["forced"],
+                "thumbnail_url": a.has_thumbnail.then(|| format!("/api/v1/analyses/{}/image.jpg", a.id)),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "items": items, "next_offset": page.next_offset })))
+}
+
+async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let key = id.clone();
+    let a =
+        state.db(move |s| s.get_analysis(&key)).await?.ok_or_else(|| ApiError::NotFound(format!("analysis {id}")))?;
+    let mut body = present(&a);
+    if a.heatmap_jpeg.is_none() && body["heatmap"].is_object() {
+        body["heatmap"]["url"] = Value::Null;
+    }
+    Ok(Json(body))
+}
+
+async fn remove(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    state.db(move |s| s.delete_analysis(&id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn image(state: AppState, id: String, which: AnalysisImage) -> Result<Response, ApiError> {
+    let key = id.clone();
+    let bytes = state
+        .db(move |s| s.analysis_image(&key, which))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("image of analysis {id}")))?;
+    // Health data: never cached by shared caches.
+    Ok(([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "private, max-age=3600")], bytes)
+        .into_response())
+}
+
+async fn heatmap(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    image(state, id, AnalysisImage::Heatmap).await
+}
+
+async fn photo(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    image(state, id, AnalysisImage::Thumbnail).await
+}
+
+/// `GET /api/v1/models/skin`: what the model is, how good it is, and what it is not.
+async fn model_card(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let slot = state.registry.skin.clone().ok_or_else(|| not_configured("sklesion"))?;
+    let m = slot.manifest();
+    Ok(Json(json!({
+        "name": m.name,
+        "version": m.version,
+        "source": m.source,
+        "classes": m.labels,
+        "training_data": m.extra["training_data"],
+        "test_report": m.extra["test_report"],
+        "metadata": m.extra["metadata"],
+        "intended_use": m.extra["intended_use"],
+        "not_a_diagnosis": analysis::DISCLAIMER,
+        "input": { "image": m.image, "gradcam_layer": m.gradcam.as_ref().map(|g| &g.layer) },
+    })))
+}

@@ -1,0 +1,76 @@
+//! Multipart forms from strangers, read with bounds.
+//!
+//! axum's `Multipart` streams fields; this reads at most one file field (by name) up to the
+//! body limit and small text fields up to [`MAX_TEXT_FIELD`] bytes, and refuses forms with an
+//! unreasonable number of fields, so no form can make the server buffer without bound.
+
+use std::collections::HashMap;
+
+use axum::extract::Multipart;
+use axum::extract::multipart::MultipartError;
+use bytes::Bytes;
+
+use crate::error::ApiError;
+
+pub const MAX_TEXT_FIELD: usize = 16 * 1024;
+const MAX_FIELDS: usize = 64;
+
+#[derive(Debug, Default)]
+pub struct Form {
+    pub file: Option<Bytes>,
+    pub fields: HashMap<String, String>,
+}
+
+fn multipart_error(e: MultipartError) -> ApiError {
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge { max: 0 }
+    } else {
+        ApiError::bad_request("invalid_multipart", format!("the multipart form cannot be read: {}", e.body_text()))
+    }
+}
+
+/// Reads a form whose file part is named `file_field`.
+pub async fn read(mut mp: Multipart, file_field: &str) -> Result<Form, ApiError> {
+    let mut form = Form::default();
+    let mut count = 0;
+    while let Some(field) = mp.next_field().await.map_err(multipart_error)? {
+        count += 1;
+        if count > MAX_FIELDS {
+            return Err(ApiError::bad_request("invalid_multipart", format!("more than {MAX_FIELDS} form fields")));
+        }
+        let name = field.name().unwrap_or_default().to_string();
+        if name == file_field {
+            if form.file.is_some() {
+                return Err(ApiError::bad_request("invalid_multipart", format!("more than one `{file_field}` field")));
+            }
+            form.file = Some(field.bytes().await.map_err(multipart_error)?);
+            continue;
+        }
+        let bytes = field.bytes().await.map_err(multipart_error)?;
+        if bytes.len() > MAX_TEXT_FIELD {
+            return Err(ApiError::bad_request(
+                "field_too_long",
+                format!("field `{name}` is longer than {MAX_TEXT_FIELD} bytes"),
+            ));
+        }
+        let text = String::from_utf8(bytes.to_vec())
+            .map_err(|_| ApiError::bad_request("invalid_field", format!("field `{name}` is not UTF-8 text")))?;
+        form.fields.insert(name, text);
+    }
+    Ok(form)
+}
+
+impl Form {
+    /// A trimmed, non-empty text field.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(|s| s.trim()).filter(|s| !s.is_empty())
+    }
+
+    /// The file part, or a 400 naming the field.
+    pub fn require_file(&mut self, name: &str) -> Result<Bytes, ApiError> {
+        self.file
+            .take()
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| ApiError::bad_request("missing_image", format!("the form needs a non-empty `{name}` file")))
+    }
+}

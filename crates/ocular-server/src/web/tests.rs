@@ -1,0 +1,96 @@
+//! Checks that need no server: every page renders completely, every asset a page or script
+//! names is compiled in, responses carry the right types and cache rules, and no script can
+//! turn API data into markup.
+
+use axum::body::to_bytes;
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+
+use super::assets::{self, ASSETS, VERSION};
+use super::pages::{self, PAGES};
+
+fn asset_exists(path: &str) -> bool {
+    ASSETS.iter().any(|a| a.path == path)
+}
+
+async fn body(resp: Response) -> String {
+    String::from_utf8(to_bytes(resp.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap()
+}
+
+#[test]
+fn every_page_renders_without_placeholders() {
+    for page in PAGES {
+        let html = pages::render(page);
+        assert!(!html.contains("{{"), "unfilled placeholder in:\n{html}");
+        assert!(html.starts_with("<!doctype html>"));
+        assert!(html.contains(&format!("/assets/{}/js/", *VERSION)));
+        assert!(html.contains("<main id=\"main\""));
+    }
+}
+
+#[test]
+fn every_referenced_asset_is_compiled_in() {
+    let prefix = format!("/assets/{}/", *VERSION);
+    for page in PAGES {
+        let html = pages::render(page);
+        for part in html.split(&prefix).skip(1) {
+            let path: String = part.chars().take_while(|c| !matches!(c, '"' | '\'' | ' ' | '>')).collect();
+            assert!(asset_exists(&path), "page names missing asset {path}");
+        }
+    }
+    for a in ASSETS.iter().filter(|a| a.path.ends_with(".js")) {
+        let src = std::str::from_utf8(a.body).unwrap();
+        for line in src.lines().filter(|l| l.starts_with("import ")) {
+            let spec = line.split(['\'', '"']).nth(1).unwrap();
+            let target = spec.strip_prefix("./").expect("imports are relative to the importer");
+            assert!(asset_exists(&format!("js/{target}")), "{} imports missing {spec}", a.path);
+        }
+    }
+}
+
+#[test]
+fn no_script_builds_markup_from_strings() {
+    // API data is stranger input: it must reach the page as text, never parsed as HTML.
+    for a in ASSETS.iter().filter(|a| a.path.ends_with(".js")) {
+        let src = std::str::from_utf8(a.body).unwrap();
+        for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("] {
+            assert!(!src.contains(sink), "{} uses {sink}", a.path);
+        }
+    }
+}
+
+#[tokio::test]
+async fn assets_are_typed_and_cached_for_a_year_under_the_current_version() {
+    let resp = assets::serve(Path((VERSION.clone(), "js/api.js".into()))).await.unwrap();
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+    assert_eq!(resp.headers()[header::CACHE_CONTROL], "public, max-age=31536000, immutable");
+    assert!(body(resp).await.contains("export async function api"));
+
+    let css = assets::serve(Path((VERSION.clone(), "app.css".into()))).await.unwrap();
+    assert_eq!(css.headers()[header::CONTENT_TYPE], "text/css; charset=utf-8");
+
+    // A page from an older binary still gets the file, but never caches it under that name.
+    let stale = assets::serve(Path(("0000".into(), "app.css".into()))).await.unwrap();
+    assert_eq!(stale.headers()[header::CACHE_CONTROL], "no-cache");
+
+    let missing = assets::serve(Path((VERSION.clone(), "../Cargo.toml".into()))).await.unwrap_err();
+    assert_eq!(missing.status_code().0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn pages_are_html_with_a_strict_content_security_policy() {
+    let resp = pages::search().await;
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    let csp = resp.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    let html = body(resp).await;
+    assert!(html.contains("<title>Search products · ocular</title>"));
+    assert!(html.contains(r#"<a href="/search" aria-current="page">"#));
+}
+
+#[tokio::test]
+async fn an_analysis_page_marks_its_section_not_itself() {
+    let html = body(pages::analysis().await).await;
+    assert!(html.contains(r#"<a href="/analyses" aria-current="true">"#));
+}

@@ -1,0 +1,44 @@
+//! The contract for stored skin-lesion analyses.
+//!
+//! The server decides the retention policy (keep images or not, for how long); the store only
+//! provides the operations: insert without images, drop images older than a cut-off, drop whole
+//! analyses older than a cut-off. Listings never carry image bytes.
+
+use time::OffsetDateTime;
+
+use crate::StoreError;
+use crate::types::{Analysis, AnalysisImage, AnalysisSummary, Page};
+
+/// Analysis operations; a supertrait of [`crate::Store`].
+pub trait AnalysisStore {
+    /// Stores an analysis (with whichever images it carries). A duplicate id is a `Conflict`;
+    /// an id that is not a canonical UUID is `Invalid`.
+    fn insert_analysis(&self, analysis: &Analysis) -> Result<(), StoreError>;
+
+    /// One analysis with its images; `None` for an unknown (or malformed) id.
+    fn get_analysis(&self, id: &str) -> Result<Option<Analysis>, StoreError>;
+
+    /// Newest first (ties broken by insertion order, newest first), without image bytes.
+    fn list_analyses(&self, offset: usize, limit: usize) -> Result<Page<AnalysisSummary>, StoreError>;
+
+    /// Deletes one analysis and its images. An unknown id is `NotFound`.
+    fn delete_analysis(&self, id: &str) -> Result<(), StoreError>;
+
+    /// One image of an analysis: `NotFound` for an unknown analysis, `None` when the analysis
+    /// has no such image (never stored, or purged).
+    fn analysis_image(&self, id: &str, which: AnalysisImage) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Removes the images of analyses created before `before`, keeping the records; returns
+    /// how many analyses lost images.
+    fn purge_analysis_images(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Deletes analyses created before `before`; returns how many.
+    fn delete_analyses_before(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// [`AnalysisStore::purge_analysis_images`] for images older than `age`.
+    fn purge_analysis_images_older_than(&self, age: std::time::Duration) -> Result<u64, StoreError> {
+        let cutoff =
+            OffsetDateTime::now_utc().checked_sub(time::Duration::try_from(age).unwrap_or(time::Duration::MAX));
+        self.purge_analysis_images(cutoff.unwrap_or(OffsetDateTime::UNIX_EPOCH))
+    }
+}

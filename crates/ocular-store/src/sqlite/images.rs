@@ -1,0 +1,51 @@
+//! Uploaded product images, content-addressed by SHA-256.
+//!
+//! Addressing by content makes uploads idempotent (a retried upload stores nothing new) and lets
+//! two products share one image. Images are rows, not files under the data directory: replicas
+//! sharing a database then share images, and a write is transactional like everything else.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use super::sql_count;
+use crate::StoreError;
+use crate::types::{StoredImage, now, to_micros, validate};
+
+/// Checks an upload and computes its address; done before taking the connection, since hashing
+/// megabytes would otherwise hold up every other query.
+pub(super) fn address(bytes: &[u8], content_type: &str) -> Result<String, StoreError> {
+    validate::content_type(content_type)?;
+    if bytes.is_empty() {
+        return Err(StoreError::invalid("image", "is empty"));
+    }
+    Ok(hex::encode(Sha256::digest(bytes)))
+}
+
+pub(super) fn put(c: &Connection, sha256: &str, bytes: &[u8], content_type: &str) -> Result<(), StoreError> {
+    // The first upload's content type wins; the bytes are the same by construction.
+    c.prepare_cached(
+        "INSERT INTO product_images (sha256, content_type, size, created_at, bytes) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (sha256) DO NOTHING",
+    )?
+    .execute(params![sha256, content_type, sql_count(bytes.len()), to_micros(now())?, bytes])?;
+    Ok(())
+}
+
+pub(super) fn get(c: &Connection, sha256: &str) -> Result<Option<StoredImage>, StoreError> {
+    Ok(c.prepare_cached("SELECT content_type, bytes FROM product_images WHERE sha256 = ?1")?
+        .query_row([sha256], |r| {
+            Ok(StoredImage { sha256: sha256.to_string(), content_type: r.get(0)?, bytes: r.get(1)? })
+        })
+        .optional()?)
+}
+
+pub(super) fn purge_unreferenced(c: &Connection, before: OffsetDateTime) -> Result<u64, StoreError> {
+    let n = c
+        .prepare_cached(
+            "DELETE FROM product_images WHERE created_at < ?1
+             AND NOT EXISTS (SELECT 1 FROM products p WHERE p.image_sha256 = product_images.sha256)",
+        )?
+        .execute([to_micros(before)?])?;
+    Ok(n as u64)
+}

@@ -1,0 +1,244 @@
+//! Product rows: writes (create, replace, patch, batches), reads, listings and filters.
+//!
+//! A write happens in two steps so a batch can refuse one bad product without aborting the
+//! others: [`prepare`] checks everything that can be the caller's fault (validation, a missing
+//! image, a vector length that disagrees with stored ones) and writes nothing; [`commit`] then
+//! writes, and any error it meets is the database's and aborts the whole transaction.
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{count, embeddings, product_key, sql_count, sql_key};
+use crate::StoreError;
+use crate::types::{
+    EmbeddingUpdate, NewProduct, Page, Product, ProductFilter, ProductKey, Upserted, clamp_limit, from_micros, now,
+    to_micros, validate,
+};
+
+pub(super) const COLUMNS: &str = "seq, id, title, description, category, price, currency, image_url, image_sha256, attributes, created_at, updated_at";
+
+/// Reads a row selected with [`COLUMNS`] (optionally prefixed by a table alias).
+pub(super) fn from_row(row: &Row<'_>) -> Result<Product, StoreError> {
+    let attributes: String = row.get(9)?;
+    Ok(Product {
+        key: product_key(row.get(0)?)?,
+        id: row.get(1)?,
+        title: row.get(2)?,
+        description: row.get(3)?,
+        category: row.get(4)?,
+        price: row.get(5)?,
+        currency: row.get(6)?,
+        image_url: row.get(7)?,
+        image_sha256: row.get(8)?,
+        attributes: serde_json::from_str(&attributes)
+            .map_err(|source| StoreError::Json { what: "attributes", source })?,
+        created_at: from_micros(row.get(10)?)?,
+        updated_at: from_micros(row.get(11)?)?,
+    })
+}
+
+/// Collects the products of a query whose columns are [`COLUMNS`].
+pub(super) fn collect(mut rows: rusqlite::Rows<'_>) -> Result<Vec<Product>, StoreError> {
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(from_row(row)?);
+    }
+    Ok(out)
+}
+
+pub(super) fn by_id(c: &Connection, id: &str) -> Result<Option<Product>, StoreError> {
+    let mut stmt = c.prepare_cached(&format!("SELECT {COLUMNS} FROM products WHERE id = ?1"))?;
+    let mut rows = stmt.query([id])?;
+    rows.next()?.map(from_row).transpose()
+}
+
+pub(super) fn by_key(c: &Connection, key: ProductKey) -> Result<Option<Product>, StoreError> {
+    let Some(seq) = sql_key(key) else { return Ok(None) };
+    let mut stmt = c.prepare_cached(&format!("SELECT {COLUMNS} FROM products WHERE seq = ?1"))?;
+    let mut rows = stmt.query([seq])?;
+    rows.next()?.map(from_row).transpose()
+}
+
+pub(super) fn key_of(c: &Connection, id: &str) -> Result<Option<ProductKey>, StoreError> {
+    let seq: Option<i64> =
+        c.prepare_cached("SELECT seq FROM products WHERE id = ?1")?.query_row([id], |r| r.get(0)).optional()?;
+    seq.map(product_key).transpose()
+}
+
+/// A product write checked and ready to commit.
+pub(super) struct Prepared<'a> {
+    product: &'a NewProduct,
+    attributes: String,
+    embeddings: EmbeddingUpdate<'a>,
+    /// The stored key and creation time when the id exists (a replace).
+    existing: Option<(i64, i64)>,
+}
+
+/// Whether an existing id is an error (POST) or replaced (PUT).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    Create,
+    Put,
+}
+
+/// Checks one write against the rules and the stored data; writes nothing.
+pub(super) fn prepare<'a>(
+    c: &Connection,
+    product: &'a NewProduct,
+    embeddings: EmbeddingUpdate<'a>,
+    mode: Mode,
+) -> Result<Prepared<'a>, StoreError> {
+    validate::new_product(product)?;
+    let attributes = validate::attributes_json(product)?;
+    if let Some(sha) = &product.image_sha256 {
+        let stored: bool = c
+            .prepare_cached("SELECT count(*) > 0 FROM product_images WHERE sha256 = ?1")?
+            .query_row([sha], |r| r.get(0))?;
+        if !stored {
+            return Err(StoreError::invalid("image_sha256", "no image with this digest has been stored"));
+        }
+    }
+    let existing: Option<(i64, i64)> = c
+        .prepare_cached("SELECT seq, created_at FROM products WHERE id = ?1")?
+        .query_row([&product.id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if mode == Mode::Create && existing.is_some() {
+        return Err(StoreError::Conflict(format!("product {}", product.id)));
+    }
+    if let EmbeddingUpdate::Merge(list) | EmbeddingUpdate::Replace(list) = embeddings {
+        validate::embeddings(list)?;
+        embeddings::check_dims(c, existing.map(|e| e.0), list)?;
+    }
+    Ok(Prepared { product, attributes, embeddings, existing })
+}
+
+/// Writes a prepared product and its embeddings.
+pub(super) fn commit(c: &Connection, w: Prepared<'_>) -> Result<Upserted, StoreError> {
+    let p = w.product;
+    let updated_at = now();
+    let updated_us = to_micros(updated_at)?;
+    let (seq, created_us) = match w.existing {
+        Some((seq, created_us)) => {
+            c.prepare_cached(
+                "UPDATE products SET title = ?2, description = ?3, category = ?4, price = ?5, currency = ?6,
+                     image_url = ?7, image_sha256 = ?8, attributes = ?9, updated_at = ?10
+                 WHERE seq = ?1",
+            )?
+            .execute(params![
+                seq,
+                p.title,
+                p.description,
+                p.category,
+                p.price,
+                p.currency,
+                p.image_url,
+                p.image_sha256,
+                w.attributes,
+                updated_us
+            ])?;
+            (seq, created_us)
+        }
+        None => {
+            let seq: i64 = c
+                .prepare_cached(
+                    "INSERT INTO products (id, title, description, category, price, currency, image_url,
+                         image_sha256, attributes, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) RETURNING seq",
+                )?
+                .query_row(
+                    params![
+                        p.id,
+                        p.title,
+                        p.description,
+                        p.category,
+                        p.price,
+                        p.currency,
+                        p.image_url,
+                        p.image_sha256,
+                        w.attributes,
+                        updated_us
+                    ],
+                    |r| r.get(0),
+                )?;
+            (seq, updated_us)
+        }
+    };
+    let key = product_key(seq)?;
+    embeddings::apply(c, seq, w.embeddings)?;
+    let product = Product {
+        key,
+        id: p.id.clone(),
+        title: p.title.clone(),
+        description: p.description.clone(),
+        category: p.category.clone(),
+        price: p.price,
+        currency: p.currency.clone(),
+        image_url: p.image_url.clone(),
+        image_sha256: p.image_sha256.clone(),
+        attributes: p.attributes.clone(),
+        created_at: from_micros(created_us)?,
+        updated_at,
+    };
+    Ok(Upserted { product, created: w.existing.is_none() })
+}
+
+/// Deletes by id; embeddings go by `ON DELETE CASCADE`, the text index entry by trigger.
+pub(super) fn delete(c: &Connection, id: &str) -> Result<ProductKey, StoreError> {
+    let seq: Option<i64> = c
+        .prepare_cached("DELETE FROM products WHERE id = ?1 RETURNING seq")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    product_key(seq.ok_or_else(|| StoreError::NotFound(format!("product {id}")))?)
+}
+
+/// The `AND …` conditions of a filter on table alias `p`, with their parameters.
+pub(super) fn filter_sql(f: &ProductFilter) -> Result<(String, Vec<SqlValue>), StoreError> {
+    validate::filter(f)?;
+    let mut sql = String::new();
+    let mut args = Vec::new();
+    if let Some(c) = &f.category {
+        sql.push_str(" AND p.category = ?");
+        args.push(SqlValue::Text(c.clone()));
+    }
+    // `price >= NULL` is never true, so unpriced products drop out of any price bound.
+    if let Some(min) = f.min_price {
+        sql.push_str(" AND p.price >= ?");
+        args.push(SqlValue::Real(min));
+    }
+    if let Some(max) = f.max_price {
+        sql.push_str(" AND p.price <= ?");
+        args.push(SqlValue::Real(max));
+    }
+    Ok((sql, args))
+}
+
+pub(super) fn list(
+    c: &Connection,
+    f: &ProductFilter,
+    offset: usize,
+    limit: usize,
+) -> Result<Page<Product>, StoreError> {
+    let limit = clamp_limit(limit);
+    let (cond, mut args) = filter_sql(f)?;
+    let total: i64 = c
+        .prepare_cached(&format!("SELECT count(*) FROM products p WHERE 1 = 1{cond}"))?
+        .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
+    args.push(SqlValue::Integer(sql_count(limit + 1)));
+    args.push(SqlValue::Integer(sql_count(offset)));
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM products p WHERE 1 = 1{cond} ORDER BY p.seq LIMIT ? OFFSET ?"
+    ))?;
+    let items = collect(stmt.query(rusqlite::params_from_iter(args.iter()))?)?;
+    Ok(Page::from_probe(items, offset, limit, Some(count(total))))
+}
+
+pub(super) fn keys(c: &Connection, f: &ProductFilter) -> Result<Vec<ProductKey>, StoreError> {
+    let (cond, args) = filter_sql(f)?;
+    let mut stmt = c.prepare_cached(&format!("SELECT p.seq FROM products p WHERE 1 = 1{cond} ORDER BY p.seq"))?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(product_key(row.get(0)?)?);
+    }
+    Ok(out)
+}

