@@ -2,4 +2,7 @@
 //! real ONNX Runtime library.
 
 mod common;
+mod input_check;
+mod real;
 mod registry;
+mod skin;
