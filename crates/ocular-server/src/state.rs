@@ -19,10 +19,11 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, registry: Registry, store: Arc<dyn Store>) -> Self {
+    /// `registry` may be shared (`Arc`), e.g. by tests that load the real models once.
+    pub fn new(config: Config, registry: impl Into<Arc<Registry>>, store: Arc<dyn Store>) -> Self {
         let admission =
             Admission::new(config.max_concurrency, config.max_queue, Duration::from_millis(config.queue_timeout_ms));
-        Self { config: Arc::new(config), registry: Arc::new(registry), store, admission, started: Instant::now() }
+        Self { config: Arc::new(config), registry: registry.into(), store, admission, started: Instant::now() }
     }
 
     /// Runs blocking model work after admission, off the async runtime. Beyond capacity this

@@ -70,6 +70,64 @@ impl TestApp {
         Self { state, _dirs: (models, data) }
     }
 
+    /// An app over the real models installed by `ocular models fetch` (loaded once per test
+    /// binary and shared) with a fresh database.
+    pub fn real(extra: &[&str]) -> Self {
+        static REGISTRY: std::sync::OnceLock<Arc<Registry>> = std::sync::OnceLock::new();
+        let models_dir = workspace_root().join("models");
+        let registry = REGISTRY
+            .get_or_init(|| {
+                let registry = Registry::discover(RegistryOptions {
+                    models_dir: models_dir.clone(),
+                    ort_library: Some(ort_library()),
+                    session: SessionOptions::default(),
+                    enabled: Some(vec!["sklesion".into(), "efficientnet-lite0".into(), "minilm".into()]),
+                })
+                .expect("registry");
+                assert!(registry.skin.is_some(), "real models missing: run `ocular models fetch`");
+                Arc::new(registry)
+            })
+            .clone();
+        let data = tempfile::tempdir().expect("tempdir");
+        let models = tempfile::tempdir().expect("tempdir");
+        let mut args =
+            vec!["--models-dir", models_dir.to_str().expect("utf8"), "--data-dir", data.path().to_str().expect("utf8")];
+        args.extend_from_slice(extra);
+        let config = config(&args);
+        let store = ocular_store::open(&ocular_store::Location::Sqlite(data.path().join("t.db")), true).expect("store");
+        let state = AppState::new(config, registry, store as Arc<dyn ocular_store::Store>);
+        Self { state, _dirs: (models, data) }
+    }
+
+    /// POSTs a multipart form: text fields and one file.
+    pub async fn post_form(
+        &self,
+        uri: &str,
+        fields: &[(&str, &str)],
+        file: Option<(&str, &[u8])>,
+    ) -> (u16, serde_json::Value) {
+        let boundary = "ocular-test-boundary-7d3a";
+        let mut body = Vec::new();
+        for (name, value) in fields {
+            body.extend(
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").bytes(),
+            );
+        }
+        if let Some((name, bytes)) = file {
+            body.extend(
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"photo\"\r\nContent-Type: application/octet-stream\r\n\r\n").bytes(),
+            );
+            body.extend_from_slice(bytes);
+            body.extend(b"\r\n");
+        }
+        body.extend(format!("--{boundary}--\r\n").bytes());
+        let req = Request::post(uri)
+            .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+            .body(Body::from(body))
+            .expect("request");
+        split(self.send(req).await).await
+    }
+
     pub async fn send(&self, req: Request<Body>) -> Response<Body> {
         ocular_server::router(self.state.clone()).oneshot(req).await.expect("infallible")
     }
@@ -94,4 +152,10 @@ pub async fn split(resp: Response<Body>) -> (u16, serde_json::Value) {
     let json = serde_json::from_slice(&bytes)
         .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()));
     (status, json)
+}
+
+/// A photo installed by `ocular models fetch photos`.
+pub fn photo(name: &str) -> Vec<u8> {
+    let path = workspace_root().join("models/photos").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run `ocular models fetch`)", path.display()))
 }

@@ -1,5 +1,6 @@
 //! In-process HTTP tests (`Router` + `oneshot`) with the real fixture model and ONNX Runtime.
 
+mod analyze;
 mod common;
 mod config;
 mod health;
