@@ -8,4 +8,6 @@ cargo build --release --locked -p ocular
 bin=./target/release/ocular
 "$bin" models fetch
 "$bin" migrate
+# Idempotent: products already stored with the same fields, photo and model vectors are skipped.
+"$bin" import demo/catalog.jsonl
 exec "$bin" serve

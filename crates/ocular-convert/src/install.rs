@@ -65,6 +65,8 @@ pub fn source_dir(models_dir: &Path, model: &str) -> PathBuf {
 pub enum InstallError {
     #[error(transparent)]
     Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Clip(#[from] crate::clip::ClipInstallError),
     #[error("converting {model} failed")]
     Convert {
         model: &'static str,
@@ -300,3 +302,176 @@ pub const PHOTOS_SKIMAGE: &[&str] = &[
 ];
 
 const SKLESION_CARD: &str = include_str!("../data/sklesion_card.json");
+
+/// `ocular models import FILE`: converts a user's Keras model (`.keras` or `.h5`) into
+/// `MODELS_DIR/NAME/`. With `kind = SkinClassifier` the model replaces sklesion (it must take
+/// an image and the 10-value metadata vector, like the original service's model) and the
+/// sklesion model card supplies labels and metadata encoding unless `labels` are given.
+pub fn import_keras(
+    file: &Path,
+    models_dir: &Path,
+    name: &str,
+    kind: ModelKind,
+    labels: Option<Vec<Label>>,
+) -> Result<(PathBuf, crate::keras::Converted), InstallError> {
+    let converted = crate::keras::convert(file).map_err(convert_err("imported Keras model"))?;
+    let image = converted.inputs.iter().find(|i| i.shape.len() == 4).and_then(|i| match i.shape[..] {
+        [_, h, w, 3] if h > 0 && w > 0 => Some(ImagePreprocess {
+            width: w as u32,
+            height: h as u32,
+            resize: ResizeMode::BilinearTf,
+            layout: Layout::Nhwc,
+            // Keras models carry their own Rescaling/Normalization layers: feed raw 0..255.
+            scale: 1.0,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+        }),
+        _ => None,
+    });
+    let (labels, extra) = match (kind, labels) {
+        (_, Some(l)) => (l, serde_json::json!({})),
+        (ModelKind::SkinClassifier, None) => {
+            let card: serde_json::Value = serde_json::from_str(SKLESION_CARD).map_err(convert_err("sklesion card"))?;
+            let labels = serde_json::from_value(card["labels"].clone()).map_err(convert_err("sklesion card"))?;
+            (labels, serde_json::json!({ "metadata": card["metadata"] }))
+        }
+        _ => (Vec::new(), serde_json::json!({})),
+    };
+    let digest = fetch::sha256_file(file)?;
+    let dest = publish(models_dir, name, |dir| {
+        let files = crate::keras::write_model_dir(&converted, dir).map_err(convert_err("imported Keras model"))?;
+        Ok(Manifest {
+            name: name.into(),
+            version: converted.keras_version.clone().map_or_else(|| "imported".into(), |v| format!("keras-{v}")),
+            kind,
+            source: Some(Source {
+                package: "local file".into(),
+                version: "-".into(),
+                license: "as supplied".into(),
+                file: file.display().to_string(),
+                sha256: digest.clone(),
+            }),
+            onnx: crate::keras::ONNX_FILE.into(),
+            files,
+            inputs: converted.inputs.clone(),
+            outputs: converted.outputs.clone(),
+            image,
+            text: None,
+            labels,
+            gradcam: converted.gradcam.clone(),
+            extra: {
+                let mut e = extra;
+                e["layers"] = converted.layers.into();
+                e["parameters"] = converted.params.into();
+                e
+            },
+        })
+    })?;
+    Ok((dest, converted))
+}
+
+/// `ocular models fetch clip`: downloads a CLIP export (transformers.js layout) from the base
+/// URL the user configured (`--clip-url` / `OCULAR_CLIP_URL`, no default) and installs it as
+/// [`import_clip`] does. Without a URL, or without a network, this fails with what to do.
+pub fn install_clip(
+    models_dir: &Path,
+    base_url: Option<&str>,
+    prefer: crate::clip::Precision,
+    progress: &mut dyn Progress,
+) -> Result<Vec<Outcome>, InstallError> {
+    let base = base_url.map(str::trim).filter(|u| !u.is_empty()).ok_or(crate::clip::ClipInstallError::NoSource)?;
+    progress.step(&format!("clip: downloading the {} towers with curl", prefer.as_str()));
+    let export = crate::clip::download(base, prefer, &cache_dir(models_dir).join("clip"))?;
+    import_clip_export(&export, models_dir, "clip", None, progress)
+}
+
+/// `ocular models import-clip PATH...`: a CLIP export the user has (folders or ONNX files) into
+/// `MODELS_DIR/NAME-image/` and `MODELS_DIR/NAME-text/` (kinds `clip_image`, `clip_text`).
+/// `logit_scale` overrides the export's `logit_scale` metadata (default 100, OpenAI's).
+pub fn import_clip(
+    paths: &[PathBuf],
+    models_dir: &Path,
+    name: &str,
+    prefer: crate::clip::Precision,
+    logit_scale: Option<f32>,
+    progress: &mut dyn Progress,
+) -> Result<Vec<Outcome>, InstallError> {
+    let export = crate::clip::find_export(paths, prefer)?;
+    import_clip_export(&export, models_dir, name, logit_scale, progress)
+}
+
+// The CLIP constants below are written as OpenAI publishes them (see `ocular_models::clip`).
+#[allow(clippy::excessive_precision)]
+fn import_clip_export(
+    export: &crate::clip::ClipExport,
+    models_dir: &Path,
+    name: &str,
+    logit_scale: Option<f32>,
+    progress: &mut dyn Progress,
+) -> Result<Vec<Outcome>, InstallError> {
+    let towers = [(&export.image, ModelKind::ClipImage, "image"), (&export.text, ModelKind::ClipText, "text")];
+    let digests = towers
+        .iter()
+        .map(|(t, ..)| t.as_ref().map(|t| fetch::sha256_file(&t.path)).transpose())
+        .collect::<Result<Vec<_>, _>>()?;
+    // Both towers carry one pair id, so a server can refuse an image tower and a text tower
+    // that were not trained together (their spaces would not match).
+    let pair = hex::encode(Sha256::digest(digests.iter().flatten().cloned().collect::<String>()))[..12].to_string();
+    let mut outcomes = Vec::new();
+    for ((tower, kind, role), digest) in towers.into_iter().zip(digests) {
+        let (Some(tower), Some(digest)) = (tower, digest) else { continue };
+        progress.step(&format!("clip: installing the {role} tower from {}", tower.path.display()));
+        let scale = logit_scale
+            .map(f64::from)
+            .or_else(|| tower.header.metadata("logit_scale").and_then(|v| v.trim().parse::<f64>().ok()))
+            .unwrap_or(100.0);
+        let file_name = tower.path.file_name().and_then(|n| n.to_str()).unwrap_or("model.onnx").to_string();
+        let dest = publish(models_dir, &format!("{name}-{role}"), |dir| {
+            let target = dir.join(&file_name);
+            // A hard link costs no space when the export is on the same disk.
+            if std::fs::hard_link(&tower.path, &target).is_err() {
+                std::fs::copy(&tower.path, &target).map_err(write_err(&target))?;
+            }
+            let bytes = std::fs::metadata(&target).map_err(write_err(&target))?.len();
+            let size = tower.header.inputs.iter().find(|i| i.shape.len() == 4).and_then(|i| i.shape.last().copied());
+            let size = size.filter(|s| *s > 0).unwrap_or(224) as u32;
+            let clip_text = kind == ModelKind::ClipText;
+            Ok(Manifest {
+                name: format!("{name}-{role}"),
+                version: digest[..12].to_string(),
+                kind,
+                source: Some(Source {
+                    package: "local CLIP export".into(),
+                    version: "-".into(),
+                    license: "as supplied".into(),
+                    file: tower.path.display().to_string(),
+                    sha256: digest.clone(),
+                }),
+                onnx: file_name.clone(),
+                files: vec![FileEntry { path: file_name.clone(), sha256: digest.clone(), bytes }],
+                inputs: tower.header.inputs.clone(),
+                outputs: tower.header.outputs.clone(),
+                // OpenAI CLIP's recipe (MODELS.md §4); the same constants as ocular-models' `clip`.
+                image: (!clip_text).then_some(ImagePreprocess {
+                    width: size,
+                    height: size,
+                    resize: ResizeMode::ShortestBicubicCenterCrop,
+                    layout: Layout::Nchw,
+                    scale: 1.0 / 255.0,
+                    mean: [0.481_454_66, 0.457_827_5, 0.408_210_73],
+                    std: [0.268_629_54, 0.261_302_58, 0.275_777_11],
+                }),
+                text: clip_text.then(|| ocular_core::TextPreprocess { tokenizer: "clip-bpe".into(), max_tokens: 77 }),
+                labels: Vec::new(),
+                gradcam: None,
+                extra: serde_json::json!({
+                    "logit_scale": scale,
+                    "precision": tower.precision.as_str(),
+                    "pair": pair,
+                }),
+            })
+        })?;
+        outcomes.push(Outcome::Installed(dest));
+    }
+    Ok(outcomes)
+}

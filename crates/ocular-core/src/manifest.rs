@@ -28,6 +28,9 @@ pub enum ModelKind {
     ClipText,
     /// A tiny test model with no semantics, used to exercise the runtime.
     Fixture,
+    /// A user's model converted by `ocular models import` without a declared role: listed and
+    /// checked, not served until its manifest names a kind.
+    Imported,
 }
 
 impl ModelKind {
@@ -39,6 +42,7 @@ impl ModelKind {
             ModelKind::ClipImage => "clip_image",
             ModelKind::ClipText => "clip_text",
             ModelKind::Fixture => "fixture",
+            ModelKind::Imported => "imported",
         }
     }
 }

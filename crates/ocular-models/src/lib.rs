@@ -7,6 +7,7 @@
 
 pub mod admission;
 pub mod analysis;
+pub mod clip;
 pub mod error;
 pub mod fixture;
 pub mod image_classifier;

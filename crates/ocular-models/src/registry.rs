@@ -20,6 +20,7 @@ use ocular_core::{Manifest, ModelKind};
 use parking_lot::Mutex;
 use serde::Serialize;
 
+use crate::clip::{ClipImageEncoder, ClipTextEncoder};
 use crate::error::ModelError;
 use crate::fixture::FixtureModel;
 use crate::image_classifier::ImageClassifier;
@@ -226,6 +227,9 @@ pub struct Registry {
     pub skin: Option<Arc<Slot<SkinModel>>>,
     pub image: Option<Arc<Slot<ImageClassifier>>>,
     pub text: Option<Arc<Slot<TextEncoder>>>,
+    /// CLIP towers, each loadable alone (image-only search needs no text tower).
+    pub clip_image: Option<Arc<Slot<ClipImageEncoder>>>,
+    pub clip_text: Option<Arc<Slot<ClipTextEncoder>>>,
 }
 
 impl Registry {
@@ -261,6 +265,8 @@ impl Registry {
             ModelKind::SkinClassifier => install(&mut self.skin, &mut self.slots, dir, manifest, options),
             ModelKind::ImageClassifier => install(&mut self.image, &mut self.slots, dir, manifest, options),
             ModelKind::TextEncoder => install(&mut self.text, &mut self.slots, dir, manifest, options),
+            ModelKind::ClipImage => install(&mut self.clip_image, &mut self.slots, dir, manifest, options),
+            ModelKind::ClipText => install(&mut self.clip_text, &mut self.slots, dir, manifest, options),
             other => {
                 tracing::warn!(model.name = %name, model.kind = other.as_str(), "model kind not served yet; skipped");
                 false

@@ -97,6 +97,11 @@ pub struct Config {
     #[serde(skip)]
     pub api_key: Option<String>,
 
+    /// Private hosts, IPs or CIDR blocks that image URLs may reach (comma-separated); every
+    /// private, loopback and link-local address is refused otherwise.
+    #[arg(long, env = "OCULAR_URL_ALLOW", default_value = "", global = true)]
+    pub url_allow: String,
+
     /// Log format: text or json.
     #[arg(long, env = "OCULAR_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
     pub log_format: String,
@@ -181,6 +186,9 @@ impl Config {
         }
         if self.max_body_bytes < 1024 {
             problems.push("max_body_bytes must be at least 1024".into());
+        }
+        if let Err(e) = ocular_fetch::AllowList::parse(&self.url_allow) {
+            problems.push(format!("OCULAR_URL_ALLOW: {e}"));
         }
         if self.api_key.as_deref().is_some_and(|k| k.len() < 16) {
             problems.push("the API key must be at least 16 characters".into());

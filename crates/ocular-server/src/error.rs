@@ -39,6 +39,16 @@ pub enum ApiError {
     NotSkin(ocular_models::skin_check::InputCheck),
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A URL the client gave could not be fetched (or was refused before any connection).
+    #[error(transparent)]
+    Fetch(#[from] ocular_fetch::FetchError),
+    /// The request conflicts with the server's state (stored embeddings need a reindex, a
+    /// concurrent update); the message says what to do.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// Something the request needs is not ready yet (a search index loading).
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String, retry_after_s: u64 },
 }
 
 impl ApiError {
@@ -69,6 +79,9 @@ impl ApiError {
             ApiError::Image(e) => (image_status(e), e.code()),
             ApiError::NotSkin(_) => (StatusCode::UNPROCESSABLE_ENTITY, "not_a_skin_photo"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::Fetch(e) => (fetch_status(e), e.code()),
+            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            ApiError::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
         }
     }
 
@@ -81,8 +94,20 @@ impl ApiError {
                 Some(retry_in_ms.div_ceil(1000).max(1))
             }
             ApiError::ModelUnavailable(_) => Some(5),
+            ApiError::Unavailable { retry_after_s, .. } => Some(*retry_after_s),
             _ => None,
         }
+    }
+}
+
+/// Refusals are the client's to fix; the remote host failing is a bad gateway; its content
+/// being unusable is unprocessable.
+fn fetch_status(e: &ocular_fetch::FetchError) -> StatusCode {
+    match e.code() {
+        "url_invalid" | "url_not_allowed" => StatusCode::BAD_REQUEST,
+        "url_timeout" => StatusCode::GATEWAY_TIMEOUT,
+        "url_too_large" | "url_not_an_image" => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::BAD_GATEWAY,
     }
 }
 
@@ -125,7 +150,11 @@ impl From<ModelError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_code();
-        let message = if status.is_server_error() && !matches!(self, ApiError::Overloaded(_) | ApiError::Timeout(_)) {
+        let expected = matches!(
+            self,
+            ApiError::Overloaded(_) | ApiError::Timeout(_) | ApiError::Fetch(_) | ApiError::Unavailable { .. }
+        );
+        let message = if status.is_server_error() && !expected {
             tracing::error!(error.code = code, error = %ocular_models::registry::error_chain(&self), "request failed");
             match &self {
                 ApiError::ModelUnavailable(e) => format!("the model is not available: {e}"),

@@ -41,6 +41,8 @@ fn body(state: &AppState, verbose: bool) -> (bool, Value) {
         v["admission"] = json!({
             "in_flight": state.admission.in_flight(), "max_concurrency": max_concurrency, "max_queue": max_queue,
         });
+        // Per space: model, state (loading, ready, reindex_required …), vectors and memory.
+        v["search"] = json!(state.catalog.as_ref().map(|c| c.status()));
     }
     (ready, v)
 }

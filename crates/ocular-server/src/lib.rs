@@ -5,12 +5,15 @@
 
 pub mod analyze;
 pub mod config;
+pub mod embed;
 pub mod error;
 pub mod form;
 pub mod health;
 pub mod memory;
 pub mod metrics;
+pub mod products;
 pub mod routes;
+pub mod search;
 pub mod state;
 
 use std::time::Duration;
@@ -37,6 +40,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::render))
         .merge(routes::router())
         .merge(analyze::router())
+        .merge(products::router())
+        .merge(search::router())
+        .merge(embed::router())
         .fallback(no_route)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), deadline))

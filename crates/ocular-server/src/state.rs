@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ocular_fetch::Fetcher;
 use ocular_models::{Admission, Registry};
+use ocular_search::Catalog;
 use ocular_store::Store;
 
 use crate::config::Config;
@@ -16,6 +18,10 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub admission: Admission,
     pub started: Instant,
+    /// The product search service; `None` without an image and a text model.
+    pub catalog: Option<Arc<Catalog>>,
+    /// The one way the server fetches URLs (SSRF-guarded); `None` if it could not be built.
+    pub fetcher: Option<Fetcher>,
 }
 
 impl AppState {
@@ -23,7 +29,18 @@ impl AppState {
     pub fn new(config: Config, registry: impl Into<Arc<Registry>>, store: Arc<dyn Store>) -> Self {
         let admission =
             Admission::new(config.max_concurrency, config.max_queue, Duration::from_millis(config.queue_timeout_ms));
-        Self { config: Arc::new(config), registry: registry.into(), store, admission, started: Instant::now() }
+        let registry: Arc<Registry> = registry.into();
+        let fetcher = crate::search::fetcher(&config);
+        let catalog = crate::search::catalog(&config, &registry, &store);
+        Self {
+            config: Arc::new(config),
+            registry,
+            store,
+            admission,
+            started: Instant::now(),
+            catalog,
+            fetcher,
+        }
     }
 
     /// Runs blocking model work after admission, off the async runtime. Beyond capacity this
@@ -63,6 +80,7 @@ impl AppState {
     /// Ready to serve: storage answers and, in preload mode, every configured model is loaded.
     pub fn is_ready(&self) -> bool {
         let models_ok = !self.config.preload || self.registry.all_ready();
-        models_ok && self.store.ping().is_ok()
+        let indexes_ok = self.catalog.as_ref().is_none_or(|c| !c.is_loading());
+        models_ok && indexes_ok && self.store.ping().is_ok()
     }
 }

@@ -68,6 +68,35 @@ pub enum StoreError {
     /// Stored data does not have the shape this code wrote (a damaged or foreign database).
     #[error("stored {what} is corrupt: {detail}")]
     Corrupt { what: &'static str, detail: String },
+    /// `DATABASE_URL` names PostgreSQL but cannot be parsed (the URL is shown without password).
+    #[error("invalid PostgreSQL URL {url}")]
+    PgUrl {
+        url: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("cannot connect to PostgreSQL at {url}")]
+    PgConnect {
+        url: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("PostgreSQL error")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("PostgreSQL migration {version} ({name}) failed")]
+    PgMigration {
+        version: u32,
+        name: &'static str,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// Every pooled connection stayed busy for the whole wait: the pool is too small for the
+    /// load, or queries are stuck (see docs/DEPLOY.md on pool sizing).
+    #[error("no PostgreSQL connection became free within {waited_ms} ms (pool of {size})")]
+    PoolTimeout { waited_ms: u64, size: usize },
+    /// The background runtime that drives PostgreSQL connections could not start or lost a task.
+    #[error("PostgreSQL driver runtime failed")]
+    PgRuntime(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl StoreError {
@@ -86,7 +115,13 @@ impl StoreError {
             | Self::BackendUnavailable(_)
             | Self::Json { .. }
             | Self::Decode(_)
-            | Self::Corrupt { .. } => Fault::Runtime,
+            | Self::Corrupt { .. }
+            | Self::PgUrl { .. }
+            | Self::PgConnect { .. }
+            | Self::Postgres(_)
+            | Self::PgMigration { .. }
+            | Self::PoolTimeout { .. }
+            | Self::PgRuntime(_) => Fault::Runtime,
         }
     }
 

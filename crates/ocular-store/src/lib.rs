@@ -13,19 +13,19 @@
 //! messages, and the crate's integration tests hold a conformance suite written against
 //! `&dyn Store` that every backend must pass unchanged.
 //!
-//! Porting to PostgreSQL (the schema maps one to one): `seq` becomes a `bigint` identity column
+//! PostgreSQL ([`postgres`]) maps the schema one to one: `seq` is a `bigint` identity column
 //! (never reused, like SQLite's `AUTOINCREMENT`); timestamps `timestamptz` (both keep
-//! microseconds); JSON columns `jsonb`; vectors `vector` columns of pgvector per space, or
-//! `bytea` in the same little-endian layout when only streamed; the FTS5 table a generated
-//! `tsvector` with weights A/B/C for title/category/description and a `simple` + `unaccent`
-//! configuration (no stemming, as `unicode61`); an import claim `SELECT … FOR UPDATE SKIP
-//! LOCKED LIMIT 1` on `import_chunks`.
+//! microseconds); JSON columns `jsonb`; vectors pgvector `vector` columns in one table with a
+//! partial HNSW index per (space, dimension); the FTS5 table a generated `tsvector` with weights
+//! A/B/C for title/category/description over accent-folded text (no stemming, as `unicode61`);
+//! an import claim `SELECT … FOR UPDATE SKIP LOCKED LIMIT 1` on `import_chunks`.
 
 pub mod analyses;
 pub mod catalog;
 pub mod error;
 pub mod imports;
 pub mod migrations;
+pub mod postgres;
 pub mod sqlite;
 pub mod types;
 
@@ -93,13 +93,20 @@ pub trait Store: CatalogStore + AnalysisStore + ImportStore + Send + Sync {
     fn migrate(&self) -> Result<Vec<u32>, StoreError>;
     /// A cheap round trip, for readiness.
     fn ping(&self) -> Result<(), StoreError>;
+
+    /// The PostgreSQL store behind this handle, if that is the backend: what the search
+    /// service needs to build a [`postgres::PgVectorIndex`] over the same database instead of
+    /// loading vectors into memory.
+    fn as_postgres(&self) -> Option<&postgres::PgStore> {
+        None
+    }
 }
 
 /// Opens the store at `location`, running migrations first when `migrate` is set.
 pub fn open(location: &Location, migrate: bool) -> Result<Arc<dyn Store>, StoreError> {
     let store: Arc<dyn Store> = match location {
         Location::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(path)?),
-        Location::Postgres(url) => return Err(StoreError::BackendUnavailable(redact(url))),
+        Location::Postgres(url) => Arc::new(postgres::PgStore::connect(url, &postgres::PgOptions::default())?),
     };
     if migrate {
         let applied = store.migrate()?;

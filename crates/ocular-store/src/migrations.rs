@@ -25,3 +25,13 @@ pub const SQLITE: &[Migration] = &[
     Migration { version: 3, name: "analyses", sql: include_str!("../migrations/sqlite/0003_analyses.sql") },
     Migration { version: 4, name: "imports", sql: include_str!("../migrations/sqlite/0004_imports.sql") },
 ];
+
+/// PostgreSQL migrations: the same versions as [`SQLITE`], one to one (see
+/// `migrations/postgres/`). Applied under an advisory lock, so replicas starting together apply
+/// each step once.
+pub const POSTGRES: &[Migration] = &[
+    Migration { version: 1, name: "initial", sql: include_str!("../migrations/postgres/0001_initial.sql") },
+    Migration { version: 2, name: "catalog", sql: include_str!("../migrations/postgres/0002_catalog.sql") },
+    Migration { version: 3, name: "analyses", sql: include_str!("../migrations/postgres/0003_analyses.sql") },
+    Migration { version: 4, name: "imports", sql: include_str!("../migrations/postgres/0004_imports.sql") },
+];

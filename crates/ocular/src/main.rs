@@ -24,6 +24,14 @@ enum Command {
     Migrate,
     /// Print the effective configuration (secrets redacted) and exit.
     Config,
+    /// Analyse a skin photo with the same code path as `POST /api/v1/analyze`.
+    Analyze(commands::analyze::AnalyzeArgs),
+    /// Import products from a JSON Lines, CSV or mongoexport file (resumable).
+    Import(commands::import::ImportArgs),
+    /// Search the product catalog by photo, photo URL or text.
+    Search(commands::search::SearchArgs),
+    /// Recompute stored vectors after a model change.
+    Reindex(commands::reindex::ReindexArgs),
     /// Manage models: list what is installed.
     #[command(subcommand)]
     Models(commands::models::ModelsCommand),
@@ -48,6 +56,10 @@ fn main() -> std::process::ExitCode {
             Ok(())
         }
         Command::Models(cmd) => commands::models::run(&cli.config, cmd),
+        Command::Import(args) => commands::import::run(&cli.config, args),
+        Command::Search(args) => commands::search::run(&cli.config, args),
+        Command::Reindex(args) => commands::reindex::run(&cli.config, args),
+        Command::Analyze(args) => commands::analyze::run(&cli.config, args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,7 +1,9 @@
 //! Integration tests of ocular-models: the registry lifecycle on a real ONNX model and the
 //! real ONNX Runtime library.
 
+mod clip;
 mod common;
+mod embeddings;
 mod input_check;
 mod real;
 mod registry;

@@ -32,10 +32,14 @@ function item(a) {
       h(
         'span',
         { class: 'analysis-text' },
-        h('strong', {}, p.name || p.code || 'Analysis'),
-        ' ',
-        h('span', {}, typeof p.probability === 'number' ? percent(p.probability) : ''),
-        h('span', { class: 'muted block' }, formatDate(a.created_at)),
+        h('strong', { class: 'block' }, p.name || p.code || 'Analysis'),
+        h(
+          'span',
+          { class: 'muted block' },
+          [typeof p.probability === 'number' ? percent(p.probability) : null, formatDate(a.created_at)]
+            .filter(Boolean)
+            .join(' · '),
+        ),
       ),
     ),
   );

@@ -63,7 +63,9 @@ async function analyse(force) {
   } catch (err) {
     if (err.code === 'not_a_skin_photo') {
       showStatus(status, 'info', '');
-      $('#refusal-reason').textContent = err.message;
+      // The server's reason reads as a clause ("the photo looks like …"): make it a sentence.
+      const reason = err.message || 'The photo did not pass the skin check.';
+      $('#refusal-reason').textContent = reason.charAt(0).toUpperCase() + reason.slice(1);
       refusal.hidden = false;
       forceButton.focus();
     } else {

@@ -13,6 +13,29 @@ export class ApiError extends Error {
   }
 }
 
+const KEY_STORAGE = 'ocular.apiKey';
+
+/**
+ * Remembers the API key for this tab (sessionStorage: gone when the tab closes), or forgets it
+ * when `key` is empty. Only servers started with OCULAR_API_KEY ask for one, for catalog writes.
+ */
+export function setApiKey(key) {
+  try {
+    if (key) sessionStorage.setItem(KEY_STORAGE, key);
+    else sessionStorage.removeItem(KEY_STORAGE);
+  } catch {
+    // Storage disabled: the key cannot be kept, and the server will ask again.
+  }
+}
+
+function apiKey() {
+  try {
+    return sessionStorage.getItem(KEY_STORAGE);
+  } catch {
+    return null;
+  }
+}
+
 /** Builds '/path?a=1&b=2', leaving out empty values. */
 export function withQuery(path, query = {}) {
   const params = new URLSearchParams();
@@ -29,6 +52,8 @@ export function withQuery(path, query = {}) {
  */
 export async function api(path, { method = 'GET', query, json, form } = {}) {
   const init = { method, headers: { Accept: 'application/json' } };
+  const key = method === 'GET' ? null : apiKey();
+  if (key) init.headers['X-Api-Key'] = key;
   if (json !== undefined) {
     init.body = JSON.stringify(json);
     init.headers['Content-Type'] = 'application/json';

@@ -18,7 +18,7 @@ function render(health) {
   const readiness = $('#readiness');
   const models = Array.isArray(health.models) ? health.models : [];
   if (health.ready) {
-    showStatus(readiness, 'ok', `Ready. ${health.message || ''}`.trim());
+    showStatus(readiness, 'ok', health.message ? `Ready: ${health.message}.` : 'Ready.');
   } else {
     showStatus(readiness, 'busy', `Starting: ${health.message || 'models are loading'}.`);
   }

@@ -2,7 +2,7 @@
 // add a product with an uploaded photo (multipart) or an image address (JSON), and delete with
 // a confirmation dialog.
 
-import { api, errorText } from './api.js';
+import { api, errorText, setApiKey } from './api.js';
 import { $, $$, h, showStatus } from './dom.js';
 import { photoPicker } from './drop.js';
 import { productCard } from './card.js';
@@ -54,6 +54,7 @@ function card(product) {
   );
 }
 
+/** Shows the current page of the catalog; false (with the error shown) when it failed. */
 async function load() {
   try {
     const page = await api('/api/v1/products', { query: { offset: view.offset, limit: LIMIT, category: view.category } });
@@ -70,10 +71,35 @@ async function load() {
     }
     pageLink($('#prev'), view.offset > 0 ? Math.max(0, view.offset - LIMIT) : null);
     pageLink($('#next'), page.next_offset);
+    return true;
   } catch (err) {
     showStatus(status, 'error', errorText(err));
+    return false;
   }
 }
+
+// ---- writing: errors and the API key ----
+
+const keyForm = $('#key-form');
+
+/** Shows why a write failed; when the server wants an API key, asks for one. */
+function writeFailed(err) {
+  showStatus(status, 'error', errorText(err));
+  if (err.code === 'unauthorized') {
+    keyForm.hidden = false;
+    $('#api-key').focus();
+  }
+}
+
+keyForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  const key = $('#api-key').value.trim();
+  if (!key) return;
+  setApiKey(key);
+  $('#api-key').value = '';
+  keyForm.hidden = true;
+  showStatus(status, 'info', 'Key saved for this tab. Try again.');
+});
 
 // ---- adding ----
 
@@ -139,16 +165,16 @@ addForm.addEventListener('submit', async (e) => {
   showStatus(status, 'busy', 'Adding the product…');
   try {
     const product = await api('/api/v1/products', request);
-    showStatus(status, 'ok', `Added “${product.title || product.id}”.`);
     addForm.reset();
     picker.clear();
     showSource();
     view = { offset: 0, category: '' };
     $('#filter-category').value = '';
     history.replaceState(null, '', viewUrl(view));
-    await load();
+    // The message comes after the list shows the change, so what it says is on screen.
+    if (await load()) showStatus(status, 'ok', `Added “${product.title || product.id}”.`);
   } catch (err) {
-    showStatus(status, 'error', errorText(err));
+    writeFailed(err);
   } finally {
     button.disabled = false;
   }
@@ -174,11 +200,10 @@ dialog.addEventListener('close', async () => {
   showStatus(status, 'busy', 'Deleting…');
   try {
     await api(`/api/v1/products/${encodeURIComponent(product.id)}`, { method: 'DELETE' });
-    showStatus(status, 'ok', `Deleted “${product.title || product.id}”.`);
-    await load();
+    if (await load()) showStatus(status, 'ok', `Deleted “${product.title || product.id}”.`);
     $('#list-heading').focus();
   } catch (err) {
-    showStatus(status, 'error', errorText(err));
+    writeFailed(err);
   }
 });
 

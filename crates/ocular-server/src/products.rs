@@ -1,0 +1,299 @@
+//! The product catalog over HTTP: create, replace, patch, delete, read, list, and each
+//! product's stored photo.
+//!
+//! Writes accept JSON (`image_url` is fetched through `ocular-fetch`) or a multipart form with
+//! the same fields and an `image` file; features are computed once, here, and stored with the
+//! product (see `ocular_search::ingest`). Writes need the API key when `OCULAR_API_KEY` is set
+//! ([`WriteAccess`]); reads are open. Product JSON is `ocular_search::ProductView`: it never
+//! exposes the store's internal key, and its `image_url` points at `/api/v1/products/{id}/image`
+//! so browsers load the stored copy; a fetched photo's origin stays in `source_url`.
+
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use bytes::Bytes;
+use ocular_search::ingest::is_own_image;
+use ocular_search::{ImageChange, ImageInput, ProductView, WriteMode};
+use ocular_store::{NewProduct, Product, ProductFilter, ProductPatch};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::form::Form;
+use crate::search::{api_error, fetch, parse_field, parse_json, read_form, require_catalog};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/products", get(list).post(create))
+        .route("/api/v1/products/{id}", get(show).put(replace).patch(patch).delete(remove))
+        .route("/api/v1/products/{id}/image", get(image))
+}
+
+/// Proof that a write request carries the API key (when one is configured), as
+/// `Authorization: Bearer KEY` or `X-Api-Key: KEY`. Compared in constant time: both sides are
+/// hashed first, so neither the key's content nor its length shows in the timing.
+pub struct WriteAccess;
+
+impl FromRequestParts<AppState> for WriteAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(key) = state.config.api_key.as_deref() else { return Ok(WriteAccess) };
+        let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let given = header(header::AUTHORIZATION.as_str())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .or_else(|| header("x-api-key"));
+        match given {
+            Some(g) if keys_match(g.trim(), key) => Ok(WriteAccess),
+            _ => Err(ApiError::Unauthorized),
+        }
+    }
+}
+
+fn keys_match(given: &str, expected: &str) -> bool {
+    let (a, b) = (Sha256::digest(given.as_bytes()), Sha256::digest(expected.as_bytes()));
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The writable fields of a product, as JSON or form fields.
+#[derive(Debug, Default, Deserialize)]
+struct ProductBody {
+    id: Option<String>,
+    title: Option<String>,
+    #[serde(default)]
+    description: String,
+    category: Option<String>,
+    price: Option<f64>,
+    currency: Option<String>,
+    image_url: Option<String>,
+    attributes: Option<Value>,
+}
+
+impl ProductBody {
+    fn from_form(form: &Form) -> Result<Self, ApiError> {
+        Ok(Self {
+            id: form.text("id").map(str::to_string),
+            title: form.text("title").map(str::to_string),
+            description: form.text("description").unwrap_or_default().to_string(),
+            category: form.text("category").map(str::to_string),
+            price: parse_field(form, "price")?,
+            currency: form.text("currency").map(str::to_string),
+            image_url: form.text("image_url").map(str::to_string),
+            attributes: form.text("attributes").map(parse_attributes).transpose()?,
+        })
+    }
+
+    fn into_product(self, id: String) -> Result<(NewProduct, Option<String>), ApiError> {
+        let title = self.title.ok_or_else(|| ApiError::bad_request("invalid_product", "title is required"))?;
+        let mut p = NewProduct::new(id, title);
+        p.description = self.description;
+        p.category = self.category;
+        p.price = self.price;
+        p.currency = self.currency;
+        p.attributes = self.attributes.unwrap_or_else(|| Value::Object(Map::new()));
+        Ok((p, self.image_url))
+    }
+}
+
+fn parse_attributes(text: &str) -> Result<Value, ApiError> {
+    serde_json::from_str(text)
+        .map_err(|e| ApiError::bad_request("invalid_product", format!("attributes is not JSON: {e}")))
+}
+
+fn is_multipart(headers: &HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("multipart/"))
+}
+
+/// A write's body: the fields (as JSON) and an uploaded photo, from JSON or a form.
+async fn read_body(state: &AppState, req: Request) -> Result<(Value, Option<Bytes>), ApiError> {
+    if is_multipart(req.headers()) {
+        let mut form = read_form(req, state, "image").await?;
+        let upload = form.file.take().filter(|b| !b.is_empty());
+        let body = ProductBody::from_form(&form)?;
+        let mut v = json!({
+            "id": body.id, "title": body.title, "description": body.description, "category": body.category,
+            "price": body.price, "currency": body.currency, "image_url": body.image_url,
+        });
+        if let Some(a) = body.attributes {
+            v["attributes"] = a;
+        }
+        // A form cannot send null: for a PATCH, absent fields stay as they are.
+        let has_description = form.fields.contains_key("description");
+        if let Value::Object(map) = &mut v {
+            map.retain(|k, v| !v.is_null() && (k != "description" || has_description));
+        }
+        return Ok((v, upload));
+    }
+    let bytes = axum::body::to_bytes(req.into_body(), usize::MAX)
+        .await
+        .map_err(|e| ApiError::bad_request("invalid_body", format!("the body cannot be read: {e}")))?;
+    let v: Value = parse_json(&bytes)?;
+    if !v.is_object() {
+        return Err(ApiError::bad_request("invalid_json", "the body must be a JSON object"));
+    }
+    Ok((v, None))
+}
+
+/// What a write does to the photo: an upload wins, then `image_url` (the product's own stored
+/// photo or its recorded source means "keep"; another URL is fetched).
+async fn image_change(
+    state: &AppState,
+    id: &str,
+    current: Option<&Product>,
+    upload: Option<Bytes>,
+    image_url: Option<Option<String>>,
+) -> Result<ImageChange, ApiError> {
+    if let Some(bytes) = upload {
+        return Ok(ImageChange::New(ImageInput { bytes: bytes.to_vec(), source_url: None }));
+    }
+    match image_url {
+        None => Ok(ImageChange::Keep),
+        Some(None) => Ok(ImageChange::Clear),
+        Some(Some(url)) => {
+            let keep = is_own_image(id, &url) || current.and_then(|c| c.image_url.as_deref()) == Some(url.as_str());
+            if keep && current.is_some() {
+                return Ok(ImageChange::Keep);
+            }
+            let bytes = fetch(state, &url).await?;
+            Ok(ImageChange::New(ImageInput { bytes: bytes.to_vec(), source_url: Some(url) }))
+        }
+    }
+}
+
+async fn current(state: &AppState, id: &str) -> Result<Option<Product>, ApiError> {
+    let id = id.to_string();
+    state.db(move |s| s.get_product(&id)).await
+}
+
+async fn write(
+    state: &AppState,
+    mode: WriteMode,
+    path_id: Option<String>,
+    req: Request,
+) -> Result<(StatusCode, Json<ProductView>), ApiError> {
+    let catalog = require_catalog(state)?;
+    let (value, upload) = read_body(state, req).await?;
+    let body: ProductBody = serde_json::from_value(value)
+        .map_err(|e| ApiError::bad_request("invalid_product", format!("invalid product: {e}")))?;
+    let id = match (path_id, body.id.clone()) {
+        (Some(p), Some(b)) if p != b => {
+            return Err(ApiError::bad_request(
+                "invalid_product",
+                format!("body id {b:?} differs from the URL's {p:?}"),
+            ));
+        }
+        (Some(p), _) => p,
+        (None, Some(b)) => b,
+        (None, None) => return Err(ApiError::bad_request("invalid_product", "id is required")),
+    };
+    let (product, image_url) = body.into_product(id.clone())?;
+    let existing = if mode == WriteMode::Replace { current(state, &id).await? } else { None };
+    // PUT replaces: no photo in the body means no photo.
+    let change = image_change(state, &id, existing.as_ref(), upload, Some(image_url)).await?;
+    let embedders = catalog.embedders().await.map_err(api_error)?;
+    let upserted =
+        state.infer(move || catalog.upsert(embedders.as_ref(), mode, product, change).map_err(api_error)).await?;
+    let status = if upserted.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(ProductView::from(&upserted.product))))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    _: WriteAccess,
+    req: Request,
+) -> Result<(StatusCode, Json<ProductView>), ApiError> {
+    write(&state, WriteMode::Create, None, req).await
+}
+
+async fn replace(
+    State(state): State<AppState>,
+    _: WriteAccess,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<(StatusCode, Json<ProductView>), ApiError> {
+    write(&state, WriteMode::Replace, Some(id), req).await
+}
+
+async fn patch(
+    State(state): State<AppState>,
+    _: WriteAccess,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Json<ProductView>, ApiError> {
+    let catalog = require_catalog(&state)?;
+    let (mut value, upload) = read_body(&state, req).await?;
+    let Value::Object(map) = &mut value else { return Err(ApiError::bad_request("invalid_json", "not an object")) };
+    if map.get("id").and_then(Value::as_str).is_some_and(|b| b != id) {
+        return Err(ApiError::bad_request("invalid_product", "the id of a product cannot be changed"));
+    }
+    // Read-only fields of a product JSON sent back are ignored, not errors.
+    for k in ["id", "source_url", "created_at", "updated_at", "image_sha256"] {
+        map.remove(k);
+    }
+    let image_url = map.remove("image_url").map(|v| v.as_str().map(str::to_string));
+    let patch: ProductPatch = serde_json::from_value(value)
+        .map_err(|e| ApiError::bad_request("invalid_product", format!("invalid patch: {e}")))?;
+    let existing = current(&state, &id).await?.ok_or_else(|| ApiError::NotFound(format!("product {id}")))?;
+    let change = image_change(&state, &id, Some(&existing), upload, image_url).await?;
+    let embedders = catalog.embedders().await.map_err(api_error)?;
+    let product =
+        state.infer(move || catalog.patch(embedders.as_ref(), &id, &patch, change).map_err(api_error)).await?;
+    Ok(Json(ProductView::from(&product)))
+}
+
+async fn remove(State(state): State<AppState>, _: WriteAccess, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let catalog = require_catalog(&state)?;
+    tokio::task::spawn_blocking(move || catalog.delete(&id).map_err(api_error)).await.map_err(ApiError::internal)??;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<ProductView>, ApiError> {
+    let p = current(&state, &id).await?.ok_or_else(|| ApiError::NotFound(format!("product {id}")))?;
+    Ok(Json(ProductView::from(&p)))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    category: Option<String>,
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/products?category=&offset=&limit=` (limit 1–100, default 20).
+async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(20).clamp(1, 100);
+    let filter = ProductFilter { category: q.category.filter(|c| !c.is_empty()), ..ProductFilter::default() };
+    let page = state.db(move |s| s.list_products(&filter, q.offset, limit)).await?;
+    let items: Vec<ProductView> = page.items.iter().map(ProductView::from).collect();
+    Ok(Json(json!({ "items": items, "next_offset": page.next_offset, "total": page.total })))
+}
+
+/// The stored photo with its content type. Its `ETag` is the content digest, so a browser
+/// revalidates with one cheap request and a replaced photo is never served stale.
+async fn image(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let p = current(&state, &id).await?.ok_or_else(|| ApiError::NotFound(format!("product {id}")))?;
+    let sha = p.image_sha256.ok_or_else(|| ApiError::NotFound(format!("image of product {id}")))?;
+    let etag = format!("\"{sha}\"");
+    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    let img = state
+        .db(move |s| s.get_image(&sha))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("image of product {id}")))?;
+    Ok((
+        [(header::CONTENT_TYPE, img.content_type), (header::ETAG, etag), (header::CACHE_CONTROL, "no-cache".into())],
+        img.bytes,
+    )
+        .into_response())
+}

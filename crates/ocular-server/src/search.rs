@@ -1,0 +1,251 @@
+//! Product search over HTTP: by uploaded photo, by photo URL (the original service's request,
+//! `{"image_url": "...", "top_k": 5}`), and by text (hybrid; see `ocular_search::search`).
+//!
+//! Handlers only translate: options from the form or JSON body (defaults from `TOP_K` and
+//! `SIMILARITY_THRESHOLD`), the photo from the upload or from `ocular-fetch`, then one call to
+//! the [`Catalog`] on a blocking thread after admission. This module also builds the search
+//! state at start-up ([`catalog`], [`fetcher`], [`spawn_index_load`]) and maps search errors to
+//! the API's envelope ([`api_error`]).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::routing::post;
+use axum::{Json, Router};
+use bytes::Bytes;
+use ocular_fetch::{AllowList, FetchPolicy, Fetcher};
+use ocular_models::Registry;
+use ocular_search::embed::default::DefaultProvider;
+use ocular_search::{Catalog, CatalogOptions, SearchError, SearchOptions, SearchResults};
+use ocular_store::{ProductFilter, Store, StoreError};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::form::{self, Form};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/search", post(by_image))
+        .route("/api/v1/search/url", post(by_url))
+        .route("/api/v1/search/text", post(by_text))
+}
+
+/// Builds the catalog when the registry has an image and a text model (loads nothing).
+pub fn catalog(config: &Config, registry: &Registry, store: &Arc<dyn Store>) -> Option<Arc<Catalog>> {
+    let provider = DefaultProvider::from_registry(registry)?;
+    let options = CatalogOptions {
+        image_limits: ocular_image::Limits { max_bytes: config.max_body_bytes, max_pixels: config.max_image_pixels },
+        ..CatalogOptions::default()
+    };
+    match Catalog::new(store.clone(), Arc::new(provider), options) {
+        Ok(c) => Some(Arc::new(c)),
+        Err(e) => {
+            tracing::error!(error = %ocular_models::registry::error_chain(&e), "product search is disabled");
+            None
+        }
+    }
+}
+
+/// The URL fetcher, under the configured allow-list (validated by `Config::validate`).
+pub fn fetcher(config: &Config) -> Option<Fetcher> {
+    let allow = match AllowList::parse(&config.url_allow) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid OCULAR_URL_ALLOW; URL fetching is disabled");
+            return None;
+        }
+    };
+    let policy = FetchPolicy { allow, max_bytes: config.max_body_bytes as u64, ..FetchPolicy::default() };
+    Fetcher::new(policy).map_err(|e| tracing::error!(error = %e, "URL fetching is disabled")).ok()
+}
+
+/// Marks the indexes as loading and loads them on a blocking thread, so `/health` answers
+/// meanwhile and searches get `503 index_loading` rather than partial results. In preload
+/// mode the embedders are then warmed (ConSE's class prompts), so the first product write
+/// does not pay for them.
+pub fn spawn_index_load(state: &AppState) -> Option<tokio::task::JoinHandle<()>> {
+    let catalog = state.catalog.clone()?;
+    if let Err(e) = catalog.begin_loading() {
+        tracing::error!(error = %ocular_models::registry::error_chain(&e), "search indexes cannot be created");
+        return None;
+    }
+    let preload = state.config.preload;
+    Some(tokio::spawn(async move {
+        let loading = catalog.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || loading.load()).await {
+            tracing::error!(error = %e, "search index loading panicked");
+        }
+        if !preload {
+            return;
+        }
+        let warmed = match catalog.embedders().await {
+            Ok(embedders) => tokio::task::spawn_blocking(move || embedders.warm_up().map_err(|e| e.to_string()))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string())),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = warmed {
+            tracing::warn!(error = %e, "search embedders not warmed; the first write will be slower");
+        }
+    }))
+}
+
+/// The catalog, or 404 `model_not_configured` when search models are missing.
+pub fn require_catalog(state: &AppState) -> Result<Arc<Catalog>, ApiError> {
+    state.catalog.clone().ok_or_else(|| {
+        ApiError::ModelUnavailable(ocular_models::ModelError::NotConfigured(
+            "product search (an image classifier and a text encoder)".into(),
+        ))
+    })
+}
+
+/// Maps a search error onto the API's statuses and codes.
+pub fn api_error(e: SearchError) -> ApiError {
+    let message = e.to_string();
+    match e {
+        SearchError::Invalid { .. } => ApiError::bad_request("invalid_request", message),
+        SearchError::Image(e) => ApiError::Image(e),
+        SearchError::Fetch(e) => ApiError::Fetch(e),
+        SearchError::Model(e) => e.into(),
+        SearchError::Store(StoreError::NotFound(what)) => ApiError::NotFound(what),
+        SearchError::Store(e) if e.fault() == ocular_store::Fault::Input && !matches!(e, StoreError::Conflict(_)) => {
+            ApiError::bad_request("invalid_product", message)
+        }
+        SearchError::Store(e) => ApiError::Store(e),
+        SearchError::IndexLoading { .. } => ApiError::Unavailable { code: "index_loading", message, retry_after_s: 2 },
+        SearchError::ReindexRequired { .. } => ApiError::Conflict { code: "reindex_required", message },
+        SearchError::Concurrent { .. } => ApiError::Conflict { code: "concurrent_update", message },
+        e @ (SearchError::Index(_) | SearchError::IndexFailed { .. } | SearchError::ImageFile { .. }) => {
+            ApiError::internal(e)
+        }
+    }
+}
+
+/// Options every search accepts, as JSON fields.
+#[derive(Debug, Default, Deserialize)]
+pub struct OptionsBody {
+    top_k: Option<usize>,
+    threshold: Option<f32>,
+    category: Option<String>,
+    min_price: Option<f64>,
+    max_price: Option<f64>,
+    offset: Option<usize>,
+}
+
+impl OptionsBody {
+    fn resolve(self, config: &Config) -> Result<SearchOptions, ApiError> {
+        let opts = SearchOptions {
+            top_k: self.top_k.unwrap_or(config.top_k),
+            threshold: self.threshold.unwrap_or(config.similarity_threshold),
+            offset: self.offset.unwrap_or(0),
+            filter: ProductFilter { category: self.category, min_price: self.min_price, max_price: self.max_price },
+        };
+        opts.validate().map_err(api_error)?;
+        Ok(opts)
+    }
+
+    /// The same options from multipart text fields.
+    fn from_form(form: &Form) -> Result<Self, ApiError> {
+        Ok(Self {
+            top_k: parse_field(form, "top_k")?,
+            threshold: parse_field(form, "threshold")?,
+            category: form.text("category").map(str::to_string),
+            min_price: parse_field(form, "min_price")?,
+            max_price: parse_field(form, "max_price")?,
+            offset: parse_field(form, "offset")?,
+        })
+    }
+}
+
+/// A typed multipart text field; absent or blank is `None`.
+pub fn parse_field<T: std::str::FromStr>(form: &Form, name: &str) -> Result<Option<T>, ApiError> {
+    form.text(name)
+        .map(|v| {
+            v.parse()
+                .map_err(|_| ApiError::bad_request("invalid_request", format!("field `{name}` is not valid: {v:?}")))
+        })
+        .transpose()
+}
+
+/// A JSON body parsed into the envelope's errors (axum's own rejection is plain text).
+pub fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("the JSON body cannot be read: {e}")))
+}
+
+/// A multipart form from a request, with envelope errors.
+pub async fn read_form(req: Request, state: &AppState, file_field: &str) -> Result<Form, ApiError> {
+    let mp = Multipart::from_request(req, state).await.map_err(|e| {
+        ApiError::bad_request("invalid_multipart", format!("expected a multipart/form-data body: {}", e.body_text()))
+    })?;
+    form::read(mp, file_field).await
+}
+
+/// Runs a photo search on a blocking thread after admission.
+async fn run_image_search(state: &AppState, bytes: Bytes, opts: SearchOptions) -> Result<SearchResults, ApiError> {
+    let catalog = require_catalog(state)?;
+    let embedders = catalog.embedders().await.map_err(api_error)?;
+    state.infer(move || catalog.search_image(embedders.as_ref(), &bytes, &opts).map_err(api_error)).await
+}
+
+/// `POST /api/v1/search`: multipart `image` + option fields.
+async fn by_image(State(state): State<AppState>, req: Request) -> Result<Json<SearchResults>, ApiError> {
+    let mut form = read_form(req, &state, "image").await?;
+    let opts = OptionsBody::from_form(&form)?.resolve(&state.config)?;
+    let bytes = form.require_file("image")?;
+    Ok(Json(run_image_search(&state, bytes, opts).await?))
+}
+
+#[derive(Debug, Deserialize)]
+struct UrlBody {
+    image_url: String,
+    #[serde(flatten)]
+    options: OptionsBody,
+}
+
+/// `POST /api/v1/search/url`: `{"image_url": "...", "top_k": 5, ...}`.
+async fn by_url(State(state): State<AppState>, body: Bytes) -> Result<Json<SearchResults>, ApiError> {
+    let body: UrlBody = parse_json(&body)?;
+    let opts = body.options.resolve(&state.config)?;
+    require_catalog(&state)?;
+    let started = Instant::now();
+    let bytes = fetch(&state, &body.image_url).await?;
+    let fetched = started.elapsed();
+    let mut results = run_image_search(&state, bytes, opts).await?;
+    results.timings_ms.add("fetch", fetched);
+    results.timings_ms.add("total", fetched);
+    Ok(Json(results))
+}
+
+/// Fetches an image URL through the SSRF-guarded fetcher.
+pub async fn fetch(state: &AppState, url: &str) -> Result<Bytes, ApiError> {
+    let fetcher = state.fetcher.as_ref().ok_or_else(|| ApiError::Unavailable {
+        code: "url_fetch_unavailable",
+        message: "fetching URLs is disabled on this server (see the start-up log)".into(),
+        retry_after_s: 60,
+    })?;
+    Ok(fetcher.fetch_image(url).await?.bytes)
+}
+
+#[derive(Debug, Deserialize)]
+struct TextBody {
+    query: String,
+    #[serde(flatten)]
+    options: OptionsBody,
+}
+
+/// `POST /api/v1/search/text`: `{"query": "...", ...}`, hybrid.
+async fn by_text(State(state): State<AppState>, body: Bytes) -> Result<Json<SearchResults>, ApiError> {
+    let body: TextBody = parse_json(&body)?;
+    let opts = body.options.resolve(&state.config)?;
+    let catalog = require_catalog(&state)?;
+    let embedders = catalog.embedders().await.map_err(api_error)?;
+    let query = body.query;
+    let results =
+        state.infer(move || catalog.search_text(embedders.as_ref(), &query, &opts).map_err(api_error)).await?;
+    Ok(Json(results))
+}

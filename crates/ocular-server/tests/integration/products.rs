@@ -1,0 +1,160 @@
+//! The product catalog over HTTP with the real models: CRUD, every write visible to the next
+//! search without a restart, nothing lost across a restart, the API key, product photos by URL.
+
+use axum::body::Body;
+use axum::http::Request;
+use http_body_util::BodyExt;
+use serde_json::json;
+
+use crate::catalog_app::{CatalogApp, ImageServer, form_request, ids};
+use crate::common::photo;
+
+fn motorcycle_query() -> Vec<u8> {
+    photo("motorcycle_right.png")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_visible_to_the_next_search_and_survive_a_restart() {
+    let app = CatalogApp::new(&[]).loaded().await;
+    let cup = photo("coffee.png");
+    let fields = [
+        ("id", "cup"),
+        ("title", "Espresso cup"),
+        ("description", "For coffee"),
+        ("category", "kitchen"),
+        ("price", "9.5"),
+        ("currency", "EUR"),
+        ("attributes", r#"{"color":"white"}"#),
+    ];
+    let (status, body) = app.form("POST", "/api/v1/products", &fields, Some(&cup)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["image_url"], json!("/api/v1/products/cup/image"));
+    assert_eq!((body["source_url"].clone(), body["attributes"]["color"].clone()), (json!(null), json!("white")));
+    assert!(body.get("key").is_none() && body.get("image_sha256").is_none(), "internal fields stay inside: {body}");
+    let (status, body) = app.form("POST", "/api/v1/products", &fields, Some(&cup)).await;
+    assert_eq!((status, body["error"]["code"].clone()), (409, json!("conflict")));
+
+    // The stored photo, with its type and a validator.
+    let resp = app.send(Request::get("/api/v1/products/cup/image").body(Body::empty()).unwrap()).await;
+    assert_eq!((resp.status().as_u16(), resp.headers()["content-type"].to_str().unwrap()), (200, "image/png"));
+    let etag = resp.headers()["etag"].clone();
+    assert_eq!(resp.into_body().collect().await.unwrap().to_bytes().as_ref(), cup.as_slice());
+    let again = Request::get("/api/v1/products/cup/image").header("if-none-match", etag).body(Body::empty()).unwrap();
+    assert_eq!(app.send(again).await.status(), 304);
+
+    // Add: the motorcycle is found at once.
+    let bike = photo("motorcycle_left.png");
+    let (status, _) = app
+        .form(
+            "POST",
+            "/api/v1/products",
+            &[("id", "bike"), ("title", "Dirt bike"), ("category", "vehicles"), ("price", "4999")],
+            Some(&bike),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, body) = app.form("POST", "/api/v1/search", &[("threshold", "0")], Some(&motorcycle_query())).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids(&body)[0], "bike");
+    assert!(body["results"][0]["score"].as_f64().unwrap() > 0.9, "{body}");
+
+    // Patch the title: the text space follows; the price alone re-embeds nothing.
+    let (status, body) = app.json("PATCH", "/api/v1/products/bike", json!({"title": "Red motocross racer"})).await;
+    assert_eq!((status, body["title"].clone()), (200, json!("Red motocross racer")), "{body}");
+    let (_, body) = app.json("POST", "/api/v1/search/text", json!({"query": "motocross racer", "threshold": 0})).await;
+    assert_eq!(ids(&body)[0], "bike", "{body}");
+    let (status, body) =
+        app.json("PATCH", "/api/v1/products/bike", json!({"price": 4500, "attributes": {"cc": 250}})).await;
+    assert_eq!(
+        (status, body["price"].clone(), body["image_url"].clone()),
+        (200, json!(4500.0), json!("/api/v1/products/bike/image"))
+    );
+
+    // Replace the bike's photo with a rocket: the motorcycle query no longer finds it first.
+    let (status, body) =
+        app.form("PUT", "/api/v1/products/bike", &[("title", "Rocket poster")], Some(&photo("rocket.jpg"))).await;
+    assert_eq!((status, body["category"].clone()), (200, json!(null)), "PUT replaces every field: {body}");
+    let (_, body) = app.form("POST", "/api/v1/search", &[("threshold", "0.5")], Some(&motorcycle_query())).await;
+    assert_eq!(ids(&body), Vec::<String>::new(), "{body}");
+
+    // List, then delete: gone from reads and from search.
+    let (status, body) = app.get("/api/v1/products?limit=1").await;
+    assert_eq!((status, body["total"].clone(), body["next_offset"].clone()), (200, json!(2), json!(1)));
+    let (_, body) = app.get("/api/v1/products?category=kitchen").await;
+    assert_eq!(body["items"].as_array().unwrap().len(), 1);
+    let resp = app.send(Request::delete("/api/v1/products/cup").body(Body::empty()).unwrap()).await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(app.get("/api/v1/products/cup").await.0, 404);
+    let (_, body) = app.form("POST", "/api/v1/search", &[("threshold", "-1")], Some(&cup)).await;
+    assert_eq!(ids(&body), ["bike"]);
+
+    // A restart (a new process over the same database) loses nothing.
+    let restarted = app.reopen(&[]).loaded().await;
+    let (_, body) =
+        restarted.json("POST", "/api/v1/search/text", json!({"query": "rocket poster", "threshold": 0})).await;
+    assert_eq!(ids(&body), ["bike"], "{body}");
+    let (status, body) = restarted.get("/api/v1/products/bike").await;
+    assert_eq!((status, body["title"].clone(), body["attributes"].clone()), (200, json!("Rocket poster"), json!({})));
+    let resp = restarted.send(Request::get("/api/v1/products/bike/image").body(Body::empty()).unwrap()).await;
+    assert_eq!(resp.headers()["content-type"], "image/jpeg");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_need_the_api_key_when_one_is_set() {
+    let key = "s3cret-key-0123456789";
+    let app = CatalogApp::new(&["--api-key", key]).loaded().await;
+    let product = json!({"id": "card", "title": "Gift card"});
+    let post = |auth: Option<(&str, String)>| {
+        let mut req = Request::post("/api/v1/products").header("content-type", "application/json");
+        if let Some((name, value)) = auth {
+            req = req.header(name, value);
+        }
+        req.body(Body::from(product.to_string())).unwrap()
+    };
+    for auth in
+        [None, Some(("authorization", "Bearer wrong-key-0123456789".into())), Some(("x-api-key", key[1..].into()))]
+    {
+        let (status, body) = app.call(post(auth)).await;
+        assert_eq!((status, body["error"]["code"].clone()), (401, json!("unauthorized")));
+    }
+    assert_eq!(app.call(post(Some(("authorization", format!("Bearer {key}"))))).await.0, 201);
+    let delete = Request::delete("/api/v1/products/card").body(Body::empty()).unwrap();
+    assert_eq!(app.call(delete).await.0, 401);
+    let delete = Request::delete("/api/v1/products/card").header("x-api-key", key).body(Body::empty()).unwrap();
+    assert_eq!(app.call(delete).await.0, 204);
+    // Reads, searches included, stay open.
+    assert_eq!(app.get("/api/v1/products").await.0, 200);
+    assert_eq!(app.json("POST", "/api/v1/search/text", json!({"query": "card"})).await.0, 200);
+    let unauthorized_form = form_request("POST", "/api/v1/products", &[("id", "x"), ("title", "x")], None);
+    assert_eq!(app.call(unauthorized_form).await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn product_photos_by_url_go_through_the_allow_list() {
+    let server = ImageServer::start(photo("coffee.png")).await;
+    let url = server.url("/cup.png");
+    let product = json!({"id": "cup", "title": "Espresso cup", "image_url": url});
+
+    let refused = CatalogApp::new(&[]).loaded().await;
+    let (status, body) = refused.json("POST", "/api/v1/products", product.clone()).await;
+    assert_eq!((status, body["error"]["code"].clone()), (400, json!("url_not_allowed")), "{body}");
+    assert_eq!(server.accepted(), 0, "a refused URL is never connected to");
+
+    let app = CatalogApp::new(&["--url-allow", "127.0.0.1"]).loaded().await;
+    let (status, body) = app.json("POST", "/api/v1/products", product).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        (body["source_url"].as_str(), body["image_url"].as_str()),
+        (Some(url.as_str()), Some("/api/v1/products/cup/image"))
+    );
+    assert_eq!(server.accepted(), 1);
+    // Sending the product back unchanged keeps the stored photo without fetching it again.
+    let (status, body) = app.json("PUT", "/api/v1/products/cup", body).await;
+    assert_eq!((status, server.accepted()), (200, 1), "{body}");
+    let (_, body) = app.form("POST", "/api/v1/search", &[], Some(&photo("coffee.png"))).await;
+    assert_eq!(ids(&body), ["cup"]);
+    // A URL the remote host cannot serve is the upstream's failure.
+    let dead = json!({"id": "dead", "title": "x", "image_url": server.url("/missing.png")});
+    let (status, body) = app.json("POST", "/api/v1/products", dead).await;
+    assert_eq!((status, body["error"]["code"].clone()), (502, json!("url_fetch_failed")), "{body}");
+}

@@ -1,0 +1,4 @@
+CREATE TABLE IF NOT EXISTS ocular_settings (
+    key   text PRIMARY KEY,
+    value text NOT NULL
+);

@@ -1,0 +1,47 @@
+//! Uploaded product images on PostgreSQL: `bytea` rows addressed by SHA-256, shared by every
+//! replica. Hashing happens before a connection is taken: it would otherwise hold one while
+//! it reads megabytes.
+
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use super::no_nul;
+use super::pool::Db;
+use crate::StoreError;
+use crate::types::{StoredImage, now, validate};
+
+/// Checks an upload and computes its address.
+pub(super) fn address(bytes: &[u8], content_type: &str) -> Result<String, StoreError> {
+    validate::content_type(content_type)?;
+    if bytes.is_empty() {
+        return Err(StoreError::invalid("image", "is empty"));
+    }
+    Ok(hex::encode(Sha256::digest(bytes)))
+}
+
+pub(super) fn put(db: Db<'_>, sha256: &str, bytes: &[u8], content_type: &str) -> Result<(), StoreError> {
+    // The first upload's content type wins; the bytes are the same by construction. Two
+    // replicas storing the same image at once both succeed: one inserts, one does nothing.
+    let size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
+    db.execute(
+        "INSERT INTO product_images (sha256, content_type, size, created_at, bytes) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (sha256) DO NOTHING",
+        &[&sha256, &content_type, &size, &now(), &bytes],
+    )?;
+    Ok(())
+}
+
+pub(super) fn get(db: Db<'_>, sha256: &str) -> Result<Option<StoredImage>, StoreError> {
+    no_nul("sha256", sha256)?;
+    db.query_opt("SELECT content_type, bytes FROM product_images WHERE sha256 = $1", &[&sha256])?
+        .map(|r| Ok(StoredImage { sha256: sha256.to_string(), content_type: r.try_get(0)?, bytes: r.try_get(1)? }))
+        .transpose()
+}
+
+pub(super) fn purge_unreferenced(db: Db<'_>, before: OffsetDateTime) -> Result<u64, StoreError> {
+    db.execute(
+        "DELETE FROM product_images i WHERE i.created_at < $1
+         AND NOT EXISTS (SELECT 1 FROM products p WHERE p.image_sha256 = i.sha256)",
+        &[&before],
+    )
+}

@@ -1,0 +1,296 @@
+//! [`PgVectorIndex`]: vector search served by pgvector from the table the store writes.
+//!
+//! Why no in-memory index (nor cache) with PostgreSQL: replicas must agree at once. Every
+//! product write commits its vectors to `product_embeddings` in the same transaction as the
+//! product, and a search here is a query on that table, so a product written through any
+//! replica is found by the next search on every replica, and a deleted one never is; there is
+//! no second copy that could lag. [`VectorIndex::upsert`] and [`VectorIndex::remove`] therefore
+//! write nothing: the store's write *is* the index write (upsert still validates its input).
+//!
+//! The index: one partial HNSW index per (space, dimension) over the normalised vector,
+//! `hnsw ((l2_normalize(vector)::vector(DIM)) vector_ip_ops) WHERE space = … AND dim = …`,
+//! made by [`PgVectorIndex::ensure_index`]. Inner product on unit vectors is cosine similarity,
+//! the score the in-memory index returns; stored vectors stay as written (bit-exact reads).
+//! Without the index every search is an exact sequential scan: correct, only slower.
+//!
+//! Filters: the trait's filter is a callback on ids, which SQL cannot see, so
+//! [`VectorIndex::search`] with a filter fetches growing batches of nearest neighbours and
+//! filters them here. The search service should call [`PgVectorIndex::search_filtered`] with
+//! the request's [`ProductFilter`] instead: the filter joins `products` in SQL, and
+//! `hnsw.iterative_scan` keeps scanning the graph until `k` rows pass, so a selective filter
+//! still returns `k` hits in one round trip.
+
+use ocular_index::{Filter, Hit, IndexError, VectorIndex};
+
+use super::products::{Args, filter_sql};
+use super::{PgStore, product_key};
+use crate::StoreError;
+use crate::types::{ProductFilter, validate};
+
+/// How a [`PgVectorIndex`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PgSearchMode {
+    /// Through the HNSW index when it exists (approximate, fast): the default.
+    Hnsw,
+    /// An exact scan of every vector of the (space, model), ignoring any index: for tests,
+    /// recall measurements and small catalogs.
+    Exact,
+}
+
+/// Tuning of a [`PgVectorIndex`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PgIndexConfig {
+    /// `hnsw.ef_search`: candidates kept while walking the graph (pgvector's default 40).
+    /// Higher is slower and finds more of the true neighbours; raised to `k` when `k` is larger.
+    pub ef_search: u32,
+    /// HNSW build parameters (pgvector's defaults: m 16, ef_construction 64).
+    pub m: u32,
+    pub ef_construction: u32,
+    pub mode: PgSearchMode,
+}
+
+impl Default for PgIndexConfig {
+    fn default() -> Self {
+        PgIndexConfig { ef_search: 40, m: 16, ef_construction: 64, mode: PgSearchMode::Hnsw }
+    }
+}
+
+/// pgvector's ceiling for `hnsw.ef_search`.
+const MAX_EF_SEARCH: u32 = 1000;
+
+/// Vector search over the `space` vectors made by `model`, answered by PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgVectorIndex {
+    store: PgStore,
+    space: String,
+    model: String,
+    dim: usize,
+    config: PgIndexConfig,
+}
+
+/// A store error as the index trait reports it (the trait has no variant of its own for a
+/// failing backend; this one carries the source).
+fn backend(e: StoreError) -> IndexError {
+    IndexError::Rescorer(Box::new(e))
+}
+
+impl PgVectorIndex {
+    /// A view of the `space` vectors of `model`, which have `dim` dimensions (as
+    /// `embedding_models` reports). Creates nothing; see [`PgVectorIndex::ensure_index`].
+    pub fn new(
+        store: PgStore,
+        space: &str,
+        model: &str,
+        dim: usize,
+        config: PgIndexConfig,
+    ) -> Result<Self, StoreError> {
+        // The space and dimension are written into SQL (a partial index predicate must be a
+        // literal to match): validated to `[a-z0-9_]{1,32}` and an integer, they cannot inject.
+        validate::space(space)?;
+        if dim == 0 || dim > validate::MAX_DIM {
+            return Err(StoreError::invalid("dimension", format!("must be 1 to {}", validate::MAX_DIM)));
+        }
+        super::no_nul("model", model)?;
+        Ok(PgVectorIndex { store, space: space.to_string(), model: model.to_string(), dim, config })
+    }
+
+    pub fn space(&self) -> &str {
+        &self.space
+    }
+
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn index_name(&self) -> String {
+        format!("product_embeddings_hnsw_{}_{}", self.space, self.dim)
+    }
+
+    /// The indexed expression; queries must spell it exactly so the planner can use the index.
+    fn expression(&self) -> String {
+        format!("(l2_normalize(e.vector)::vector({}))", self.dim)
+    }
+
+    /// Creates the HNSW index of this (space, dimension) unless it exists; returns whether it
+    /// built one. Idempotent and safe from several replicas at once (an advisory lock lets one
+    /// build while the others wait and then find it). Built `CONCURRENTLY`, so product writes
+    /// go on during a long build (minutes for 100k × 1280 on two cores); an invalid index left
+    /// by an interrupted build is dropped and rebuilt. Call it at start-up before reporting
+    /// ready, or from `ocular migrate` once the models are known.
+    pub fn ensure_index(&self) -> Result<bool, StoreError> {
+        let name = self.index_name();
+        let conn = self.store.pool.get()?;
+        let db = conn.db();
+        let key = format!("ocular.hnsw:{name}");
+        // Polled, not waited on: a session blocked in `pg_advisory_lock` is a running
+        // transaction, and `CREATE INDEX CONCURRENTLY` in the lock holder waits for every running
+        // transaction to end, which would be a deadlock. Between polls this session is idle.
+        let try_lock = format!("SELECT pg_try_advisory_lock({})", super::LOCK_KEY);
+        while !db.query_one(&try_lock, &[&key])?.try_get::<_, bool>(0)? {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        let built = (|| -> Result<bool, StoreError> {
+            let state: Option<bool> = db
+                .query_opt(
+                    "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                     WHERE c.relname = $1
+                       AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())",
+                    &[&name],
+                )?
+                .map(|r| r.try_get(0))
+                .transpose()?;
+            match state {
+                Some(true) => return Ok(false),
+                Some(false) => db.batch(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))?,
+                None => {}
+            }
+            let (m, efc) = (self.config.m.clamp(2, 100), self.config.ef_construction.clamp(4, 1000));
+            db.batch(&format!(
+                "CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON product_embeddings
+                 USING hnsw ((l2_normalize(vector)::vector({dim})) vector_ip_ops) WITH (m = {m}, ef_construction = {efc})
+                 WHERE space = '{space}' AND dim = {dim}",
+                dim = self.dim,
+                space = self.space,
+            ))?;
+            Ok(true)
+        })();
+        // Released on every path; a lost connection releases it too.
+        let unlocked = db.query(&format!("SELECT pg_advisory_unlock({})", super::LOCK_KEY), &[&key]);
+        let built = built?;
+        unlocked?;
+        if built {
+            tracing::info!(index = %name, "HNSW index built");
+        }
+        Ok(built)
+    }
+
+    /// The `k` nearest products to `query` among those passing `filter`, best first (ties by
+    /// key), filtered in SQL: the call the search service should make (see the module docs).
+    /// Scores are cosine similarities, as from the in-memory index.
+    pub fn search_filtered(&self, query: &[f32], k: usize, filter: &ProductFilter) -> Result<Vec<Hit>, IndexError> {
+        let unit = normalized(query, self.dim)?;
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        self.nearest(&unit, k, filter).map_err(backend)
+    }
+
+    /// One query for the `limit` nearest rows passing `filter`, in one round trip.
+    fn nearest(&self, unit: &[f32], limit: usize, filter: &ProductFilter) -> Result<Vec<Hit>, StoreError> {
+        let mut args = Args::default();
+        let q = args.push(unit.to_vec());
+        let model = args.push(self.model.clone());
+        let cond = filter_sql(filter, &mut args)?;
+        let join = if cond.is_empty() { "" } else { "JOIN products p ON p.seq = e.product_seq" };
+        let expr = self.expression();
+        let (space, dim) = (&self.space, self.dim);
+        let limit = limit.min(i64::MAX as usize);
+        let sql = match self.config.mode {
+            // Relaxed iterative scans may return rows slightly out of order: the outer query
+            // restores exact order (and key order among ties) over the few rows found.
+            PgSearchMode::Hnsw => format!(
+                "WITH hits AS MATERIALIZED (
+                     SELECT e.product_seq, {expr} <#> {q}::real[]::vector({dim}) AS d
+                     FROM product_embeddings e {join}
+                     WHERE e.space = '{space}' AND e.dim = {dim} AND e.model = {model}{cond}
+                     ORDER BY d LIMIT {limit})
+                 SELECT product_seq, -d FROM hits ORDER BY d, product_seq"
+            ),
+            // A function call, not the indexed operator: the planner cannot use the index.
+            PgSearchMode::Exact => format!(
+                "SELECT e.product_seq, inner_product(l2_normalize(e.vector), {q}::real[]::vector) AS s
+                 FROM product_embeddings e {join}
+                 WHERE e.space = '{space}' AND e.dim = {dim} AND e.model = {model}{cond}
+                 ORDER BY s DESC, e.product_seq LIMIT {limit}"
+            ),
+        };
+        let conn = self.store.pool.get()?;
+        let ef = self.config.ef_search.max(u32::try_from(limit).unwrap_or(u32::MAX)).clamp(1, MAX_EF_SEARCH);
+        if self.config.mode == PgSearchMode::Hnsw && conn.ef_search.get() != Some(ef) {
+            // Session settings, kept by the pooled connection: set once, not per query.
+            conn.db().batch(&format!("SET hnsw.ef_search = {ef}; SET hnsw.iterative_scan = relaxed_order"))?;
+            conn.ef_search.set(Some(ef));
+        }
+        // Typed parameters: parse, bind and execute in one round trip, no prepared statement.
+        let rows = super::pool::wait(conn.client.query_typed(&sql, &args.typed()))?;
+        rows.iter()
+            .map(|r| {
+                let score: f64 = r.try_get(1)?;
+                Ok(Hit { id: product_key(r.try_get(0)?)?.0, score: score as f32 })
+            })
+            .collect()
+    }
+}
+
+/// `vector / |vector|`, refusing what the in-memory index refuses, with the same errors.
+fn normalized(v: &[f32], dim: usize) -> Result<Vec<f32>, IndexError> {
+    if v.len() != dim {
+        return Err(IndexError::DimensionMismatch { expected: dim, got: v.len() });
+    }
+    if !v.iter().all(|x| x.is_finite()) {
+        return Err(IndexError::NonFinite);
+    }
+    let norm = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
+    if norm == 0.0 || !norm.is_finite() {
+        return Err(IndexError::ZeroVector);
+    }
+    Ok(v.iter().map(|&x| (f64::from(x) / norm) as f32).collect())
+}
+
+impl VectorIndex for PgVectorIndex {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// A count query: cheap enough for reporting, not for a hot loop. A failing database
+    /// reads as 0 (the trait cannot report an error here) and is logged.
+    fn len(&self) -> usize {
+        let counted = self.store.read(|db| {
+            let n: i64 = db
+                .query_one(
+                    "SELECT count(*) FROM product_embeddings WHERE space = $1 AND model = $2",
+                    &[&self.space, &self.model],
+                )?
+                .try_get(0)?;
+            Ok(usize::try_from(n).unwrap_or(0))
+        });
+        counted.unwrap_or_else(|error| {
+            tracing::warn!(%error, space = %self.space, "counting vectors failed");
+            0
+        })
+    }
+
+    /// Writes nothing: the store's product write already stored the vector (module docs).
+    fn upsert(&self, _id: u64, vector: &[f32]) -> Result<(), IndexError> {
+        normalized(vector, self.dim).map(|_| ())
+    }
+
+    /// Removes nothing (the store's delete did) and so reports `false`.
+    fn remove(&self, _id: u64) -> bool {
+        false
+    }
+
+    fn search(&self, query: &[f32], k: usize, filter: Option<Filter<'_>>) -> Result<Vec<Hit>, IndexError> {
+        let unit = normalized(query, self.dim)?;
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let all = ProductFilter::default();
+        let Some(keep) = filter else { return self.nearest(&unit, k, &all).map_err(backend) };
+        // Fetch 4× more each round until k pass or the index has no more to give.
+        let mut fetch = k.saturating_mul(2).max(64);
+        loop {
+            let rows = self.nearest(&unit, fetch, &all).map_err(backend)?;
+            let exhausted = rows.len() < fetch;
+            let hits: Vec<Hit> = rows.into_iter().filter(|h| keep(h.id)).take(k).collect();
+            if hits.len() == k || exhausted {
+                return Ok(hits);
+            }
+            fetch = fetch.saturating_mul(4);
+        }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        0
+    }
+}
