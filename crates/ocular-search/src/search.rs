@@ -15,12 +15,13 @@
 //! ordered by the fused score (`score`). `threshold` is compared with the result's best cosine
 //! (`similarity`, the larger of its `text` and `image_text` cosines), so one threshold means
 //! the same thing for image and text search; a keyword-only match is kept only if one of its
-//! cosines also reaches it.
+//! cosines also reaches it. Text-search cosines come from the in-memory int8 codes (within
+//! about 0.01 of the exact value: they only rank and gate); image-search scores are exact.
 //!
 //! Each ranking is cut at a depth of at least [`FUSION_DEPTH`], rounded up to a multiple of it
 //! past the requested page, so pages of one query fuse the same lists and never overlap.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Instant;
 
 use ocular_index::Hit;
@@ -121,8 +122,10 @@ impl Catalog {
         let depth = (opts.offset + opts.top_k + 1).div_ceil(FUSION_DEPTH) * FUSION_DEPTH;
         let filter = |id: u64| allowed.passes(id);
         let filter = opts.filters().then_some(&filter as &dyn Fn(u64) -> bool);
-        let text_hits = self.space(TEXT).search(&q.text, depth, filter)?;
-        let image_hits = self.space(IMAGE_TEXT).search(&q.image_text, depth, filter)?;
+        // Ranks are what fusion uses: the in-memory cosines rank well enough, and a database
+        // round trip per candidate would cost more than the whole search.
+        let text_hits = self.space(TEXT).search_fast(&q.text, depth, filter)?;
+        let image_hits = self.space(IMAGE_TEXT).search_fast(&q.image_text, depth, filter)?;
         let at = t.lap("index", at);
         let keyword = self.store.search_text(query, &opts.filter, depth)?;
         let at = t.lap("keyword", at);
@@ -134,16 +137,18 @@ impl Catalog {
 
         let mut text_cos: HashMap<u64, f32> = text_hits.iter().map(|h| (h.id, h.score)).collect();
         let mut image_cos: HashMap<u64, f32> = image_hits.iter().map(|h| (h.id, h.score)).collect();
-        // Keyword-only matches have no cosine yet: score them exactly, restricted to themselves.
-        let missing: HashSet<u64> =
+        // Keyword-only matches have no cosine yet: compute theirs from the stored vectors.
+        let missing: Vec<u64> =
             fused.iter().filter(|f| f.ranks[0].is_none() && f.ranks[1].is_none()).map(|f| f.id).collect();
-        if !missing.is_empty() {
-            let only = |id: u64| missing.contains(&id);
-            for h in self.space(TEXT).search(&q.text, missing.len(), Some(&only))? {
-                text_cos.insert(h.id, h.score);
-            }
-            for h in self.space(IMAGE_TEXT).search(&q.image_text, missing.len(), Some(&only))? {
-                image_cos.insert(h.id, h.score);
+        let (text_space, image_space) = (self.space(TEXT), self.space(IMAGE_TEXT));
+        for &id in &missing {
+            // One read gives both vectors.
+            for e in self.store.embeddings_of(ProductKey(id))? {
+                if let Some(c) = text_space.cosine_with(&e, &q.text) {
+                    text_cos.insert(id, c);
+                } else if let Some(c) = image_space.cosine_with(&e, &q.image_text) {
+                    image_cos.insert(id, c);
+                }
             }
         }
         let ranked: Vec<(u64, f32, f32, Option<Signals>)> = fused

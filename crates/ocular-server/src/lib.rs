@@ -15,6 +15,7 @@ pub mod products;
 pub mod routes;
 pub mod search;
 pub mod state;
+pub mod web;
 
 use std::time::Duration;
 
@@ -43,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .merge(products::router())
         .merge(search::router())
         .merge(embed::router())
+        .merge(web::router())
         .fallback(no_route)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), deadline))

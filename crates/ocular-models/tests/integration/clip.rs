@@ -68,8 +68,12 @@ struct Towers {
 
 /// Imports the fixture export at one precision and loads both towers through the registry.
 fn towers(precision: Precision) -> Towers {
+    towers_from(&[fixtures()], precision)
+}
+
+fn towers_from(export: &[PathBuf], precision: Precision) -> Towers {
     let dir = tempfile::tempdir().expect("tempdir");
-    install::import_clip(&[fixtures()], dir.path(), "tiny", precision, None, &mut |_: &str| {}).expect("import");
+    install::import_clip(export, dir.path(), "tiny", precision, None, &mut |_: &str| {}).expect("import");
     let registry = Registry::discover(options(dir.path())).expect("discover");
     let (image, text) = block(async {
         let image = registry.clip_image.as_ref().expect("image slot").get().await.expect("image tower loads");
@@ -122,8 +126,14 @@ fn reference_texts_tokenize_as_the_reference_did() {
 }
 
 fn check_parity(precision: Precision, key: &str) {
-    let r = reference();
-    let t = towers(precision);
+    check_parity_in(&fixtures(), &[fixtures()], precision, key);
+}
+
+/// Parity for the export at `paths` against `dir/reference.json` (photos from fixtures/clip/).
+fn check_parity_in(dir: &Path, paths: &[PathBuf], precision: Precision, key: &str) {
+    let text = std::fs::read_to_string(dir.join("reference.json")).expect("reference.json");
+    let r: Value = serde_json::from_str(&text).expect("reference json");
+    let t = towers_from(paths, precision);
     let photos = images(&r);
     let refs: Vec<&RgbImage> = photos.iter().collect();
     assert_close(&format!("{key} image"), &t.image.embed(&refs).expect("embed images"), &matrix(&r[key]["image"]));
@@ -132,7 +142,21 @@ fn check_parity(precision: Precision, key: &str) {
     // activation scale per batch, so int8 results depend (slightly) on what shares the batch.
     let ours: Vec<Vec<f32>> = texts.iter().map(|x| t.text.embed(&[x]).expect("embed text").remove(0)).collect();
     assert_close(&format!("{key} text"), &ours, &matrix(&r[key]["text"]));
-    assert_eq!((t.image.dim, t.text.dim), (16, 16));
+    let dim = matrix(&r["fp32"]["image"])[0].len();
+    assert_eq!((t.image.dim, t.text.dim), (dim, dim));
+}
+
+/// The same parity at the real ViT-B/32 shapes (random weights, 600 MB, not committed):
+/// `python scripts/clip_tiny_reference.py --full DIR`, then
+/// `OCULAR_CLIP_FULL_DIR=DIR cargo test -p ocular-models --test integration -- --ignored full_size`.
+#[test]
+#[ignore = "needs the full-size export made by scripts/clip_tiny_reference.py --full"]
+fn full_size_vit_b32_matches_the_reference() {
+    let dir = PathBuf::from(std::env::var_os("OCULAR_CLIP_FULL_DIR").expect("set OCULAR_CLIP_FULL_DIR"));
+    check_parity_in(&dir, &[dir.clone()], Precision::Float32, "fp32");
+    // The int8 reference is of the uint8-weight `_quantized` files (the folder also has `_int8`).
+    let quantized = [dir.join("vision_quantized.onnx"), dir.join("text_quantized.onnx")];
+    check_parity_in(&dir, &quantized, Precision::Int8, "int8");
 }
 
 #[test]

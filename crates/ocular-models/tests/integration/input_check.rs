@@ -38,7 +38,7 @@ fn synthetic_lesion(skin: [u8; 3], lesion: [f32; 3], w: u32, h: u32, seed: u64) 
     let mut rng = Rng(seed);
     let (cx, cy) = (w as f32 * (0.4 + 0.2 * rng.next()), h as f32 * (0.4 + 0.2 * rng.next()));
     let (rx, ry) = (w as f32 * (0.12 + 0.1 * rng.next()), h as f32 * (0.1 + 0.1 * rng.next()));
-    let wobble = [rng.next() * 0.3, rng.next() * 0.3, rng.next() * 6.28];
+    let wobble = [rng.next() * 0.3, rng.next() * 0.3, rng.next() * std::f32::consts::TAU];
     RgbImage::from_fn(w, h, |x, y| {
         let (dx, dy) = ((x as f32 - cx) / rx, (y as f32 - cy) / ry);
         let angle = dy.atan2(dx);

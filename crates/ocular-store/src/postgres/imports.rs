@@ -120,7 +120,8 @@ impl ImportStore for PgStore {
         if job_id.contains('\0') {
             return Ok(None);
         }
-        self.snapshot(|db| job(db, job_id))
+        // One statement (its subqueries share its snapshot): no transaction needed.
+        self.read(|db| job(db, job_id))
     }
 
     fn claim_import_chunk(

@@ -9,9 +9,9 @@
 //! thread. Request futures of `tokio-postgres` only exchange messages with the connection task
 //! over channels, so they need no tokio context of their own.
 //!
-//! Why not r2d2/deadpool: the pool is sixty lines, keeps a per-connection prepared-statement
-//! cache (one round trip per query instead of two), and drops broken connections by asking
-//! the client (`is_closed`) rather than by a test query on every checkout.
+//! Why not r2d2/deadpool: the pool is small, keeps a per-connection prepared-statement cache
+//! (one round trip per query instead of two), and drops broken connections by asking the
+//! client (`is_closed`) rather than by a test query on every checkout.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -170,7 +170,8 @@ impl Pool {
                     }
                 };
             }
-            if self.returned.wait_until(&mut state, deadline).timed_out() && state.idle.is_empty() {
+            let timed_out = self.returned.wait_until(&mut state, deadline).timed_out();
+            if timed_out && state.idle.is_empty() && state.open >= self.size {
                 let waited_ms = u64::try_from(self.wait.as_millis()).unwrap_or(u64::MAX);
                 return Err(StoreError::PoolTimeout { waited_ms, size: self.size });
             }
