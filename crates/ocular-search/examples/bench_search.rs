@@ -258,6 +258,7 @@ fn ingest(emb: &dyn Embedders, provider: Arc<DefaultProvider>, n: usize) {
     let photos: Vec<PathBuf> = std::fs::read_dir(root().join("models/photos"))
         .expect("photos")
         .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "png" || e == "jpg"))
         .collect();
     let mut lines = String::new();
     for i in 0..n {
@@ -270,6 +271,7 @@ fn ingest(emb: &dyn Embedders, provider: Arc<DefaultProvider>, n: usize) {
         std::fs::write(dir.path().join(&name), ocular_image::encode_jpeg(&resized, 90).expect("jpeg")).expect("write");
         lines.push_str(&format!("{{\"id\":\"p{i}\",\"title\":\"Product {i}\",\"description\":\"A photo of a thing\",\"image\":\"{name}\"}}\n"));
     }
+    stage_costs(emb, dir.path(), n.min(64));
     let file = dir.path().join("catalog.jsonl");
     std::fs::write(&file, lines).expect("write");
     for batch_size in [8, 32] {
@@ -289,4 +291,29 @@ fn ingest(emb: &dyn Embedders, provider: Arc<DefaultProvider>, n: usize) {
             report.images_per_s
         );
     }
+}
+
+/// Where ingest time goes, per photo: decode, image model, text model (batches of 32).
+fn stage_costs(emb: &dyn Embedders, dir: &Path, n: usize) {
+    let files: Vec<Vec<u8>> = (0..n).map(|i| std::fs::read(dir.join(format!("p{i}.jpg"))).expect("file")).collect();
+    let started = Instant::now();
+    let decoded: Vec<_> = files
+        .iter()
+        .map(|b| ocular_image::decode(b, &Default::default(), Some(emb.image_input())).expect("decode").image)
+        .collect();
+    let decode = started.elapsed().as_secs_f64() * 1e3 / n as f64;
+    let started = Instant::now();
+    for chunk in decoded.chunks(32) {
+        let refs: Vec<_> = chunk.iter().collect();
+        emb.embed_images(&refs).expect("embed");
+    }
+    let image = started.elapsed().as_secs_f64() * 1e3 / n as f64;
+    let texts: Vec<String> = (0..n).map(|i| format!("Product {i}. A photo of a thing")).collect();
+    let started = Instant::now();
+    for chunk in texts.chunks(32) {
+        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        emb.embed_texts(&refs).expect("embed");
+    }
+    let text = started.elapsed().as_secs_f64() * 1e3 / n as f64;
+    println!("ingest stages per photo: decode {decode:.2} ms, image model {image:.2} ms, text model {text:.2} ms");
 }

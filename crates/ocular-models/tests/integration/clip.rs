@@ -153,7 +153,7 @@ fn check_parity_in(dir: &Path, paths: &[PathBuf], precision: Precision, key: &st
 #[ignore = "needs the full-size export made by scripts/clip_tiny_reference.py --full"]
 fn full_size_vit_b32_matches_the_reference() {
     let dir = PathBuf::from(std::env::var_os("OCULAR_CLIP_FULL_DIR").expect("set OCULAR_CLIP_FULL_DIR"));
-    check_parity_in(&dir, &[dir.clone()], Precision::Float32, "fp32");
+    check_parity_in(&dir, std::slice::from_ref(&dir), Precision::Float32, "fp32");
     // The int8 reference is of the uint8-weight `_quantized` files (the folder also has `_int8`).
     let quantized = [dir.join("vision_quantized.onnx"), dir.join("text_quantized.onnx")];
     check_parity_in(&dir, &quantized, Precision::Int8, "int8");
