@@ -106,10 +106,12 @@ fn main() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let provider = Arc::new(DefaultProvider::from_registry(&registry).expect("efficientnet-lite0 and minilm"));
     let emb = rt.block_on(ocular_search::EmbedderProvider::load(provider.as_ref())).expect("models load");
+    let started = Instant::now();
     emb.warm_up().expect("ConSE prompts");
     println!(
-        "threads: {} cores; models loaded, RSS {:.0} MB",
+        "threads: {} cores; models loaded, ConSE prompts in {:.2} s, RSS {:.0} MB",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
+        started.elapsed().as_secs_f64(),
         rss_mb()
     );
 

@@ -34,11 +34,18 @@ pub struct CatalogOptions {
     pub image_limits: Limits,
     /// How often a space waiting for a reindex looks at the store again.
     pub recheck: Duration,
+    /// Index shards searched in parallel (default: the number of cores).
+    pub shards: usize,
 }
 
 impl Default for CatalogOptions {
     fn default() -> Self {
-        Self { precision: Precision::default(), image_limits: Limits::default(), recheck: RECHECK }
+        Self {
+            precision: Precision::default(),
+            image_limits: Limits::default(),
+            recheck: RECHECK,
+            shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
     }
 }
 
@@ -85,7 +92,7 @@ impl Catalog {
                     message: format!("model {} has no dimension", model.model),
                 });
             }
-            spaces.push(SpaceIndex::new(model, store.clone(), options.precision)?);
+            spaces.push(SpaceIndex::new(model, store.clone(), options.precision, options.shards)?);
         }
         Ok(Self {
             store,

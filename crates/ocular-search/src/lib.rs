@@ -28,6 +28,7 @@ pub mod loader;
 pub mod query;
 pub mod reindex;
 pub mod search;
+pub mod sharded;
 pub mod space;
 
 pub use catalog::{Catalog, CatalogOptions, SpaceStatus};

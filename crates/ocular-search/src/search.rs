@@ -84,7 +84,8 @@ impl Catalog {
         let at = t.lap("filter", started);
         let k = opts.offset + opts.top_k + 1;
         let filter = |id: u64| allowed.passes(id);
-        let hits = self.space(space).search(query, k, opts.filters().then_some(&filter as &dyn Fn(u64) -> bool))?;
+        let hits =
+            self.space(space).search(query, k, opts.filters().then_some(&filter as &(dyn Fn(u64) -> bool + Sync)))?;
         let passing: Vec<Hit> = hits.into_iter().take_while(|h| h.score >= opts.threshold).collect();
         let (hits, next_offset) = page(passing, opts);
         let at = t.lap("index", at);
@@ -121,7 +122,7 @@ impl Catalog {
 
         let depth = (opts.offset + opts.top_k + 1).div_ceil(FUSION_DEPTH) * FUSION_DEPTH;
         let filter = |id: u64| allowed.passes(id);
-        let filter = opts.filters().then_some(&filter as &dyn Fn(u64) -> bool);
+        let filter = opts.filters().then_some(&filter as &(dyn Fn(u64) -> bool + Sync));
         // Ranks are what fusion uses: the in-memory cosines rank well enough, and a database
         // round trip per candidate would cost more than the whole search.
         let text_hits = self.space(TEXT).search_fast(&q.text, depth, filter)?;

@@ -24,13 +24,14 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ocular_index::{Filter, Hit, QuantizedConfig, QuantizedIndex, Rescore, VectorIndex};
+use ocular_index::{Hit, QuantizedConfig, Rescore};
 use ocular_store::{ProductKey, Store};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 
 use crate::embed::SpaceModel;
 use crate::error::SearchError;
+use crate::sharded::{ShardedIndex, SyncFilter};
 
 /// Where a space's index is in its life.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -71,31 +72,39 @@ pub struct SpaceIndex {
     pub model: SpaceModel,
     store: Arc<dyn Store>,
     precision: Precision,
-    index: RwLock<Arc<QuantizedIndex>>,
+    shards: usize,
+    index: RwLock<Arc<ShardedIndex>>,
     state: RwLock<SpaceState>,
     /// `Some` while loading: keys written since the load began.
     touched: Mutex<Option<HashSet<u64>>>,
 }
 
 impl SpaceIndex {
-    pub fn new(model: SpaceModel, store: Arc<dyn Store>, precision: Precision) -> Result<Self, SearchError> {
-        let index = Self::empty(&model, precision)?;
+    /// `shards`: the index is split over that many cores (see [`ShardedIndex`]).
+    pub fn new(
+        model: SpaceModel,
+        store: Arc<dyn Store>,
+        precision: Precision,
+        shards: usize,
+    ) -> Result<Self, SearchError> {
+        let index = Self::empty(&model, precision, shards)?;
         Ok(Self {
             model,
             store,
             precision,
+            shards,
             index: RwLock::new(index),
             state: RwLock::new(SpaceState::Unloaded),
             touched: Mutex::new(None),
         })
     }
 
-    fn empty(model: &SpaceModel, precision: Precision) -> Result<Arc<QuantizedIndex>, SearchError> {
+    fn empty(model: &SpaceModel, precision: Precision, shards: usize) -> Result<Arc<ShardedIndex>, SearchError> {
         let rescore = match precision {
             Precision::F16 => Rescore::F16,
             Precision::Store => Rescore::Off,
         };
-        Ok(Arc::new(QuantizedIndex::new(QuantizedConfig::new(model.dim.max(1)).rescore(rescore))?))
+        Ok(Arc::new(ShardedIndex::new(QuantizedConfig::new(model.dim.max(1)).rescore(rescore), shards)?))
     }
 
     pub fn space(&self) -> &'static str {
@@ -113,7 +122,7 @@ impl SpaceIndex {
     /// Marks the space as loading (so searches answer `index_loading` rather than stale or
     /// empty results) before the load itself runs, possibly on another thread.
     pub fn begin_loading(&self) -> Result<(), SearchError> {
-        let fresh = Self::empty(&self.model, self.precision)?;
+        let fresh = Self::empty(&self.model, self.precision, self.shards)?;
         let mut touched = self.touched.lock();
         *self.index.write() = fresh;
         *touched = Some(HashSet::new());
@@ -133,7 +142,7 @@ impl SpaceIndex {
             }
             Ok(found) => {
                 *self.index.write() =
-                    Self::empty(&self.model, self.precision).unwrap_or_else(|_| self.index.read().clone());
+                    Self::empty(&self.model, self.precision, self.shards).unwrap_or_else(|_| self.index.read().clone());
                 tracing::error!(
                     space = self.model.space, expected = %self.model.model, found = ?found,
                     "stored embeddings were made by another model; this space refuses to search until `ocular reindex` runs"
@@ -208,7 +217,7 @@ impl SpaceIndex {
     }
 
     /// The `k` best hits passing `filter`, with full-precision cosines (see the module docs).
-    pub fn search(&self, query: &[f32], k: usize, filter: Option<Filter<'_>>) -> Result<Vec<Hit>, SearchError> {
+    pub fn search(&self, query: &[f32], k: usize, filter: Option<SyncFilter<'_>>) -> Result<Vec<Hit>, SearchError> {
         self.ready()?;
         let index = self.index.read().clone();
         if self.precision == Precision::F16 {
@@ -228,7 +237,12 @@ impl SpaceIndex {
     /// The `k` best hits by the in-memory scores alone: int8 cosines (within about 0.01 of
     /// the exact value) under [`Precision::Store`], exact under [`Precision::F16`]. For
     /// rankings that are fused by rank, where a database round trip per candidate buys nothing.
-    pub fn search_fast(&self, query: &[f32], k: usize, filter: Option<Filter<'_>>) -> Result<Vec<Hit>, SearchError> {
+    pub fn search_fast(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<SyncFilter<'_>>,
+    ) -> Result<Vec<Hit>, SearchError> {
         self.ready()?;
         let index = self.index.read().clone();
         Ok(index.search(query, k, filter)?)

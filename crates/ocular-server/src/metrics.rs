@@ -72,5 +72,6 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
         metrics::gauge!("process_resident_memory_bytes").set(rss as f64);
     }
     metrics::gauge!("inference_in_flight").set(state.admission.in_flight() as f64);
+    crate::search::record_gauges(&state);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
 }

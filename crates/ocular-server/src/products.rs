@@ -129,9 +129,15 @@ async fn read_body(state: &AppState, req: Request) -> Result<(Value, Option<Byte
         }
         return Ok((v, upload));
     }
-    let bytes = axum::body::to_bytes(req.into_body(), usize::MAX)
-        .await
-        .map_err(|e| ApiError::bad_request("invalid_body", format!("the body cannot be read: {e}")))?;
+    // Reading the body by hand bypasses `DefaultBodyLimit`, so the limit is applied here.
+    let max = state.config.max_body_bytes;
+    let bytes = axum::body::to_bytes(req.into_body(), max).await.map_err(|e| {
+        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) {
+            ApiError::PayloadTooLarge { max }
+        } else {
+            ApiError::bad_request("invalid_body", format!("the body cannot be read: {e}"))
+        }
+    })?;
     let v: Value = parse_json(&bytes)?;
     if !v.is_object() {
         return Err(ApiError::bad_request("invalid_json", "the body must be a JSON object"));

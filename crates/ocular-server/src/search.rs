@@ -94,6 +94,31 @@ pub fn spawn_index_load(state: &AppState) -> Option<tokio::task::JoinHandle<()>>
     }))
 }
 
+/// Per-space gauges for `/metrics`: vectors held, index bytes, and state
+/// (0 unloaded, 1 loading, 2 ready, 3 reindex required, 4 failed).
+pub fn record_gauges(state: &AppState) {
+    let Some(catalog) = &state.catalog else { return };
+    for s in catalog.status() {
+        use ocular_search::SpaceState as S;
+        let (code, vectors) = match &s.state {
+            S::Unloaded => (0.0, 0),
+            S::Loading => (1.0, 0),
+            S::Ready { vectors, .. } => (2.0, *vectors),
+            S::ReindexRequired { .. } => (3.0, 0),
+            S::Failed { .. } => (4.0, 0),
+        };
+        metrics::gauge!("search_index_state", "space" => s.space).set(code);
+        metrics::gauge!("search_index_vectors", "space" => s.space).set(vectors as f64);
+        metrics::gauge!("search_index_bytes", "space" => s.space).set(s.memory_bytes as f64);
+    }
+}
+
+/// Records a search's total time by kind (`image`, `url`, `text`).
+fn observe(kind: &'static str, results: &SearchResults) {
+    let ms = results.timings_ms.0.get("total").copied().unwrap_or_default();
+    metrics::histogram!("search_duration_seconds", "kind" => kind).record(ms / 1e3);
+}
+
 /// The catalog, or 404 `model_not_configured` when search models are missing.
 pub fn require_catalog(state: &AppState) -> Result<Arc<Catalog>, ApiError> {
     state.catalog.clone().ok_or_else(|| {
@@ -197,7 +222,9 @@ async fn by_image(State(state): State<AppState>, req: Request) -> Result<Json<Se
     let mut form = read_form(req, &state, "image").await?;
     let opts = OptionsBody::from_form(&form)?.resolve(&state.config)?;
     let bytes = form.require_file("image")?;
-    Ok(Json(run_image_search(&state, bytes, opts).await?))
+    let results = run_image_search(&state, bytes, opts).await?;
+    observe("image", &results);
+    Ok(Json(results))
 }
 
 #[derive(Debug, Deserialize)]
@@ -218,6 +245,7 @@ async fn by_url(State(state): State<AppState>, body: Bytes) -> Result<Json<Searc
     let mut results = run_image_search(&state, bytes, opts).await?;
     results.timings_ms.add("fetch", fetched);
     results.timings_ms.add("total", fetched);
+    observe("url", &results);
     Ok(Json(results))
 }
 
@@ -247,5 +275,6 @@ async fn by_text(State(state): State<AppState>, body: Bytes) -> Result<Json<Sear
     let query = body.query;
     let results =
         state.infer(move || catalog.search_text(embedders.as_ref(), &query, &opts).map_err(api_error)).await?;
+    observe("text", &results);
     Ok(Json(results))
 }

@@ -32,15 +32,7 @@ impl AppState {
         let registry: Arc<Registry> = registry.into();
         let fetcher = crate::search::fetcher(&config);
         let catalog = crate::search::catalog(&config, &registry, &store);
-        Self {
-            config: Arc::new(config),
-            registry,
-            store,
-            admission,
-            started: Instant::now(),
-            catalog,
-            fetcher,
-        }
+        Self { config: Arc::new(config), registry, store, admission, started: Instant::now(), catalog, fetcher }
     }
 
     /// Runs blocking model work after admission, off the async runtime. Beyond capacity this

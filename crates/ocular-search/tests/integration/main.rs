@@ -5,3 +5,4 @@ mod common;
 mod demo;
 mod import;
 mod reindex;
+mod space;

@@ -158,3 +158,18 @@ async fn product_photos_by_url_go_through_the_allow_list() {
     let (status, body) = app.json("POST", "/api/v1/products", dead).await;
     assert_eq!((status, body["error"]["code"].clone()), (502, json!("url_fetch_failed")), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn product_bodies_are_bounded() {
+    let app = CatalogApp::new(&["--max-body-bytes", "4096"]);
+    let big = json!({"id": "big", "title": "x", "description": "d".repeat(8000)});
+    let (status, body) = app.json("POST", "/api/v1/products", big).await;
+    assert_eq!((status, body["error"]["code"].clone()), (413, json!("payload_too_large")), "{body}");
+    let (status, body) = app.json("POST", "/api/v1/products", json!(["not", "an", "object"])).await;
+    assert_eq!((status, body["error"]["code"].clone()), (400, json!("invalid_json")));
+    let (status, body) = app.json("POST", "/api/v1/products", json!({"id": "no title"})).await;
+    assert_eq!((status, body["error"]["code"].clone()), (400, json!("invalid_product")), "{body}");
+    let (status, body) = app.json("POST", "/api/v1/products", json!({"id": "a b", "title": "t"})).await;
+    assert_eq!((status, body["error"]["code"].clone()), (400, json!("invalid_product")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("id"));
+}

@@ -93,6 +93,13 @@ async fn demo_catalog_over_http() {
     assert_eq!(paged, ids(&all));
     assert_eq!(paged.len(), 21);
 
+    // Prometheus sees the indexes and the searches (values are process-wide, names are ours).
+    let (_, metrics) = app.get("/metrics").await;
+    let metrics = metrics.as_str().expect("text");
+    for name in ["search_index_vectors{space=\"image\"}", "search_index_state", "search_duration_seconds"] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
+
     // Bad options are the client's to fix.
     let (status, body) = app.json("POST", "/api/v1/search/text", json!({"query": "x", "top_k": 0})).await;
     assert_eq!((status, body["error"]["code"].clone()), (400, json!("invalid_request")));
@@ -179,4 +186,13 @@ async fn raw_embeddings_for_your_own_vector_database() {
     assert_eq!((body["dim"].clone(), body["model"].clone()), (json!(384), json!("minilm@0.1.0")));
     let (status, body) = app.json("POST", "/api/v1/embed/text", json!({"text": "  "})).await;
     assert_eq!((status, body["error"]["code"].clone()), (400, json!("invalid_request")));
+}
+
+#[test]
+fn the_url_allow_list_is_checked_at_start_up() {
+    let ok = crate::common::config(&["--url-allow", "127.0.0.1, images.internal,10.0.0.0/8"]);
+    assert!(ok.validate().is_ok());
+    let bad = crate::common::config(&["--url-allow", "images.internal,10.0.0.0/99"]);
+    let err = bad.validate().unwrap_err();
+    assert!(err.contains("OCULAR_URL_ALLOW") && err.contains("10.0.0.0/99"), "{err}");
 }

@@ -76,7 +76,9 @@ pub fn run(config: &Config, args: AnalyzeArgs) -> anyhow::Result<()> {
     let limits = ocular_image::Limits { max_bytes: config.max_body_bytes, max_pixels: config.max_image_pixels };
     let opts = AnalyzeOptions { gradcam: args.heatmap.is_some() || config.enable_gradcam, force: args.force };
     let a = match analysis::analyze(&skin, objects.as_deref(), &bytes, &limits, meta, opts) {
-        Err(AnalyzeError::NotSkin(check)) => anyhow::bail!("not a skin photo: {} (use --force to analyse anyway)", check.reason),
+        Err(AnalyzeError::NotSkin(check)) => {
+            anyhow::bail!("not a skin photo: {} (use --force to analyse anyway)", check.reason)
+        }
         other => other?,
     };
     if let (Some(path), Some(jpeg)) = (&args.heatmap, &a.heatmap_jpeg) {

@@ -22,9 +22,9 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 /// A model registry over the configured models directory; `only` narrows it to what a
 /// command needs, so a CLI run loads no model it will not use.
 pub fn registry(config: &Config, only: Option<Vec<String>>) -> anyhow::Result<ocular_models::Registry> {
-    let session = config
-        .intra_threads
-        .map_or_else(ocular_models::session::SessionOptions::default, |n| ocular_models::session::SessionOptions { intra_threads: n });
+    let session = config.intra_threads.map_or_else(ocular_models::session::SessionOptions::default, |n| {
+        ocular_models::session::SessionOptions { intra_threads: n }
+    });
     ocular_models::Registry::discover(ocular_models::RegistryOptions {
         models_dir: config.models_dir.clone(),
         ort_library: config.ort_library.clone(),

@@ -143,9 +143,14 @@ fn fetch(config: &Config, what: &[String]) -> anyhow::Result<()> {
 fn import(config: &Config, file: &std::path::Path, name: Option<String>, skin: bool) -> anyhow::Result<()> {
     let name = match name {
         Some(n) => n,
-        None => file.file_stem().and_then(|s| s.to_str()).context("cannot derive a name from the file; pass --name")?.to_string(),
+        None => file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .context("cannot derive a name from the file; pass --name")?
+            .to_string(),
     };
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || name.starts_with('.') {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || name.starts_with('.')
+    {
         anyhow::bail!("model name {name:?} must be letters, digits, '-', '_' or '.'");
     }
     let kind = if skin { ocular_core::ModelKind::SkinClassifier } else { ocular_core::ModelKind::Imported };

@@ -20,7 +20,16 @@ fn import(file: &str, models: &std::path::Path) -> std::process::Output {
 #[test]
 fn every_layer_family_imports_from_keras_and_h5() {
     let models = tempfile::tempdir().expect("tempdir");
-    for family in ["xception_like", "mobilenetv2_like", "efficientnet_like", "resnet_like", "densenet_like", "multi_input", "activations", "sequential"] {
+    for family in [
+        "xception_like",
+        "mobilenetv2_like",
+        "efficientnet_like",
+        "resnet_like",
+        "densenet_like",
+        "multi_input",
+        "activations",
+        "sequential",
+    ] {
         for ext in ["keras", "h5"] {
             let out = import(&format!("{family}.{ext}"), models.path());
             let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
@@ -28,7 +37,10 @@ fn every_layer_family_imports_from_keras_and_h5() {
             let manifest = ocular_core::Manifest::load(&models.path().join(family)).expect("manifest");
             assert_eq!(manifest.kind, ocular_core::ModelKind::Imported);
             assert!(models.path().join(family).join("model.onnx").is_file());
-            assert_eq!(manifest.files[0].bytes, std::fs::metadata(models.path().join(family).join("model.onnx")).unwrap().len());
+            assert_eq!(
+                manifest.files[0].bytes,
+                std::fs::metadata(models.path().join(family).join("model.onnx")).unwrap().len()
+            );
         }
     }
     // The Xception-like fixture has a GAP + dense head: exact Grad-CAM is available.

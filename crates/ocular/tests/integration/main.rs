@@ -2,3 +2,4 @@
 
 mod admin;
 mod import_keras;
+mod search_cli;
