@@ -80,8 +80,11 @@ function capture() {
 let run = null; // the captured query
 let offsets = []; // offsets of the pages shown so far, for "Previous page"
 
-function scoreText(score) {
-  return typeof score === 'number' ? `Score ${score.toFixed(3)}` : '';
+/** Shows the cosine similarity: for text search `score` is a rank-fusion value (~0.03) that
+ * means nothing to a person, while `similarity` is the same cosine for every kind of search. */
+function scoreText(result) {
+  const value = typeof result.similarity === 'number' ? result.similarity : result.score;
+  return typeof value === 'number' ? `Score ${value.toFixed(3)}` : '';
 }
 
 async function show(offset) {
@@ -92,7 +95,7 @@ async function show(offset) {
     const results = Array.isArray(body.results) ? body.results : [];
     list.start = offset + 1;
     list.replaceChildren(
-      ...results.map((r) => productCard(r.product, h('p', { class: 'score' }, scoreText(r.score)))),
+      ...results.map((r) => productCard(r.product, h('p', { class: 'score' }, scoreText(r)))),
     );
     section.hidden = false;
     const total = body.timings_ms && typeof body.timings_ms.total === 'number' ? ` in ${body.timings_ms.total.toFixed(1)} ms` : '';
