@@ -187,8 +187,12 @@ async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<J
     let a =
         state.db(move |s| s.get_analysis(&key)).await?.ok_or_else(|| ApiError::NotFound(format!("analysis {id}")))?;
     let mut body = present(&a);
+    // Images may have been purged by the retention policy; the result itself stays.
     if a.heatmap_jpeg.is_none() && body["heatmap"].is_object() {
         body["heatmap"]["url"] = Value::Null;
+    }
+    if a.thumbnail_jpeg.is_none() {
+        body["image_url"] = Value::Null;
     }
     Ok(Json(body))
 }
@@ -233,4 +237,22 @@ async fn model_card(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
         "not_a_diagnosis": analysis::DISCLAIMER,
         "input": { "image": m.image, "gradcam_layer": m.gradcam.as_ref().map(|g| &g.layer) },
     })))
+}
+
+/// Drops analysis photos and heatmaps older than the configured retention, every 10 minutes,
+/// for as long as the server runs. Does nothing when no retention is configured.
+pub async fn enforce_image_retention(state: AppState) {
+    let Some(hours) = state.config.analysis_image_retention_hours else { return };
+    let age = std::time::Duration::from_secs(hours * 3600);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        match state.db(move |s| s.purge_analysis_images_older_than(age)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(analyses = n, retention_h = hours, "analysis images purged"),
+            Err(e) => {
+                tracing::warn!(error = %ocular_models::registry::error_chain(&e), "purging analysis images failed")
+            }
+        }
+    }
 }

@@ -102,6 +102,11 @@ pub struct Config {
     #[arg(long, env = "OCULAR_URL_ALLOW", default_value = "", global = true)]
     pub url_allow: String,
 
+    /// Hours to keep the photo and heatmap of a skin analysis (health data); the probabilities
+    /// stay. Unset keeps them until the analysis is deleted.
+    #[arg(long, env = "OCULAR_ANALYSIS_IMAGE_RETENTION_HOURS", global = true)]
+    pub analysis_image_retention_hours: Option<u64>,
+
     /// Log format: text or json.
     #[arg(long, env = "OCULAR_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
     pub log_format: String,

@@ -115,3 +115,27 @@ async fn model_card_reports_the_published_metrics() {
     assert!(card["test_report"]["per_class"]["mel"]["recall"].is_number());
     assert!(card["not_a_diagnosis"].as_str().unwrap().contains("not a diagnosis"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_retention_purges_photos_and_keeps_the_result() {
+    let app = TestApp::real(&["--analysis-image-retention-hours", "0"]);
+    let (status, body) = app.post_form("/api/v1/analyze", &[], Some(("image", &ellipse()))).await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["id"].as_str().expect("id").to_string();
+    // The first tick of the retention task runs at once; with 0 hours every image is due.
+    let task = tokio::spawn(ocular_server::analyze::enforce_image_retention(app.state.clone()));
+    let mut purged = false;
+    for _ in 0..50 {
+        let (status, _) = app.get(&format!("/api/v1/analyses/{id}/image.jpg")).await;
+        if status == 404 {
+            purged = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    task.abort();
+    assert!(purged, "the photo is gone after the retention period");
+    let (status, stored) = app.get(&format!("/api/v1/analyses/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(stored["probabilities"], body["probabilities"], "the result itself is kept");
+}

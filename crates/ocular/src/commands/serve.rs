@@ -53,5 +53,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             }
         });
     }
+    tokio::spawn(ocular_server::analyze::enforce_image_retention(state.clone()));
     ocular_server::serve(state, listener).await.context("serving HTTP")
 }
