@@ -75,6 +75,9 @@ impl ApiError {
             ApiError::ModelUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "model_unavailable"),
             ApiError::Store(StoreError::NotFound(_)) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Store(StoreError::Conflict(_)) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Store(StoreError::PoolTimeout { .. }) => (StatusCode::SERVICE_UNAVAILABLE, "storage_busy"),
+            // The caller's fault (an invalid field, a wrong vector size): say what to fix.
+            ApiError::Store(e) if e.fault() == ocular_store::Fault::Input => (StatusCode::BAD_REQUEST, "invalid_input"),
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage_error"),
             ApiError::Image(e) => (image_status(e), e.code()),
             ApiError::NotSkin(_) => (StatusCode::UNPROCESSABLE_ENTITY, "not_a_skin_photo"),
@@ -89,7 +92,7 @@ impl ApiError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             ApiError::Overloaded(e) => Some(e.retry_after_s()),
-            ApiError::Timeout(_) => Some(1),
+            ApiError::Timeout(_) | ApiError::Store(StoreError::PoolTimeout { .. }) => Some(1),
             ApiError::ModelUnavailable(ModelError::LoadFailed { retry_in_ms, .. }) => {
                 Some(retry_in_ms.div_ceil(1000).max(1))
             }
@@ -163,6 +166,8 @@ impl IntoResponse for ApiError {
         } else if let ApiError::Image(e) = &self {
             // "image cannot be read" alone does not say what to fix; the cause does.
             ocular_models::registry::error_chain(e)
+        } else if let ApiError::Store(e) = &self {
+            e.to_string()
         } else {
             self.to_string()
         };
@@ -171,5 +176,21 @@ impl IntoResponse for ApiError {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_errors_say_whose_fault_they_are() {
+        let invalid = ApiError::Store(StoreError::Invalid { field: "price".into(), reason: "negative".into() });
+        assert_eq!(invalid.status_code(), (StatusCode::BAD_REQUEST, "invalid_input"));
+        let busy = ApiError::Store(StoreError::PoolTimeout { waited_ms: 10_000, size: 8 });
+        assert_eq!(busy.status_code(), (StatusCode::SERVICE_UNAVAILABLE, "storage_busy"));
+        assert_eq!(busy.retry_after(), Some(1));
+        let missing = ApiError::Store(StoreError::NotFound("product x".into()));
+        assert_eq!(missing.status_code().0, StatusCode::NOT_FOUND);
     }
 }
