@@ -77,6 +77,9 @@ pub struct SpaceIndex {
     state: RwLock<SpaceState>,
     /// `Some` while loading: keys written since the load began.
     touched: Mutex<Option<HashSet<u64>>>,
+    /// With PostgreSQL the vectors are searched where they are stored (pgvector HNSW): every
+    /// replica sees every write at once and no replica holds a copy to keep coherent.
+    pg: Option<ocular_store::postgres::PgVectorIndex>,
 }
 
 impl SpaceIndex {
@@ -88,6 +91,19 @@ impl SpaceIndex {
         shards: usize,
     ) -> Result<Self, SearchError> {
         let index = Self::empty(&model, precision, shards)?;
+        let pg = match store.as_postgres() {
+            Some(pg) => Some(
+                ocular_store::postgres::PgVectorIndex::new(
+                    pg.clone(),
+                    model.space,
+                    &model.model,
+                    model.dim.max(1),
+                    ocular_store::postgres::PgIndexConfig::default(),
+                )
+                .map_err(SearchError::from)?,
+            ),
+            None => None,
+        };
         Ok(Self {
             model,
             store,
@@ -96,6 +112,7 @@ impl SpaceIndex {
             index: RwLock::new(index),
             state: RwLock::new(SpaceState::Unloaded),
             touched: Mutex::new(None),
+            pg,
         })
     }
 
@@ -134,11 +151,18 @@ impl SpaceIndex {
     /// first. Blocking: about 0.2 s per 100k 1280-d vectors on SQLite.
     pub fn load(&self) -> SpaceState {
         let started = Instant::now();
-        let result = self.stream();
+        let result = match &self.pg {
+            Some(pg) => self.prepare_pg(pg),
+            None => self.stream(),
+        };
         *self.touched.lock() = None;
         let state = match result {
             Ok(foreign) if foreign.is_empty() => {
-                SpaceState::Ready { vectors: self.index.read().len(), load_ms: started.elapsed().as_millis() as u64 }
+                let vectors = match &self.pg {
+                    Some(pg) => ocular_index::VectorIndex::len(pg),
+                    None => self.index.read().len(),
+                };
+                SpaceState::Ready { vectors, load_ms: started.elapsed().as_millis() as u64 }
             }
             Ok(found) => {
                 *self.index.write() =
@@ -160,6 +184,18 @@ impl SpaceIndex {
         }
         *self.state.write() = state.clone();
         state
+    }
+
+    /// PostgreSQL: makes sure the HNSW index exists (built once, concurrently safe across
+    /// replicas) and reports vectors of other models, as [`Self::stream`] does.
+    fn prepare_pg(&self, pg: &ocular_store::postgres::PgVectorIndex) -> Result<Vec<String>, SearchError> {
+        pg.ensure_index().map_err(SearchError::from)?;
+        let counts = self.store.embedding_models()?;
+        Ok(counts
+            .into_iter()
+            .filter(|c| c.space == self.model.space && c.model != self.model.model)
+            .map(|c| c.model)
+            .collect())
     }
 
     /// Loads every vector of the configured model; returns the other models found.
@@ -194,6 +230,10 @@ impl SpaceIndex {
 
     /// Applies a committed write: `Some(vector)` upserts, `None` removes.
     pub fn apply(&self, key: ProductKey, vector: Option<&[f32]>) -> Result<(), SearchError> {
+        if self.pg.is_some() {
+            // The committed row is the index entry.
+            return Ok(());
+        }
         let mut touched = self.touched.lock();
         let state = self.state.read();
         match *state {
@@ -219,6 +259,9 @@ impl SpaceIndex {
     /// The `k` best hits passing `filter`, with full-precision cosines (see the module docs).
     pub fn search(&self, query: &[f32], k: usize, filter: Option<SyncFilter<'_>>) -> Result<Vec<Hit>, SearchError> {
         self.ready()?;
+        if let Some(pg) = &self.pg {
+            return self.search_pg(pg, query, k, filter);
+        }
         let index = self.index.read().clone();
         if self.precision == Precision::F16 {
             return Ok(index.search(query, k, filter)?);
@@ -244,8 +287,24 @@ impl SpaceIndex {
         filter: Option<SyncFilter<'_>>,
     ) -> Result<Vec<Hit>, SearchError> {
         self.ready()?;
+        if let Some(pg) = &self.pg {
+            return self.search_pg(pg, query, k, filter);
+        }
         let index = self.index.read().clone();
         Ok(index.search(query, k, filter)?)
+    }
+
+    /// pgvector search; its scores are exact cosines of the stored f32 vectors.
+    fn search_pg(
+        &self,
+        pg: &ocular_store::postgres::PgVectorIndex,
+        query: &[f32],
+        k: usize,
+        filter: Option<SyncFilter<'_>>,
+    ) -> Result<Vec<Hit>, SearchError> {
+        use ocular_index::VectorIndex;
+        let filter = filter.map(|f| f as &dyn Fn(u64) -> bool);
+        Ok(pg.search(query, k, filter)?)
     }
 
     /// Exact cosines of `query` with the stored vectors of `ids` (made by this space's model);

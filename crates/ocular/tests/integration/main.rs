@@ -2,4 +2,5 @@
 
 mod admin;
 mod import_keras;
+mod replicas;
 mod search_cli;

@@ -1,0 +1,177 @@
+//! Two `ocular serve` replicas on one PostgreSQL database share nothing else: a product
+//! written through one is found by a search on the other at once, and a deletion too.
+//!
+//! Needs PostgreSQL with pgvector: `OCULAR_TEST_DATABASE_URL`, or the server started by
+//! `scripts/pg-test-server.sh start`. Skips with a message otherwise, unless
+//! `OCULAR_REQUIRE_POSTGRES` is set (CI sets it).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn workspace() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn database_url() -> Option<String> {
+    if let Ok(url) = std::env::var("OCULAR_TEST_DATABASE_URL") {
+        return Some(url);
+    }
+    let out = Command::new(workspace().join("scripts/pg-test-server.sh")).arg("url").output().ok()?;
+    let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !url.is_empty()).then_some(url)
+}
+
+/// A fresh schema so the test never meets another test's rows.
+fn fresh_schema(server: &str) -> String {
+    let name = format!("replicas_{}", std::process::id());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(server, tokio_postgres::NoTls).await.expect("connect");
+        let driver = tokio::spawn(conn);
+        client
+            .batch_execute(&format!(
+                "SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS vector SCHEMA public;
+                 DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+            ))
+            .await
+            .expect("create schema");
+        drop(client);
+        let _ = driver.await;
+    });
+    let sep = if server.contains('?') { '&' } else { '?' };
+    format!("{server}{sep}options=-c%20search_path%3D{name}%2Cpublic")
+}
+
+struct Replica {
+    child: Child,
+    port: u16,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn start(database_url: &str) -> Replica {
+    let data = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_ocular"))
+        .arg("serve")
+        .env("OCULAR_PORT", port.to_string())
+        .env("OCULAR_DATA_DIR", data.path())
+        .env("OCULAR_MODELS_DIR", workspace().join("models"))
+        .env("OCULAR_MODELS", "efficientnet-lite0,minilm")
+        .env("DATABASE_URL", database_url)
+        .env_remove("OCULAR_DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ocular serve");
+    Replica { child, port, _data: data }
+}
+
+/// One HTTP/1.1 request over a fresh connection; returns (status, body).
+fn http(port: u16, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).and_then(|_| s.write_all(body)).expect("write");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+fn multipart(fields: &[(&str, &str)], image: &[u8]) -> (String, Vec<u8>) {
+    let b = "ocular-replica-boundary";
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend(format!("--{b}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").bytes());
+    }
+    body.extend(format!("--{b}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"p.png\"\r\nContent-Type: image/png\r\n\r\n").bytes());
+    body.extend_from_slice(image);
+    body.extend(format!("\r\n--{b}--\r\n").bytes());
+    (format!("multipart/form-data; boundary={b}"), body)
+}
+
+fn wait_ready(r: &Replica) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(90) {
+        if TcpStream::connect(("127.0.0.1", r.port)).is_ok()
+            && http(r.port, "GET", "/health/ready", "text/plain", b"").0 == 200
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("replica on port {} never became ready", r.port);
+}
+
+fn first_result_id(body: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    v["results"][0]["product"]["id"].as_str().map(str::to_string)
+}
+
+#[test]
+fn a_write_on_one_replica_is_searched_on_the_other() {
+    let Some(server) = database_url() else {
+        assert!(
+            std::env::var_os("OCULAR_REQUIRE_POSTGRES").is_none(),
+            "OCULAR_REQUIRE_POSTGRES is set but no PostgreSQL"
+        );
+        eprintln!("skipping the replica test: no PostgreSQL (scripts/pg-test-server.sh start)");
+        return;
+    };
+    let url = fresh_schema(&server);
+    let migrate =
+        Command::new(env!("CARGO_BIN_EXE_ocular")).arg("migrate").env("DATABASE_URL", &url).output().expect("migrate");
+    assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+    let (a, b) = (start(&url), start(&url));
+    wait_ready(&a);
+    wait_ready(&b);
+
+    let photos = workspace().join("models/photos");
+    let left = std::fs::read(photos.join("motorcycle_left.png")).expect("photo");
+    let right = std::fs::read(photos.join("motorcycle_right.png")).expect("photo");
+    let coffee = std::fs::read(photos.join("coffee.png")).expect("photo");
+    for (id, title, image) in [("bike", "Dirt bike 250", &left), ("cup", "Espresso cup", &coffee)] {
+        let (ct, body) = multipart(&[("id", id), ("title", title), ("category", "demo"), ("price", "10")], image);
+        let (status, resp) = http(a.port, "POST", "/api/v1/products", &ct, &body);
+        assert_eq!(status, 201, "create {id} on replica A: {resp}");
+    }
+
+    let (ct, body) = multipart(&[("top_k", "2"), ("threshold", "0")], &right);
+    let (status, resp) = http(b.port, "POST", "/api/v1/search", &ct, &body);
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(first_result_id(&resp).as_deref(), Some("bike"), "replica B finds A's product: {resp}");
+    let (status, resp) = http(
+        b.port,
+        "POST",
+        "/api/v1/search/text",
+        "application/json",
+        br#"{"query":"a cup of coffee","threshold":0}"#,
+    );
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(first_result_id(&resp).as_deref(), Some("cup"), "{resp}");
+
+    let (status, _) = http(a.port, "DELETE", "/api/v1/products/bike", "text/plain", b"");
+    assert_eq!(status, 204);
+    let (ct, body) = multipart(&[("top_k", "2"), ("threshold", "0")], &right);
+    let (_, resp) = http(b.port, "POST", "/api/v1/search", &ct, &body);
+    assert_ne!(first_result_id(&resp).as_deref(), Some("bike"), "a deletion on A is seen by B: {resp}");
+}
