@@ -282,7 +282,7 @@ fn ingest(emb: &dyn Embedders, provider: Arc<DefaultProvider>, n: usize) {
                 .expect("store");
         let catalog = Catalog::new(store, provider.clone(), CatalogOptions::default()).expect("catalog");
         let loader = ImageLoader::local(Default::default());
-        let options = ImportOptions { format: Format::Jsonl, batch_size };
+        let options = ImportOptions { format: Format::Jsonl, batch_size, shared: false };
         let started = Instant::now();
         let report = import_file(&catalog, emb, &loader, &file, &options, &mut Silent).expect("import");
         let secs = started.elapsed().as_secs_f64();

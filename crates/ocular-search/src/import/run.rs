@@ -39,6 +39,9 @@ pub struct ImportOptions {
     pub format: Format,
     /// Images per model call.
     pub batch_size: usize,
+    /// Several importers (on several machines) share this job: leave other workers' claims
+    /// alone; a crashed worker's chunks come back when their lease expires.
+    pub shared: bool,
 }
 
 /// Told about progress after every batch (a terminal bar, or plain log lines).
@@ -97,9 +100,12 @@ pub fn import_file(
         total_lines: records.len() as u64,
         chunk_lines: (batch_size * BATCHES_PER_CHUNK) as u64,
     })?;
-    // One importer per job at a time is the CLI's model: a previous run that crashed left its
-    // claims behind, and this run takes them over at once instead of waiting out the lease.
-    store.release_import_claims(&job.id)?;
+    // Alone on a job (the default), a previous run that crashed left its claims behind, and this
+    // run takes them over at once instead of waiting out the lease. Shared, that would steal
+    // live chunks from the other workers.
+    if !options.shared {
+        store.release_import_claims(&job.id)?;
+    }
     let worker = format!("ocular-import-{}", std::process::id());
     let total = records.len() as u64;
     let mut report = ImportReport {

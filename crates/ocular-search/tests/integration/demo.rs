@@ -14,7 +14,7 @@ fn demo_catalog_finds_by_photo_and_by_text() {
     let (store, _dir) = common::store();
     let catalog = common::catalog(store);
     let emb = common::embedders();
-    let options = ImportOptions { format: Format::Jsonl, batch_size: 8 };
+    let options = ImportOptions { format: Format::Jsonl, batch_size: 8, shared: false };
     let file = common::root().join("demo/catalog.jsonl");
     let report =
         import_file(&catalog, emb.as_ref(), &common::loader(), &file, &options, &mut Quiet::default()).expect("import");

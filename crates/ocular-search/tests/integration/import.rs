@@ -31,7 +31,7 @@ fn json_lines_with_failures_resume_after_a_crash() {
     let catalog = common::catalog(store.clone());
     let emb = common::embedders();
     let file = fixture("catalog.jsonl");
-    let options = ImportOptions { format: Format::Jsonl, batch_size: 2 };
+    let options = ImportOptions { format: Format::Jsonl, batch_size: 2, shared: false };
 
     // A crashed run: it claimed the first chunk and recorded record 1 as done, then died.
     let bytes = std::fs::read(&file).expect("fixture");
@@ -87,7 +87,7 @@ fn csv_and_mongoexport() {
         emb.as_ref(),
         &common::loader(),
         &fixture("catalog.csv"),
-        &ImportOptions { format: Format::Csv, batch_size: 4 },
+        &ImportOptions { format: Format::Csv, batch_size: 4, shared: false },
         &mut Quiet::default(),
     )
     .expect("csv import");
@@ -103,7 +103,7 @@ fn csv_and_mongoexport() {
         emb.as_ref(),
         &common::loader(),
         &fixture("catalog.mongo.json"),
-        &ImportOptions { format, batch_size: 4 },
+        &ImportOptions { format, batch_size: 4, shared: false },
         &mut Quiet::default(),
     )
     .expect("mongo import");

@@ -12,8 +12,11 @@ async fn demo(extra: &[&str]) -> CatalogApp {
     let catalog = app.state.catalog.clone().expect("search is configured");
     tokio::task::spawn_blocking(move || {
         let embedders = tokio::runtime::Handle::current().block_on(catalog.embedders()).expect("models");
-        let options =
-            ocular_search::import::ImportOptions { format: ocular_search::import::Format::Jsonl, batch_size: 8 };
+        let options = ocular_search::import::ImportOptions {
+            format: ocular_search::import::Format::Jsonl,
+            batch_size: 8,
+            shared: false,
+        };
         let report = ocular_search::import::import_file(
             &catalog,
             embedders.as_ref(),

@@ -23,13 +23,17 @@ pub struct ImportArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+    /// Import together with other `ocular import --shared` processes (on other machines) on the
+    /// same PostgreSQL database: each claims chunks of the file with FOR UPDATE SKIP LOCKED.
+    #[arg(long)]
+    shared: bool,
 }
 
 pub fn run(config: &Config, args: ImportArgs) -> anyhow::Result<()> {
     let format = Format::resolve(args.format.as_deref(), &args.file).map_err(anyhow::Error::msg)?;
     let cx = SearchContext::open(config)?;
     let loader = cx.loader(config)?;
-    let options = ImportOptions { format, batch_size: config.max_batch_size };
+    let options = ImportOptions { format, batch_size: config.max_batch_size, shared: args.shared };
     let mut progress = Bar::new("importing");
     let report = import::import_file(&cx.catalog, cx.embedders.as_ref(), &loader, &args.file, &options, &mut progress)
         .with_context(|| format!("importing {}", args.file.display()))?;
