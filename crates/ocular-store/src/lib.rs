@@ -27,6 +27,7 @@ pub mod imports;
 pub mod migrations;
 pub mod postgres;
 pub mod sqlite;
+mod terms;
 pub mod types;
 
 use std::path::Path;

@@ -18,29 +18,11 @@ use super::pool::Db;
 use super::products::{Args, filter_sql};
 use super::{product_key, sql_count};
 use crate::StoreError;
+use crate::terms::terms;
 use crate::types::{ProductFilter, TextHit, clamp_limit};
-
-/// More words than this add nothing to ranking and only cost time.
-const MAX_TERMS: usize = 32;
 
 /// `ts_rank_cd` weights in its order {D, C, B, A}: unused, description, category, title.
 const WEIGHTS: &str = "'{0.1, 0.25, 0.5, 1.0}'::float4[]";
-
-/// The distinct words of a user's query, lower-cased, in order, at most [`MAX_TERMS`]. A word
-/// holds only letters and digits, so it can hold neither a NUL nor any tsquery operator.
-pub(super) fn terms(query: &str) -> Vec<String> {
-    let mut terms: Vec<String> = Vec::new();
-    for word in query.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
-        let word = word.to_lowercase();
-        if !terms.contains(&word) {
-            terms.push(word);
-        }
-        if terms.len() == MAX_TERMS {
-            break;
-        }
-    }
-    terms
-}
 
 pub(super) fn search(
     db: Db<'_>,
@@ -75,6 +57,7 @@ pub(super) fn search(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::terms::MAX_TERMS;
 
     #[test]
     fn words_carry_no_syntax() {

@@ -14,6 +14,7 @@
 //! the ranking (up to that 1e-6) and removes only matches that scored nothing, at the price of a
 //! document-count lookup per word in `products_fts_vocab`.
 
+use crate::terms::terms;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension};
 
@@ -22,29 +23,8 @@ use super::{product_key, sql_count};
 use crate::StoreError;
 use crate::types::{ProductFilter, TextHit, clamp_limit};
 
-/// More words than this add nothing to ranking and only cost time.
-const MAX_TERMS: usize = 32;
-
 /// BM25 weights, in the column order of `products_fts`: title, description, category.
 const WEIGHTS: (f64, f64, f64) = (4.0, 1.0, 2.0);
-
-/// The distinct words of a user's query, lower-cased, in order.
-pub(super) fn terms(query: &str) -> Vec<String> {
-    let mut terms: Vec<String> = Vec::new();
-    // Splitting on what FTS5's unicode61 tokenizer treats as separators keeps one user word one
-    // term; were the split to differ, a quoted string holding two tokens is still valid syntax
-    // (a phrase), so the difference can cost recall but never an error.
-    for word in query.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
-        let word = word.to_lowercase();
-        if !terms.contains(&word) {
-            terms.push(word);
-        }
-        if terms.len() == MAX_TERMS {
-            break;
-        }
-    }
-    terms
-}
 
 /// The FTS5 expression matching any of `terms`, or `None` without terms.
 pub(super) fn match_expression(terms: &[String]) -> Option<String> {
@@ -108,6 +88,7 @@ pub(super) fn search(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::terms::MAX_TERMS;
 
     fn expr(q: &str) -> Option<String> {
         match_expression(&terms(q))
