@@ -475,3 +475,104 @@ fn import_clip_export(
     }
     Ok(outcomes)
 }
+
+/// Version of the int8 recipe (`crate::quantize`); a variant written by an older one is redone.
+pub const QUANTIZER_VERSION: u32 = 1;
+
+/// File name of the int8 graph beside `model.onnx`.
+pub const INT8_FILE: &str = "model.int8.onnx";
+
+/// Adds the statically quantised graph `model.int8.onnx` to an installed model folder
+/// (`sklesion` or `efficientnet-lite0`) and records it in the manifest with its calibration
+/// set, method and measured agreement with the float graph. A separate step from the float
+/// install, so folders installed before int8 existed gain the file on the next fetch; it does
+/// nothing when the manifest already lists a variant of this quantiser version whose file is
+/// intact. Calibration runs the float graph in ONNX Runtime (`env`).
+pub fn install_int8(
+    models_dir: &Path,
+    model: &'static str,
+    env: &ort::environment::Environment,
+    progress: &mut dyn Progress,
+) -> Result<Outcome, InstallError> {
+    use crate::quantize::{Calibration, Method, data, eval};
+    use ocular_core::manifest::{Precision, Variant};
+
+    let dir = models_dir.join(model);
+    let mut m = Manifest::load(&dir).map_err(convert_err(model))?;
+    let current = m.variants().into_iter().find(|v| v.precision == Precision::Int8 && v.quantizer == QUANTIZER_VERSION);
+    if let Some(v) = current
+        && let Some(entry) = m.files.iter().find(|f| f.path == v.onnx)
+        && fetch::sha256_file(&dir.join(&v.onnx)).is_ok_and(|d| d == entry.sha256)
+    {
+        return Ok(Outcome::AlreadyPresent(dir.join(v.onnx)));
+    }
+    let fp32_path = dir.join(&m.onnx);
+    let fp32 = std::fs::read(&fp32_path).map_err(write_err(&fp32_path))?;
+    let photos = data::photos(&models_dir.join("photos")).map_err(convert_err(model))?;
+    let photo_refs: Vec<_> = photos.iter().map(|(_, i)| i).collect();
+    let eval_lesions = data::lesions(1, 1_000);
+    let eval_lesion_refs: Vec<_> = eval_lesions.iter().collect();
+    // Why these sets and methods: measured in tests/integration/quantize.rs. sklesion sees
+    // lesion close-ups (the input check refuses everything else): calibrated on 36 synthetic
+    // lesions, min/max ranges (percentile clipping cost it 6-30 points of top-1 agreement).
+    // EfficientNet embeds catalog photos: calibrated on the 22 photos, percentile ranges
+    // (top-1 agreement 95% vs 86% with min/max, same feature cosine).
+    let (calibration, method, samples, probabilities, features) = match m.kind {
+        ModelKind::SkinClassifier => {
+            let meta = Some(data::unknown_metadata(&m));
+            let cal = data::lesions(2, 0);
+            let cal_refs: Vec<_> = cal.iter().collect();
+            let feature = m.gradcam.as_ref().map(|g| g.feature_output.clone()).unwrap_or_default();
+            let prob = m.outputs.iter().find(|o| o.name != feature).map(|o| o.name.clone()).unwrap_or_default();
+            (
+                format!("{} synthetic lesion close-ups (6 skin types x 3 lesion colours), unknown metadata", cal.len()),
+                Method::MinMax,
+                data::samples(&m, &cal_refs, meta),
+                prob,
+                feature,
+            )
+        }
+        _ => (
+            format!("{} photos of MODELS_DIR/photos (scikit-image, scikit-learn)", photos.len()),
+            Method::Percentile,
+            data::samples(&m, &photo_refs, None),
+            "probabilities".to_string(),
+            "features".to_string(),
+        ),
+    };
+    progress.step(&format!("{model}: calibrating int8 on {} images ({})", samples.len(), method.describe()));
+    let cal = Calibration::new(env, &fp32, &samples).map_err(convert_err(model))?;
+    let int8 = cal.quantize(method).map_err(convert_err(model))?;
+    progress.step(&format!("{model}: measuring int8 against fp32"));
+    let meta = (m.kind == ModelKind::SkinClassifier).then(|| data::unknown_metadata(&m));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut f = eval::Runner::new(env, &fp32, threads).map_err(convert_err(model))?;
+    let mut q = eval::Runner::new(env, &int8, threads).map_err(convert_err(model))?;
+    let mut accuracy = serde_json::Map::new();
+    for (set, imgs) in [("photos", &photo_refs), ("held_out_lesions", &eval_lesion_refs)] {
+        let s = data::samples(&m, imgs, meta);
+        let a = eval::compare(&mut f, &mut q, &s, &probabilities, &features).map_err(convert_err(model))?;
+        accuracy.insert(set.into(), serde_json::to_value(a).unwrap_or_default());
+    }
+    let tmp = dir.join(format!(".{INT8_FILE}.partial"));
+    let entry = write_file(&dir, &format!(".{INT8_FILE}.partial"), &int8)?;
+    let dest = dir.join(INT8_FILE);
+    std::fs::rename(&tmp, &dest).map_err(write_err(&dest))?;
+    m.files.retain(|f| f.path != INT8_FILE);
+    m.files.push(FileEntry { path: INT8_FILE.into(), ..entry });
+    m.set_variant(Variant {
+        precision: Precision::Int8,
+        onnx: INT8_FILE.into(),
+        quantizer: QUANTIZER_VERSION,
+        method: method.describe(),
+        calibration,
+        accuracy: serde_json::Value::Object(accuracy),
+    });
+    // Written beside and renamed over, so a reader never sees half a manifest.
+    let text = serde_json::to_string_pretty(&m).map_err(convert_err(model))? + "\n";
+    let partial = dir.join(".manifest.json.partial");
+    std::fs::write(&partial, text).map_err(write_err(&partial))?;
+    let manifest = dir.join(ocular_core::manifest::MANIFEST_FILE);
+    std::fs::rename(&partial, &manifest).map_err(write_err(&manifest))?;
+    Ok(Outcome::Installed(dest))
+}

@@ -6,4 +6,5 @@ pub mod fetch;
 pub mod install;
 pub mod keras;
 pub mod onnx;
+pub mod quantize;
 pub mod torch;

@@ -169,6 +169,56 @@ pub struct Manifest {
     pub extra: serde_json::Value,
 }
 
+/// Numeric precision of a model graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// The converted float graph (`Manifest::onnx`).
+    #[default]
+    Fp32,
+    /// The statically quantised graph (QDQ, u8 activations × s8 weights), when installed.
+    Int8,
+}
+
+impl Precision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Int8 => "int8",
+        }
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "fp32" | "float32" => Ok(Precision::Fp32),
+            "int8" => Ok(Precision::Int8),
+            other => Err(format!("unknown precision {other:?}; use fp32 or int8")),
+        }
+    }
+}
+
+/// Another graph of the same model in the same folder (today: the int8 one), listed under
+/// `extra.variants` so manifests written before variants existed, and code that builds
+/// manifests, stay valid. Its file is also in `files` with its sha256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Variant {
+    pub precision: Precision,
+    /// The ONNX file, relative to the folder.
+    pub onnx: String,
+    /// Version of the quantiser that wrote it; `ocular models fetch` rewrites older ones.
+    pub quantizer: u32,
+    /// Activation range method (`minmax`, `percentile-99.999`).
+    pub method: String,
+    /// What it was calibrated on.
+    pub calibration: String,
+    /// Measured agreement with the float graph (see `ocular_convert::quantize::eval`).
+    #[serde(default)]
+    pub accuracy: serde_json::Value,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("cannot read model manifest {path}")]
@@ -203,5 +253,36 @@ impl Manifest {
     /// The output spec with this name.
     pub fn output(&self, name: &str) -> Option<&TensorSpec> {
         self.outputs.iter().find(|o| o.name == name)
+    }
+
+    /// The alternative graphs recorded in `extra.variants` (none for older manifests).
+    pub fn variants(&self) -> Vec<Variant> {
+        serde_json::from_value(self.extra["variants"].clone()).unwrap_or_default()
+    }
+
+    /// Records `v`, replacing a variant of the same precision.
+    pub fn set_variant(&mut self, v: Variant) {
+        let mut all = self.variants();
+        all.retain(|x| x.precision != v.precision);
+        all.push(v);
+        if !self.extra.is_object() {
+            self.extra = serde_json::json!({});
+        }
+        self.extra["variants"] = serde_json::to_value(all).unwrap_or_default();
+    }
+
+    /// The manifest as the runtime uses it at `precision`, or `None` when that graph is not
+    /// installed. The int8 view loads the variant's file and its version gains `+int8`, so
+    /// the model id stored with every vector (`name@version`) differs between precisions and
+    /// a catalog never mixes vectors of both.
+    pub fn at_precision(&self, precision: Precision) -> Option<Manifest> {
+        if precision == Precision::Fp32 {
+            return Some(self.clone());
+        }
+        let v = self.variants().into_iter().find(|v| v.precision == precision)?;
+        let mut m = self.clone();
+        m.onnx = v.onnx;
+        m.version = format!("{}+{}", self.version, precision.as_str());
+        Some(m)
     }
 }

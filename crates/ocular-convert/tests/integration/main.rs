@@ -2,4 +2,5 @@
 
 mod bert;
 mod keras;
+mod quantize;
 mod torch;

@@ -73,3 +73,32 @@ fn secrets_are_redacted() {
     assert!(!text.contains("hunter2") && !text.contains("secret"), "{text}");
     assert!(text.contains("postgres://me:***@db/ocular"), "{text}");
 }
+
+/// `--image-precision` / `--skin-precision` reach the registry (they once only worked as
+/// environment variables): the image slot's version names the int8 graph or not.
+#[test]
+fn precision_flags_choose_the_graph_the_registry_loads() {
+    use ocular_models::RegistryOptions;
+    use ocular_models::session::SessionOptions;
+    use ocular_server::search_models;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let to = dir.path().join("efficientnet-lite0");
+    std::fs::create_dir_all(&to).expect("mkdir");
+    let from = crate::common::workspace_root().join("models/efficientnet-lite0/manifest.json");
+    std::fs::copy(&from, to.join("manifest.json")).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    let options = RegistryOptions {
+        models_dir: to.parent().expect("parent").to_path_buf(),
+        ort_library: None,
+        session: SessionOptions::default(),
+        enabled: None,
+    };
+    let image_version = |args: &[&str]| {
+        let c = config(args);
+        let registry = search_models::discover(options.clone(), c.search_models, c.precisions()).expect("discover");
+        registry.image.as_ref().expect("image slot").manifest().version.clone()
+    };
+    assert!(image_version(&[]).ends_with("+int8"), "int8 is the image default");
+    assert!(!image_version(&["--image-precision", "fp32"]).contains("int8"));
+    assert!(config(&["--skin-precision", "int8"]).precisions().skin == ocular_core::manifest::Precision::Int8);
+}

@@ -137,6 +137,20 @@ fn fetch(config: &Config, what: &[String]) -> anyhow::Result<()> {
             report(name, outcome);
         }
     }
+    // The int8 graphs, after photos (EfficientNet calibrates on them); also fills in folders
+    // installed before int8 existed.
+    for name in ["sklesion", "efficientnet-lite0"] {
+        if wants(name) {
+            let env = &ocular_models::OrtRuntime::get_or_init(config.ort_library.as_deref(), dir)
+                .context("ONNX Runtime is needed to calibrate the int8 models")?
+                .environment;
+            let started = std::time::Instant::now();
+            let outcome = install::install_int8(dir, name, env, &mut progress)
+                .with_context(|| format!("quantising {name} to int8"))?;
+            eprintln!("  {name} int8: {:.1} s", started.elapsed().as_secs_f64());
+            report(&format!("{name} int8"), outcome);
+        }
+    }
     Ok(())
 }
 
