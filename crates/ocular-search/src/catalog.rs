@@ -81,7 +81,9 @@ impl Catalog {
     ) -> Result<Self, SearchError> {
         let models = provider.spaces();
         let mut spaces = Vec::with_capacity(SPACES.len());
-        for space in SPACES {
+        // A space the provider leaves out (CLIP without its text tower) gets no index: its
+        // searches answer `model_not_configured`, and writes skip its vectors.
+        for space in SPACES.into_iter().filter(|s| model_of(&models, s).is_some()) {
             let model = model_of(&models, space).cloned().ok_or_else(|| SearchError::IndexFailed {
                 space,
                 message: "the embedder provider does not fill this space".into(),
@@ -109,7 +111,7 @@ impl Catalog {
         &self.store
     }
 
-    /// The configured model of every space.
+    /// The configured model of every space the provider fills.
     pub fn models(&self) -> Vec<SpaceModel> {
         self.spaces.iter().map(|s| s.model.clone()).collect()
     }
@@ -119,10 +121,21 @@ impl Catalog {
         Ok(self.provider.load().await?)
     }
 
-    pub(crate) fn space(&self, name: &str) -> &SpaceIndex {
-        // SPACES is fixed and `new` fills every one, in order.
-        let i = SPACES.iter().position(|s| *s == name).unwrap_or(0);
-        &self.spaces[i]
+    /// The index of a space, or `model_not_configured` when no configured model fills it.
+    pub(crate) fn space(&self, name: &str) -> Result<&SpaceIndex, SearchError> {
+        self.spaces.iter().find(|s| s.space() == name).ok_or_else(|| {
+            SearchError::Model(ocular_models::ModelError::NotConfigured(self.provider.unconfigured(name)))
+        })
+    }
+
+    /// Whether a configured model fills `space`.
+    pub fn has_space(&self, name: &str) -> bool {
+        self.spaces.iter().any(|s| s.space() == name)
+    }
+
+    /// True when any space refuses to search until `ocular reindex` runs.
+    pub fn reindex_required(&self) -> bool {
+        self.spaces.iter().any(|s| matches!(s.state(), SpaceState::ReindexRequired { .. }))
     }
 
     /// Marks every space as loading; searches answer `index_loading` until [`Self::load`] ends.
@@ -176,7 +189,7 @@ impl Catalog {
     /// Ok when `space` can search. A space waiting for a reindex looks at the store again
     /// (at most every `recheck`) and reloads itself once only its model is left.
     pub(crate) fn ensure_ready(&self, space: &str) -> Result<(), SearchError> {
-        let index = self.space(space);
+        let index = self.space(space)?;
         let Err(e @ SearchError::ReindexRequired { .. }) = index.ready() else { return index.ready() };
         {
             let mut last = self.last_recheck.lock();

@@ -11,7 +11,7 @@ use ocular_image::image::RgbImage;
 use ocular_store::{Embedding, EmbeddingUpdate, NewProduct, Product, ProductKey, ProductPatch, ProductWrite, Upserted};
 
 use crate::catalog::Catalog;
-use crate::embed::{Embedders, IMAGE, IMAGE_TEXT, ImageVectors, TEXT, product_text};
+use crate::embed::{Embedders, IMAGE, IMAGE_TEXT, ImageVectors, TEXT, fills, product_text};
 use crate::error::SearchError;
 use crate::query::image_path;
 
@@ -125,7 +125,8 @@ impl Catalog {
         }
         let text = product_text(&next.title, &next.description);
         let text_changed = current.as_ref().is_none_or(|c| product_text(&c.title, &c.description) != text);
-        if text_changed {
+        // Without a text model (image-only CLIP) the product is found by its photo alone.
+        if text_changed && fills(embedders, TEXT) {
             let v = embedders.embed_texts(&[&text])?.into_iter().next().ok_or_else(|| no_output("text"))?;
             computed.push(Embedding::new(TEXT, model(embedders, TEXT), v));
         }
@@ -212,10 +213,12 @@ impl Catalog {
             self.store.set_embeddings(key, EmbeddingUpdate::Replace(&kept))?;
         }
         for v in vectors {
-            self.space(&v.space).apply(key, Some(&v.vector))?;
+            self.space(&v.space)?.apply(key, Some(&v.vector))?;
         }
         for space in remove {
-            self.space(space).apply(key, None)?;
+            if let Ok(index) = self.space(space) {
+                index.apply(key, None)?;
+            }
         }
         Ok(())
     }
@@ -240,12 +243,13 @@ pub(crate) fn model(embedders: &dyn Embedders, space: &str) -> String {
     crate::embed::model_of(embedders.spaces(), space).map(|m| m.model.clone()).unwrap_or_default()
 }
 
-/// The stored embeddings of one photo.
-pub fn image_embeddings(embedders: &dyn Embedders, v: ImageVectors) -> [Embedding; 2] {
-    [
-        Embedding::new(IMAGE, model(embedders, IMAGE), v.image),
-        Embedding::new(IMAGE_TEXT, model(embedders, IMAGE_TEXT), v.image_text),
-    ]
+/// The stored embeddings of one photo, in the spaces the embedders fill.
+pub fn image_embeddings(embedders: &dyn Embedders, v: ImageVectors) -> Vec<Embedding> {
+    [(IMAGE, v.image), (IMAGE_TEXT, v.image_text)]
+        .into_iter()
+        .filter(|(space, _)| fills(embedders, space))
+        .map(|(space, vector)| Embedding::new(space, model(embedders, space), vector))
+        .collect()
 }
 
 pub(crate) fn embed_one(embedders: &dyn Embedders, image: &RgbImage) -> Result<ImageVectors, SearchError> {

@@ -13,7 +13,7 @@ use ocular_store::{Embedding, Product, ProductKey};
 use serde::Serialize;
 
 use crate::catalog::Catalog;
-use crate::embed::{Embedders, IMAGE, IMAGE_TEXT, TEXT, product_text};
+use crate::embed::{Embedders, IMAGE, IMAGE_TEXT, TEXT, fills, product_text};
 use crate::error::SearchError;
 use crate::import::{ImageRef, Progress};
 use crate::ingest::{ImageInput, model};
@@ -60,7 +60,8 @@ pub fn reindex(
     let started = Instant::now();
     let mut report = ReindexReport::default();
     let store = catalog.store().clone();
-    for &space in which.spaces() {
+    // Spaces no configured model fills (the text space of image-only CLIP) are skipped.
+    for &space in which.spaces().iter().filter(|s| fills(embedders, s)) {
         let configured = model(embedders, space);
         let todo: u64 =
             catalog.census()?.iter().filter(|c| c.space == space && c.model != configured).map(|c| c.count).sum();
@@ -98,7 +99,7 @@ fn reindex_batch(
     let spaces = which.spaces();
     let mut per_product: Vec<Vec<Embedding>> = vec![Vec::new(); batch.len()];
     let mut lost: Vec<bool> = vec![false; batch.len()];
-    if spaces.contains(&TEXT) {
+    if spaces.contains(&TEXT) && fills(embedders, TEXT) {
         let texts: Vec<String> = batch.iter().map(|p| product_text(&p.title, &p.description)).collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         for (i, v) in embedders.embed_texts(&refs)?.into_iter().enumerate() {
@@ -127,7 +128,9 @@ fn reindex_batch(
         if spaces.contains(&IMAGE) {
             per_product[i].push(Embedding::new(IMAGE, model(embedders, IMAGE), v.image));
         }
-        per_product[i].push(Embedding::new(IMAGE_TEXT, model(embedders, IMAGE_TEXT), v.image_text));
+        if fills(embedders, IMAGE_TEXT) {
+            per_product[i].push(Embedding::new(IMAGE_TEXT, model(embedders, IMAGE_TEXT), v.image_text));
+        }
     }
     let (mut products, mut vectors) = (0, 0);
     for ((p, list), lost) in batch.iter().zip(&per_product).zip(lost) {

@@ -4,7 +4,8 @@
 //! `image` space; `score` and `similarity` are that cosine, and `threshold` cuts on it.
 //!
 //! **Text search** is hybrid. Three rankings of the products passing the filters:
-//! 1. MiniLM cosine between the query and each product's title + description (`text`);
+//! 1. cosine between the query and each product's title + description (`text`: MiniLM by
+//!    default, CLIP's text tower when configured);
 //! 2. cosine between the query and each product's photo mapped into the same space
 //!    (`image_text`: ConSE by default, CLIP when configured), which finds a product by what its
 //!    photo shows even when its text never says it;
@@ -85,7 +86,7 @@ impl Catalog {
         let k = opts.offset + opts.top_k + 1;
         let filter = |id: u64| allowed.passes(id);
         let hits =
-            self.space(space).search(query, k, opts.filters().then_some(&filter as &(dyn Fn(u64) -> bool + Sync)))?;
+            self.space(space)?.search(query, k, opts.filters().then_some(&filter as &(dyn Fn(u64) -> bool + Sync)))?;
         let passing: Vec<Hit> = hits.into_iter().take_while(|h| h.score >= opts.threshold).collect();
         let (hits, next_offset) = page(passing, opts);
         let at = t.lap("index", at);
@@ -125,8 +126,8 @@ impl Catalog {
         let filter = opts.filters().then_some(&filter as &(dyn Fn(u64) -> bool + Sync));
         // Ranks are what fusion uses: the in-memory cosines rank well enough, and a database
         // round trip per candidate would cost more than the whole search.
-        let text_hits = self.space(TEXT).search_fast(&q.text, depth, filter)?;
-        let image_hits = self.space(IMAGE_TEXT).search_fast(&q.image_text, depth, filter)?;
+        let text_hits = self.space(TEXT)?.search_fast(&q.text, depth, filter)?;
+        let image_hits = self.space(IMAGE_TEXT)?.search_fast(&q.image_text, depth, filter)?;
         let at = t.lap("index", at);
         let keyword = self.store.search_text(query, &opts.filter, depth)?;
         let at = t.lap("keyword", at);
@@ -141,7 +142,7 @@ impl Catalog {
         // Keyword-only matches have no cosine yet: compute theirs from the stored vectors.
         let missing: Vec<u64> =
             fused.iter().filter(|f| f.ranks[0].is_none() && f.ranks[1].is_none()).map(|f| f.id).collect();
-        let (text_space, image_space) = (self.space(TEXT), self.space(IMAGE_TEXT));
+        let (text_space, image_space) = (self.space(TEXT)?, self.space(IMAGE_TEXT)?);
         for &id in &missing {
             // One read gives both vectors.
             for e in self.store.embeddings_of(ProductKey(id))? {

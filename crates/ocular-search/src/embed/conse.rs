@@ -100,6 +100,9 @@ pub fn shared(
     }
     let started = std::time::Instant::now();
     let matrix = Arc::new(build()?);
+    // A thousand prompts through MiniLM leave freed activation buffers in malloc's arenas;
+    // give them back now rather than carry them as resident memory for the process's life.
+    ocular_models::session::release_free_memory();
     tracing::info!(
         conse.key = key,
         classes = matrix.classes(),

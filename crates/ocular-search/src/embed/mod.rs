@@ -10,13 +10,16 @@
 //!
 //! `image_text` is what lets a text query find a product by what its photo shows. The default
 //! models ([`default::DefaultProvider`]: EfficientNet-Lite0 + all-MiniLM-L6-v2) fill it with
-//! ConSE ([`conse`]), a zero-shot fallback limited to ImageNet concepts; a CLIP provider fills
-//! it with CLIP's image tower and embeds queries with CLIP's text tower. Callers never know
-//! which: they hold an `Arc<dyn Embedders>` and an `Arc<dyn EmbedderProvider>`.
+//! ConSE ([`conse`]), a zero-shot fallback limited to ImageNet concepts; the CLIP provider
+//! ([`clip::ClipProvider`]) fills it with CLIP's image tower and embeds queries with CLIP's text
+//! tower. Callers never know which: they hold an `Arc<dyn Embedders>` and an
+//! `Arc<dyn EmbedderProvider>`. A provider may leave a space unfilled (CLIP without its text
+//! tower has no `text` space); the catalog then answers `model_not_configured` for it.
 //!
 //! Every stored vector carries the `model` id of its space ([`SpaceModel::model`]), so a
 //! change of model is detected at start-up instead of silently mixing incomparable vectors.
 
+pub mod clip;
 pub mod conse;
 pub mod default;
 
@@ -26,6 +29,7 @@ use std::sync::Arc;
 
 use ocular_image::image::RgbImage;
 use ocular_models::ModelError;
+use ocular_models::clip::ClipError;
 use serde::Serialize;
 
 /// The image space: photo against photo.
@@ -97,6 +101,13 @@ pub trait Embedders: Send + Sync {
 
     /// Embeds a text query for the `text` and `image_text` spaces.
     fn embed_query(&self, query: &str) -> Result<QueryVectors, ModelError>;
+
+    /// Zero-shot classification of an image embedding (from [`Self::embed_images`]) against
+    /// free-text labels, best first; `None` when these models cannot read free text as labels
+    /// (the default models know only ImageNet's classes).
+    fn score_labels(&self, _image: &[f32], _labels: &[&str]) -> Option<Result<Vec<LabelScore>, ClipError>> {
+        None
+    }
 }
 
 /// A future that loads the embedders.
@@ -110,6 +121,12 @@ pub trait EmbedderProvider: Send + Sync {
 
     /// The loaded embedders (loading the models on first use).
     fn load(&self) -> LoadFuture<'_>;
+
+    /// Why a space this provider leaves out of [`Self::spaces`] cannot be searched, for the
+    /// error a request for it gets.
+    fn unconfigured(&self, space: &str) -> String {
+        format!("for the `{space}` search space")
+    }
 }
 
 /// The text of a product that the `text` space embeds: title and description, which say what
@@ -117,6 +134,11 @@ pub trait EmbedderProvider: Send + Sync {
 pub fn product_text(title: &str, description: &str) -> String {
     let (title, description) = (title.trim(), description.trim());
     if description.is_empty() { title.to_string() } else { format!("{title}. {description}") }
+}
+
+/// Whether `embedders` fill `space` (CLIP without its text tower leaves `text` out).
+pub fn fills(embedders: &dyn Embedders, space: &str) -> bool {
+    model_of(embedders.spaces(), space).is_some()
 }
 
 /// The model of `space` in a list of [`SpaceModel`]s.

@@ -280,7 +280,13 @@ fn embed_and_write(
     drop(decoded);
     let texts: Vec<String> = ready.iter().map(|w| product_text(&w.1.title, &w.1.description)).collect();
     let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let mut text_vectors = embedders.embed_texts(&text_refs).map_err(|e| fail(&e.into()))?.into_iter();
+    // Without a text model (image-only CLIP) products are found by their photos alone.
+    let text_vectors = if crate::embed::fills(embedders, TEXT) {
+        embedders.embed_texts(&text_refs).map_err(|e| fail(&e.into()))?
+    } else {
+        Vec::new()
+    };
+    let mut text_vectors = text_vectors.into_iter();
 
     let mut batch = Vec::with_capacity(ready.len());
     let mut batch_numbers = Vec::with_capacity(ready.len());

@@ -1,8 +1,10 @@
 //! One integration-test binary for the crate: the real EfficientNet-Lite0 and MiniLM models
 //! from `./models` (CI runs `ocular models fetch` first) and the real skimage photos.
 
+mod clip;
 mod common;
 mod demo;
 mod import;
+mod import_props;
 mod reindex;
 mod space;

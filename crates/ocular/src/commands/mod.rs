@@ -25,11 +25,12 @@ pub fn registry(config: &Config, only: Option<Vec<String>>) -> anyhow::Result<oc
     let session = config.intra_threads.map_or_else(ocular_models::session::SessionOptions::default, |n| {
         ocular_models::session::SessionOptions { intra_threads: n }
     });
-    ocular_models::Registry::discover(ocular_models::RegistryOptions {
+    let options = ocular_models::RegistryOptions {
         models_dir: config.models_dir.clone(),
         ort_library: config.ort_library.clone(),
         session,
         enabled: only.or_else(|| config.models.clone()),
-    })
-    .context("reading model manifests")
+    };
+    ocular_server::search_models::discover(options, config.search_models, config.precisions())
+        .context("reading model manifests")
 }

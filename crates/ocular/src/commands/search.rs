@@ -7,9 +7,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
-use ocular_search::embed::default::DefaultProvider;
 use ocular_search::{Catalog, CatalogOptions, Embedders, ImageLoader, SearchOptions, SearchResults};
-use ocular_server::Config;
+use ocular_server::{Config, search_models};
 
 /// A catalog over the configured store and models, with its embedders loaded.
 pub struct SearchContext {
@@ -23,11 +22,13 @@ impl SearchContext {
     pub fn open(config: &Config) -> anyhow::Result<Self> {
         let store = super::open_store(config)?;
         let registry = super::registry(config, None)?;
-        let provider = DefaultProvider::from_registry(&registry)
+        // The same choice as the server's, so import, reindex and search write and read the
+        // vectors the server searches.
+        let provider = search_models::provider(config.search_models, &registry)
+            .context("--search-models")?
             .context("product search needs the efficientnet-lite0 and minilm models: run `ocular models fetch`")?;
         let limits = ocular_image::Limits { max_bytes: config.max_body_bytes, max_pixels: config.max_image_pixels };
-        let catalog =
-            Catalog::new(store, Arc::new(provider), CatalogOptions { image_limits: limits, ..Default::default() })?;
+        let catalog = Catalog::new(store, provider, CatalogOptions { image_limits: limits, ..Default::default() })?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -54,7 +55,8 @@ pub struct SearchArgs {
     /// Search with a photo URL (fetched with the server's SSRF rules and OCULAR_URL_ALLOW).
     #[arg(long)]
     url: Option<String>,
-    /// Search by text (hybrid: MiniLM, ConSE and BM25, fused by reciprocal rank).
+    /// Search by text (hybrid: text and photo embeddings and BM25, fused by reciprocal rank;
+    /// MiniLM + ConSE with the default models, CLIP's text tower with `--search-models clip`).
     #[arg(long)]
     text: Option<String>,
     /// Results to show (default: TOP_K).

@@ -4,9 +4,9 @@
 //! `/health/ready` stays 503 until every enabled model is loaded and warmed (preload mode).
 
 use anyhow::Context;
+use ocular_models::RegistryOptions;
 use ocular_models::session::SessionOptions;
-use ocular_models::{Registry, RegistryOptions};
-use ocular_server::{AppState, Config};
+use ocular_server::{AppState, Config, search_models};
 
 pub fn run(config: Config) -> anyhow::Result<()> {
     let runtime =
@@ -17,13 +17,17 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(config = %config.redacted(), "effective configuration");
     let store = super::open_store(&config)?;
-    let registry = Registry::discover(RegistryOptions {
+    let options = RegistryOptions {
         models_dir: config.models_dir.clone(),
         ort_library: config.ort_library.clone(),
         session: config.intra_threads.map_or_else(SessionOptions::default, |n| SessionOptions { intra_threads: n }),
         enabled: config.models.clone(),
-    })
-    .context("reading model manifests")?;
+    };
+    let registry = search_models::discover(options, config.search_models, config.precisions())
+        .context("reading model manifests")?;
+    // A chosen search model that is not installed stops start-up (the default models being
+    // absent only turns search off, as it always has).
+    search_models::provider(config.search_models, &registry).context("--search-models")?;
     if registry.is_empty() {
         tracing::warn!(models_dir = %config.models_dir.display(), "no models found; run `ocular models fetch`");
     }
