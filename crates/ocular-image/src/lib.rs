@@ -16,6 +16,7 @@ mod error;
 mod format;
 mod header;
 mod heatmap;
+mod probe;
 mod resize;
 mod tensor;
 
@@ -24,6 +25,7 @@ pub use encode::encode_jpeg;
 pub use error::{DecodeError, ImageError};
 pub use format::Format;
 pub use heatmap::{colorize, overlay};
+pub use probe::{Probe, probe};
 pub use resize::{resize_bicubic, resize_bilinear_tf, resize_shortest_center_crop_bicubic, thumbnail};
 pub use tensor::{preprocess, to_tensor};
 

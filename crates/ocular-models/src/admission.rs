@@ -12,21 +12,41 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::budget::{BudgetError, MemoryBudget, Reservation};
+
 #[derive(Debug, thiserror::Error)]
 pub enum AdmissionError {
     #[error("the server is at capacity; retry in {retry_after_s} s")]
     Overloaded { retry_after_s: u64 },
     #[error("no inference slot became free within {waited_ms} ms; retry in {retry_after_s} s")]
     QueueTimeout { waited_ms: u64, retry_after_s: u64 },
+    #[error(transparent)]
+    Memory(#[from] BudgetError),
 }
 
 impl AdmissionError {
-    pub fn retry_after_s(&self) -> u64 {
+    /// Seconds to wait before retrying; `None` when retrying cannot help.
+    pub fn retry_after_s(&self) -> Option<u64> {
         match self {
-            AdmissionError::Overloaded { retry_after_s } | AdmissionError::QueueTimeout { retry_after_s, .. } => {
-                *retry_after_s
-            }
+            AdmissionError::Overloaded { retry_after_s }
+            | AdmissionError::QueueTimeout { retry_after_s, .. }
+            | AdmissionError::Memory(BudgetError::Exceeded { retry_after_s, .. }) => Some(*retry_after_s),
+            AdmissionError::Memory(BudgetError::TooLarge { .. }) => None,
         }
+    }
+
+    /// Stable code for the API's error envelope.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AdmissionError::Overloaded { .. } | AdmissionError::QueueTimeout { .. } => "overloaded",
+            AdmissionError::Memory(BudgetError::Exceeded { .. }) => "memory_budget_exceeded",
+            AdmissionError::Memory(BudgetError::TooLarge { .. }) => "image_exceeds_memory_budget",
+        }
+    }
+
+    /// The request itself is at fault (it can never fit), rather than the current load.
+    pub fn is_client_error(&self) -> bool {
+        matches!(self, AdmissionError::Memory(BudgetError::TooLarge { .. }))
     }
 }
 
@@ -38,13 +58,16 @@ pub struct Admission {
     max_wait: Duration,
     max_concurrency: usize,
     max_queue: usize,
+    memory: MemoryBudget,
 }
 
-/// Held for the duration of one admitted inference.
+/// Held for the duration of one admitted inference. Fields drop in order: the memory goes
+/// back before the slot, so the next request admitted sees it free.
 #[derive(Debug)]
 pub struct Permit {
-    _queue: OwnedSemaphorePermit,
+    _memory: Reservation,
     _run: OwnedSemaphorePermit,
+    _queue: OwnedSemaphorePermit,
 }
 
 impl Admission {
@@ -57,18 +80,40 @@ impl Admission {
             max_wait,
             max_concurrency,
             max_queue,
+            memory: MemoryBudget::unlimited(),
         }
     }
 
+    /// The same gate, also reserving each request's memory from `memory`.
+    pub fn with_memory_budget(mut self, memory: MemoryBudget) -> Self {
+        self.memory = memory;
+        self
+    }
+
+    pub fn memory(&self) -> &MemoryBudget {
+        &self.memory
+    }
+
+    /// Admits a request that needs no memory reservation (tests, tiny models).
     pub async fn admit(&self) -> Result<Permit, AdmissionError> {
+        self.admit_reserving(0).await
+    }
+
+    /// Admits a request whose peak extra memory is estimated at `bytes` (see
+    /// [`crate::estimate`]). The slot and the memory are both waited for within one
+    /// `max_wait`, so a request never waits longer than a queued one.
+    pub async fn admit_reserving(&self, bytes: u64) -> Result<Permit, AdmissionError> {
         let retry_after_s = 1;
+        let started = tokio::time::Instant::now();
         let queue = self.queue.clone().try_acquire_owned().map_err(|_| AdmissionError::Overloaded { retry_after_s })?;
         let run = tokio::time::timeout(self.max_wait, self.run.clone().acquire_owned())
             .await
             .map_err(|_| AdmissionError::QueueTimeout { waited_ms: self.max_wait.as_millis() as u64, retry_after_s })?
             // The semaphores are never closed, so acquire cannot fail; treat it as overload anyway.
             .map_err(|_| AdmissionError::Overloaded { retry_after_s })?;
-        Ok(Permit { _queue: queue, _run: run })
+        let left = self.max_wait.saturating_sub(started.elapsed());
+        let memory = self.memory.reserve(bytes, left).await?;
+        Ok(Permit { _memory: memory, _run: run, _queue: queue })
     }
 
     /// Requests running plus waiting right now.
@@ -110,5 +155,23 @@ mod tests {
         let second = gate.admit().await;
         assert!(matches!(second, Err(AdmissionError::QueueTimeout { .. })));
         assert_eq!(gate.in_flight(), 1, "a timed-out request gives its queue place back");
+    }
+
+    #[tokio::test]
+    async fn memory_is_reserved_after_the_slot_and_given_back_with_it() {
+        let budget = MemoryBudget::new(Some(1_000), crate::budget::LimitSource::Config, Arc::new(|| Some(0)));
+        let gate = Admission::new(4, 4, Duration::from_millis(30)).with_memory_budget(budget.clone());
+        let big = gate.admit_reserving(800).await.expect("fits");
+        let err = gate.admit_reserving(300).await.expect_err("only 200 bytes left");
+        assert_eq!((err.code(), err.retry_after_s()), ("memory_budget_exceeded", Some(1)));
+        assert_eq!(gate.in_flight(), 1, "the refused request left its slot");
+        let err = gate.admit_reserving(1_001).await.expect_err("larger than the budget");
+        assert_eq!(
+            (err.code(), err.retry_after_s(), err.is_client_error()),
+            ("image_exceeds_memory_budget", None, true)
+        );
+        drop(big);
+        assert_eq!(budget.status().reserved_bytes, 0);
+        gate.admit_reserving(300).await.expect("fits once the first is done");
     }
 }

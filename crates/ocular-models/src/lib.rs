@@ -7,8 +7,10 @@
 
 pub mod admission;
 pub mod analysis;
+pub mod budget;
 pub mod clip;
 pub mod error;
+pub mod estimate;
 pub mod fixture;
 pub mod image_classifier;
 pub mod registry;
@@ -19,7 +21,8 @@ pub mod skin_check;
 pub mod text_encoder;
 
 pub use admission::{Admission, AdmissionError, Permit};
+pub use budget::{BudgetError, LimitSource, MemoryBudget};
 pub use error::ModelError;
-pub use registry::{ModelState, ModelStatus, Registry, RegistryOptions, Slot};
+pub use registry::{ModelState, ModelStatus, Precisions, Registry, RegistryOptions, Slot};
 pub use runtime::{OrtRuntime, RuntimeError};
 pub use session::{Input, OnnxSession, Outputs};

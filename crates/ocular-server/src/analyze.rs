@@ -1,7 +1,7 @@
 //! Skin-lesion analysis over HTTP: `POST /api/v1/analyze` (and `/upload` for the original
 //! clients), stored analyses, their images, and the model card.
 
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -71,12 +71,12 @@ fn parse_meta(form: &form::Form) -> Result<SkinMeta, ApiError> {
     Ok(SkinMeta { age, sex, location })
 }
 
-async fn analyze(
-    State(state): State<AppState>,
-    Query(q): Query<AnalyzeQuery>,
-    mp: Multipart,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let mut form = form::read(mp, "image").await?;
+/// Takes the raw request: axum's `Query` and `Multipart` rejections are plain text, and every
+/// refusal here must carry the JSON envelope's stable code.
+async fn analyze(State(state): State<AppState>, req: Request) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Query(q) = Query::<AnalyzeQuery>::try_from_uri(req.uri())
+        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let mut form = crate::search::read_form(req, &state, "image").await?;
     let meta = parse_meta(&form)?;
     let bytes = form.require_file("image")?;
     let opts =
@@ -89,8 +89,9 @@ async fn analyze(
     };
     let limits = state.image_limits();
     let model = skin.clone();
+    let cost = ocular_models::estimate::analyze(&bytes, &limits);
     let analyzed = state
-        .infer(move || {
+        .infer_reserving(cost, move || {
             analysis::analyze(&model, objects.as_deref(), &bytes, &limits, meta, opts).map_err(ApiError::from)
         })
         .await?;

@@ -52,6 +52,12 @@ pub struct Config {
     #[arg(long, env = "OCULAR_ENABLE_GRADCAM", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub enable_gradcam: bool,
 
+    /// Models behind product search: `default` (EfficientNet-Lite0 + MiniLM, ConSE for
+    /// text-to-image) or `clip` (the CLIP towers installed by `ocular models import-clip`; the
+    /// text tower is optional). Switching needs `ocular reindex`.
+    #[arg(long, env = "OCULAR_SEARCH_MODELS", value_enum, default_value_t = crate::search_models::SearchModels::Default, global = true)]
+    pub search_models: crate::search_models::SearchModels,
+
     /// Default number of search results (alias: TOP_K).
     #[arg(long, env = "OCULAR_TOP_K", default_value_t = 10, global = true)]
     pub top_k: usize,
@@ -80,6 +86,16 @@ pub struct Config {
     #[arg(long, env = "OCULAR_INTRA_THREADS", global = true)]
     pub intra_threads: Option<usize>,
 
+    /// Graph of the skin model: `fp32` (default: a medical model, see the README for the int8
+    /// numbers) or `int8` (installed by `ocular models fetch`).
+    #[arg(long, env = "OCULAR_SKIN_PRECISION", default_value = "fp32", global = true)]
+    pub skin_precision: ocular_core::manifest::Precision,
+
+    /// Graph of the image embedding model: `int8` (default, several times faster) or `fp32`.
+    /// Vectors of the two differ, so switching makes the catalog ask for `ocular reindex`.
+    #[arg(long, env = "OCULAR_IMAGE_PRECISION", default_value = "int8", global = true)]
+    pub image_precision: ocular_core::manifest::Precision,
+
     /// Largest accepted request body, in bytes (uploads included).
     #[arg(long, env = "OCULAR_MAX_BODY_BYTES", default_value_t = 20 * 1024 * 1024, global = true)]
     pub max_body_bytes: usize,
@@ -91,6 +107,23 @@ pub struct Config {
     /// Deadline for a whole request, in seconds.
     #[arg(long, env = "OCULAR_REQUEST_TIMEOUT_S", default_value_t = 30, global = true)]
     pub request_timeout_s: u64,
+
+    /// Deadline for a connection's request line and headers, in milliseconds (also how long an
+    /// idle keep-alive connection stays open); a slower client is disconnected (slow-loris).
+    #[arg(long, env = "OCULAR_HEADER_TIMEOUT_MS", default_value_t = 10_000, global = true)]
+    pub header_timeout_ms: u64,
+
+    /// Memory the process may use, e.g. `400MiB` or `1GiB`; each request reserves its estimated
+    /// peak from it and waits or gets 503 `memory_budget_exceeded` instead of the kernel killing
+    /// the process. `auto`: the cgroup memory limit minus 10% (at least 32 MiB), none without
+    /// one. `off` (or 0) disables it.
+    #[arg(long, env = "OCULAR_MEMORY_BUDGET", default_value = "auto", value_parser = crate::memory::parse_budget, global = true)]
+    pub memory_budget: crate::memory::BudgetSetting,
+
+    /// Browser origins allowed to call the API cross-origin (comma-separated, e.g.
+    /// `https://shop.example.com`), or `*` for any. Unset: no CORS headers (same origin only).
+    #[arg(long, env = "OCULAR_CORS_ORIGINS", default_value = "", global = true)]
+    pub cors_origins: String,
 
     /// API key required for writes when set (sent as `Authorization: Bearer KEY` or `X-Api-Key`).
     #[arg(long, env = "OCULAR_API_KEY", hide_env_values = true, global = true)]
@@ -195,10 +228,18 @@ impl Config {
         if let Err(e) = ocular_fetch::AllowList::parse(&self.url_allow) {
             problems.push(format!("OCULAR_URL_ALLOW: {e}"));
         }
+        if let Err(e) = crate::cors::parse_origins(&self.cors_origins) {
+            problems.push(format!("OCULAR_CORS_ORIGINS: {e}"));
+        }
         if self.api_key.as_deref().is_some_and(|k| k.len() < 16) {
             problems.push("the API key must be at least 16 characters".into());
         }
         if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+    }
+
+    /// The graphs the registry loads for the skin and image roles.
+    pub fn precisions(&self) -> ocular_models::Precisions {
+        ocular_models::Precisions { skin: self.skin_precision, image: self.image_precision }
     }
 
     pub fn listen_addr(&self) -> SocketAddr {
@@ -207,6 +248,10 @@ impl Config {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_s.max(1))
+    }
+
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms.max(1))
     }
 
     /// The configuration as JSON for the start-up log, secrets replaced.

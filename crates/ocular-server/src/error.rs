@@ -69,7 +69,10 @@ impl ApiError {
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::Overloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            // A request larger than the whole memory budget can never run here: the client must
+            // send less (413, no Retry-After); anything else is load and passes (503).
+            ApiError::Overloaded(e) if e.is_client_error() => (StatusCode::PAYLOAD_TOO_LARGE, e.code()),
+            ApiError::Overloaded(e) => (StatusCode::SERVICE_UNAVAILABLE, e.code()),
             ApiError::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "request_timeout"),
             ApiError::ModelUnavailable(ModelError::NotConfigured(_)) => (StatusCode::NOT_FOUND, "model_not_configured"),
             ApiError::ModelUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "model_unavailable"),
@@ -91,7 +94,7 @@ impl ApiError {
     /// Seconds a client should wait before retrying, for 503s.
     fn retry_after(&self) -> Option<u64> {
         match self {
-            ApiError::Overloaded(e) => Some(e.retry_after_s()),
+            ApiError::Overloaded(e) => e.retry_after_s(),
             ApiError::Timeout(_) | ApiError::Store(StoreError::PoolTimeout { .. }) => Some(1),
             ApiError::ModelUnavailable(ModelError::LoadFailed { retry_in_ms, .. }) => {
                 Some(retry_in_ms.div_ceil(1000).max(1))
@@ -168,6 +171,9 @@ impl IntoResponse for ApiError {
             ocular_models::registry::error_chain(e)
         } else if let ApiError::Store(e) = &self {
             e.to_string()
+        } else if let ApiError::ModelUnavailable(e) = &self {
+            // 404 model_not_configured: which model is missing says what to install.
+            format!("the model is not available: {e}")
         } else {
             self.to_string()
         };

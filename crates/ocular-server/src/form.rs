@@ -14,6 +14,8 @@ use crate::error::ApiError;
 
 pub const MAX_TEXT_FIELD: usize = 16 * 1024;
 const MAX_FIELDS: usize = 64;
+/// Longest field name: ours are short words, and names are echoed in error messages.
+const MAX_NAME: usize = 256;
 
 #[derive(Debug, Default)]
 pub struct Form {
@@ -39,6 +41,9 @@ pub async fn read(mut mp: Multipart, file_field: &str) -> Result<Form, ApiError>
             return Err(ApiError::bad_request("invalid_multipart", format!("more than {MAX_FIELDS} form fields")));
         }
         let name = field.name().unwrap_or_default().to_string();
+        if name.len() > MAX_NAME {
+            return Err(ApiError::bad_request("invalid_multipart", format!("a field name is over {MAX_NAME} bytes")));
+        }
         if name == file_field {
             if form.file.is_some() {
                 return Err(ApiError::bad_request("invalid_multipart", format!("more than one `{file_field}` field")));

@@ -34,6 +34,9 @@ fn body(state: &AppState, verbose: bool) -> (bool, Value) {
         let (max_concurrency, max_queue) = state.admission.capacity();
         v["models"] = json!(state.registry.statuses());
         v["memory"] = json!(memory::usage());
+        // Admission's view: the limit and where it came from (config, cgroup, none), what running
+        // requests have reserved, RSS now, and the baseline requests are admitted against.
+        v["memory_budget"] = json!(state.admission.memory().status());
         v["uptime_s"] = json!(state.started.elapsed().as_secs());
         v["version"] = json!(env!("CARGO_PKG_VERSION"));
         v["preload"] = json!(state.config.preload);
@@ -43,6 +46,8 @@ fn body(state: &AppState, verbose: bool) -> (bool, Value) {
         });
         // Per space: model, state (loading, ready, reindex_required …), vectors and memory.
         v["search"] = json!(state.catalog.as_ref().map(|c| c.status()));
+        // default or clip, spaces no installed model fills, and whether a reindex is due.
+        v["search_models"] = crate::search_models::health(state);
     }
     (ready, v)
 }

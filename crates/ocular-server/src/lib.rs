@@ -5,15 +5,18 @@
 
 pub mod analyze;
 pub mod config;
+pub mod cors;
 pub mod embed;
 pub mod error;
 pub mod form;
 pub mod health;
+pub mod listen;
 pub mod memory;
 pub mod metrics;
 pub mod products;
 pub mod routes;
 pub mod search;
+pub mod search_models;
 pub mod state;
 pub mod web;
 
@@ -33,8 +36,9 @@ pub use state::AppState;
 /// Builds the application router.
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
+    let cors = cors::layer(&state.config.cors_origins);
     metrics::handle();
-    Router::new()
+    let app = Router::new()
         .route("/health", get(health::health))
         .route("/health/ready", get(health::ready))
         .route("/api/v1/health", get(health::legacy))
@@ -51,7 +55,17 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(limit_errors))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(metrics::track))
-        .with_state(state)
+        .with_state(state);
+    // Outermost, so a preflight is answered before routing; invalid origins were refused at
+    // start-up (`Config::validate`), and are never half-applied here.
+    match cors {
+        Ok(Some(layer)) => app.layer(layer),
+        Ok(None) => app,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid OCULAR_CORS_ORIGINS; no CORS headers are sent");
+            app
+        }
+    }
 }
 
 async fn no_route(req: Request) -> ApiError {
@@ -80,8 +94,18 @@ async fn limit_errors(req: Request, next: Next) -> Response {
 
 /// Serves until SIGTERM or Ctrl-C, then drains in-flight requests.
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    let app = router(state);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
+    serve_until(state, listener, shutdown_signal()).await
+}
+
+/// Serves until `shutdown` completes (tests stop a real server with this), with the
+/// connection deadlines of [`listen`].
+pub async fn serve_until(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let header_timeout = state.config.header_timeout();
+    listen::serve_until(router(state), listener, header_timeout, shutdown).await
 }
 
 async fn shutdown_signal() {

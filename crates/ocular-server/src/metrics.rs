@@ -72,6 +72,15 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
         metrics::gauge!("process_resident_memory_bytes").set(rss as f64);
     }
     metrics::gauge!("inference_in_flight").set(state.admission.in_flight() as f64);
+    let budget = state.admission.memory().status();
+    if let Some(limit) = budget.limit_bytes {
+        metrics::gauge!("memory_budget_bytes").set(limit as f64);
+    }
+    metrics::gauge!("memory_budget_reserved_bytes").set(budget.reserved_bytes as f64);
+    metrics::gauge!("memory_budget_baseline_bytes").set(budget.baseline_bytes as f64);
+    if let Some(usage) = mem.cgroup_usage_bytes {
+        metrics::gauge!("cgroup_memory_usage_bytes").set(usage as f64);
+    }
     crate::search::record_gauges(&state);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
 }

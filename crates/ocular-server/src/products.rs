@@ -171,6 +171,18 @@ async fn image_change(
     }
 }
 
+/// Estimated peak memory of a product write: its photo's embedding, if it has a new one, and
+/// its text's (see `ocular_models::estimate`).
+fn write_cost(state: &AppState, embedders: &dyn ocular_search::Embedders, change: &ImageChange) -> u64 {
+    match change {
+        ImageChange::New(input) => {
+            let limits = state.image_limits();
+            ocular_models::estimate::embed_image(&input.bytes, &limits, embedders.image_input(), true)
+        }
+        _ => ocular_models::estimate::text(),
+    }
+}
+
 async fn current(state: &AppState, id: &str) -> Result<Option<Product>, ApiError> {
     let id = id.to_string();
     state.db(move |s| s.get_product(&id)).await
@@ -202,8 +214,10 @@ async fn write(
     // PUT replaces: no photo in the body means no photo.
     let change = image_change(state, &id, existing.as_ref(), upload, Some(image_url)).await?;
     let embedders = catalog.embedders().await.map_err(api_error)?;
-    let upserted =
-        state.infer(move || catalog.upsert(embedders.as_ref(), mode, product, change).map_err(api_error)).await?;
+    let cost = write_cost(state, embedders.as_ref(), &change);
+    let upserted = state
+        .infer_reserving(cost, move || catalog.upsert(embedders.as_ref(), mode, product, change).map_err(api_error))
+        .await?;
     let status = if upserted.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(ProductView::from(&upserted.product))))
 }
@@ -247,8 +261,10 @@ async fn patch(
     let existing = current(&state, &id).await?.ok_or_else(|| ApiError::NotFound(format!("product {id}")))?;
     let change = image_change(&state, &id, Some(&existing), upload, image_url).await?;
     let embedders = catalog.embedders().await.map_err(api_error)?;
-    let product =
-        state.infer(move || catalog.patch(embedders.as_ref(), &id, &patch, change).map_err(api_error)).await?;
+    let cost = write_cost(&state, embedders.as_ref(), &change);
+    let product = state
+        .infer_reserving(cost, move || catalog.patch(embedders.as_ref(), &id, &patch, change).map_err(api_error))
+        .await?;
     Ok(Json(ProductView::from(&product)))
 }
 

@@ -16,7 +16,6 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use ocular_fetch::{AllowList, FetchPolicy, Fetcher};
 use ocular_models::Registry;
-use ocular_search::embed::default::DefaultProvider;
 use ocular_search::{Catalog, CatalogOptions, SearchError, SearchOptions, SearchResults};
 use ocular_store::{ProductFilter, Store, StoreError};
 use serde::Deserialize;
@@ -34,14 +33,21 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/search/text", post(by_text))
 }
 
-/// Builds the catalog when the registry has an image and a text model (loads nothing).
+/// Builds the catalog over the configured search models (`--search-models`) when they are
+/// installed (loads nothing).
 pub fn catalog(config: &Config, registry: &Registry, store: &Arc<dyn Store>) -> Option<Arc<Catalog>> {
-    let provider = DefaultProvider::from_registry(registry)?;
+    let provider = match crate::search_models::provider(config.search_models, registry) {
+        Ok(p) => p?,
+        Err(e) => {
+            tracing::error!(error = %e, "product search is disabled");
+            return None;
+        }
+    };
     let options = CatalogOptions {
         image_limits: ocular_image::Limits { max_bytes: config.max_body_bytes, max_pixels: config.max_image_pixels },
         ..CatalogOptions::default()
     };
-    match Catalog::new(store.clone(), Arc::new(provider), options) {
+    match Catalog::new(store.clone(), provider, options) {
         Ok(c) => Some(Arc::new(c)),
         Err(e) => {
             tracing::error!(error = %ocular_models::registry::error_chain(&e), "product search is disabled");
@@ -121,11 +127,14 @@ fn observe(kind: &'static str, results: &SearchResults) {
 
 /// The catalog, or 404 `model_not_configured` when search models are missing.
 pub fn require_catalog(state: &AppState) -> Result<Arc<Catalog>, ApiError> {
-    state.catalog.clone().ok_or_else(|| {
-        ApiError::ModelUnavailable(ocular_models::ModelError::NotConfigured(
-            "product search (an image classifier and a text encoder)".into(),
-        ))
-    })
+    let needs = match state.config.search_models {
+        crate::search_models::SearchModels::Default => "product search (an image classifier and a text encoder)",
+        crate::search_models::SearchModels::Clip => "product search (the CLIP image tower)",
+    };
+    state
+        .catalog
+        .clone()
+        .ok_or_else(|| ApiError::ModelUnavailable(ocular_models::ModelError::NotConfigured(needs.into())))
 }
 
 /// Maps a search error onto the API's statuses and codes.
@@ -214,7 +223,10 @@ pub async fn read_form(req: Request, state: &AppState, file_field: &str) -> Resu
 async fn run_image_search(state: &AppState, bytes: Bytes, opts: SearchOptions) -> Result<SearchResults, ApiError> {
     let catalog = require_catalog(state)?;
     let embedders = catalog.embedders().await.map_err(api_error)?;
-    state.infer(move || catalog.search_image(embedders.as_ref(), &bytes, &opts).map_err(api_error)).await
+    let cost = ocular_models::estimate::embed_image(&bytes, &state.image_limits(), embedders.image_input(), false);
+    state
+        .infer_reserving(cost, move || catalog.search_image(embedders.as_ref(), &bytes, &opts).map_err(api_error))
+        .await
 }
 
 /// `POST /api/v1/search`: multipart `image` + option fields.

@@ -28,21 +28,41 @@ impl AppState {
     /// `registry` may be shared (`Arc`), e.g. by tests that load the real models once.
     pub fn new(config: Config, registry: impl Into<Arc<Registry>>, store: Arc<dyn Store>) -> Self {
         let admission =
-            Admission::new(config.max_concurrency, config.max_queue, Duration::from_millis(config.queue_timeout_ms));
+            Admission::new(config.max_concurrency, config.max_queue, Duration::from_millis(config.queue_timeout_ms))
+                .with_memory_budget(crate::memory::budget(config.memory_budget));
+        let budget = admission.memory().status();
+        tracing::info!(
+            memory_budget.limit_bytes = budget.limit_bytes,
+            memory_budget.source = ?budget.source,
+            "memory budget for admission"
+        );
         let registry: Arc<Registry> = registry.into();
         let fetcher = crate::search::fetcher(&config);
         let catalog = crate::search::catalog(&config, &registry, &store);
         Self { config: Arc::new(config), registry, store, admission, started: Instant::now(), catalog, fetcher }
     }
 
-    /// Runs blocking model work after admission, off the async runtime. Beyond capacity this
-    /// fails at once with 503 + Retry-After instead of queueing without bound.
+    /// Runs blocking model work after admission, off the async runtime, reserving the memory
+    /// of a text-sized request ([`ocular_models::estimate::text`]). Beyond capacity this fails
+    /// at once with 503 + Retry-After instead of queueing without bound.
     pub async fn infer<T, F>(&self, work: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce() -> Result<T, ApiError> + Send + 'static,
     {
-        let permit = self.admission.admit().await?;
+        self.infer_reserving(ocular_models::estimate::text(), work).await
+    }
+
+    /// [`Self::infer`] for work whose peak extra memory is estimated at `bytes` (an image's,
+    /// from [`ocular_models::estimate`]): it waits, within the queue's deadline, until the
+    /// memory budget has room, and is refused with 503 `memory_budget_exceeded` otherwise.
+    /// The reservation is held until the work ends, also if it panics or the client leaves.
+    pub async fn infer_reserving<T, F>(&self, bytes: u64, work: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    {
+        let permit = self.admission.admit_reserving(bytes).await?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             work()

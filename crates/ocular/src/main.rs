@@ -4,6 +4,15 @@
 
 mod commands;
 
+/// glibc's malloc, tuned ([`ocular_server::memory::tune_allocator`]), won the measurement
+/// (docs/DEPLOY.md, "Memory"); the others stay selectable to repeat it (bench/alloc_burst.sh).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use clap::{Parser, Subcommand};
 use ocular_server::Config;
 
@@ -38,6 +47,8 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // Before any thread starts: glibc's malloc (Rust's and ONNX Runtime's) gives memory back.
+    ocular_server::memory::tune_allocator();
     if let Err(e) = ocular_server::config::apply_env_aliases() {
         eprintln!("error: {e}");
         return std::process::ExitCode::from(2);

@@ -97,6 +97,16 @@ pub fn convert_bytes(bytes: Vec<u8>) -> Result<Converted, KerasError> {
     build(&model, &store, version)
 }
 
+/// The untrusted-structure half of a conversion, without weights: `config.json` parsed (both
+/// dialects) and nested models inlined into layer calls, whose number is returned. Public for
+/// the fuzz target `fuzz/fuzz_targets/keras_config.rs`; conversions go through [`convert`].
+#[doc(hidden)]
+pub fn parse_topology(config_json: &str, legacy: bool) -> Result<usize, KerasError> {
+    let json: serde_json::Value = serde_json::from_str(config_json)?;
+    let model = config::parse_model(&json)?;
+    Ok(flat::flatten(&model, legacy)?.nodes.len())
+}
+
 /// `config.json`, the weights and the Keras version from a `.keras` zip.
 fn open_archive(bytes: &[u8]) -> Result<(String, WeightStore, Option<String>), KerasError> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))?;

@@ -11,6 +11,7 @@ mod allowed;
 mod content;
 mod disguises;
 mod limits;
+mod props;
 mod redirects;
 mod schemes;
 mod server;

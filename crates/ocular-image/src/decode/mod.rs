@@ -21,6 +21,8 @@
 
 mod jpeg_scaled;
 
+pub(crate) use jpeg_scaled::choose_denominator;
+
 use std::io::Cursor;
 
 use image::metadata::Orientation;

@@ -10,4 +10,5 @@ mod decode_hostile;
 mod decode_real;
 mod heatmap;
 mod orientation;
+mod props;
 mod resize;

@@ -2,9 +2,16 @@
 
 mod analyze;
 mod catalog_app;
+mod clip_search;
 mod common;
 mod config;
+mod cors;
 mod health;
+mod hostile;
+mod hostile_corpus;
+mod hostile_urls;
+mod memory_budget;
 mod overload;
 mod products;
 mod search;
+mod slowloris;

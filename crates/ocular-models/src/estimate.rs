@@ -1,0 +1,103 @@
+//! Peak extra memory of one request, estimated before it runs (for [`crate::budget`]).
+//!
+//! Two parts: what the decoder holds for the image (from its header: [`ocular_image::Probe`],
+//! `decode_peak_bytes`), and a fixed part per pipeline for everything that does not grow with
+//! the photo: ONNX Runtime's activations (the CPU arena is off, so they are allocated per run
+//! and freed after), input tensors, the 640-px photo and overlay and their JPEG encodes.
+//!
+//! The fixed parts are measured, not guessed: `cargo run --release -p ocular-models --example
+//! request_peak` prints each pipeline's peak RSS above idle by photo size (docs/DEPLOY.md,
+//! "Memory"). Measured here: analyze 37 MiB at 0.3 MP growing 3.3 MiB per megapixel (the
+//! full-resolution RGB decode, 3 bytes a pixel, plus the thumbnail's row pass, 0.5 at 4000 px
+//! wide); photo embedding 9–12 MiB at any size (JPEGs are decoded at 1/8 scale for 224 px); a
+//! 256-token MiniLM embedding 15.6 MiB. The constants below round the fixed parts up by 10–20%.
+
+use ocular_image::{Limits, Probe};
+
+const MIB: u64 = 1 << 20;
+
+/// Analysis besides the decode: sklesion + Grad-CAM head, the EfficientNet input check,
+/// resized tensors, photo, overlay and encodes (measured 36 MiB).
+pub const ANALYZE_FIXED: u64 = 40 * MIB;
+/// One photo through the image embedder besides the decode (measured 9–11 MiB).
+pub const EMBED_FIXED: u64 = 14 * MIB;
+/// One text through the text encoder at its longest input, 256 tokens (measured 15.6 MiB).
+pub const TEXT_FIXED: u64 = 18 * MIB;
+/// Side of the stored photo and overlay ([`crate::analysis::PHOTO_MAX_SIDE`]).
+const THUMBNAIL_SIDE: u64 = crate::analysis::PHOTO_MAX_SIDE as u64;
+
+/// The image's header, when a decoder will really run: bytes that are no readable image, or
+/// an image over the limits, fail before any decoder allocates (only the encoded bytes, already
+/// in memory, remain), and must get that error rather than a memory refusal.
+fn probe(image: &[u8], limits: &Limits) -> Option<Probe> {
+    let p = ocular_image::probe(image)?;
+    (image.len() <= limits.max_bytes && p.pixels() <= limits.max_pixels).then_some(p)
+}
+
+fn decode_peak(probe: Option<&Probe>, target: Option<(u32, u32)>) -> u64 {
+    probe.map_or(0, |p| p.decode_peak_bytes(target))
+}
+
+/// `POST /api/v1/analyze`: a full-resolution decode (the model must see the photo as trained),
+/// the thumbnail's horizontal pass over every source row (640 × height × 3 bytes), and
+/// [`ANALYZE_FIXED`].
+pub fn analyze(image: &[u8], limits: &Limits) -> u64 {
+    let probe = probe(image, limits);
+    let rows = probe.map_or(0, |p| u64::from(p.width.max(p.height)));
+    ANALYZE_FIXED + decode_peak(probe.as_ref(), None) + THUMBNAIL_SIDE * rows * 3
+}
+
+/// A photo search, a photo embedding or a product write with a photo: a decode reduced
+/// towards `target` (the image model's input size) and [`EMBED_FIXED`]; a product write also
+/// embeds its text ([`TEXT_FIXED`]).
+pub fn embed_image(image: &[u8], limits: &Limits, target: (u32, u32), with_text: bool) -> u64 {
+    let probe = probe(image, limits);
+    EMBED_FIXED + decode_peak(probe.as_ref(), Some(target)) + if with_text { TEXT_FIXED } else { 0 }
+}
+
+/// A text search or text embedding.
+pub fn text() -> u64 {
+    TEXT_FIXED
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const L: Limits = Limits { max_bytes: 20 << 20, max_pixels: 40_000_000 };
+
+    fn jpeg(w: u32, h: u32) -> Vec<u8> {
+        let img = ocular_image::image::RgbImage::from_fn(w, h, |x, y| ocular_image::image::Rgb([x as u8, y as u8, 9]));
+        let mut out = Vec::new();
+        ocular_image::image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
+            .encode_image(&img)
+            .expect("jpeg");
+        out
+    }
+
+    #[test]
+    fn analysis_grows_with_the_full_resolution_photo() {
+        let small = analyze(&jpeg(320, 240), &L);
+        let large = analyze(&jpeg(3200, 2400), &L);
+        // 320x240: 230 KB of RGB + 640 x 320 x 3 of thumbnail rows over the fixed part.
+        assert_eq!(small, ANALYZE_FIXED + 320 * 240 * 3 + 640 * 320 * 3);
+        // 100x the pixels: the decode dominates (23 MB), the way the measurement shows.
+        assert_eq!(large - ANALYZE_FIXED, 3200 * 2400 * 3 + 640 * 3200 * 3);
+    }
+
+    #[test]
+    fn search_decodes_jpegs_at_reduced_scale() {
+        // 3200x2400 for 224x224: 1/8 scale is 400x300, 360 KB, whatever the photo size.
+        assert_eq!(embed_image(&jpeg(3200, 2400), &L, (224, 224), false), EMBED_FIXED + 400 * 300 * 3);
+        assert_eq!(embed_image(&jpeg(3200, 2400), &L, (224, 224), true), EMBED_FIXED + TEXT_FIXED + 400 * 300 * 3);
+    }
+
+    #[test]
+    fn unreadable_bytes_cost_only_the_fixed_part() {
+        assert_eq!(analyze(b"GIF89a not allowed", &L), ANALYZE_FIXED);
+        assert_eq!(embed_image(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 2], &L, (224, 224), false), EMBED_FIXED);
+        // Over the pixel cap: refused by the decoder's header check with its own error.
+        let tight = Limits { max_pixels: 1_000_000, ..L };
+        assert_eq!(analyze(&jpeg(1200, 1000), &tight), ANALYZE_FIXED);
+    }
+}

@@ -1,0 +1,61 @@
+//! Accepting connections with deadlines a slow client cannot stretch.
+//!
+//! `axum::serve` sets no timer on hyper's connection builder, so hyper's header-read timeout
+//! never runs there: a client that sends its request line and headers one byte per second
+//! (slow-loris) holds a connection, a task and a file descriptor for as long as it likes. This
+//! accept loop serves HTTP/1.1 through hyper directly with a Tokio timer and
+//! [`Config::header_timeout`](crate::Config::header_timeout): headers not complete by then close
+//! the connection (idle keep-alive connections too). The body is bounded by the request
+//! deadline middleware (`OCULAR_REQUEST_TIMEOUT_S`), which answers `503 request_timeout`,
+//! because handlers read bodies inside it.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+
+/// Serves `app` on `listener` until `shutdown` completes, then stops accepting and waits for
+/// the connections in flight to finish their current request.
+pub async fn serve_until(
+    app: Router,
+    listener: TcpListener,
+    header_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like pass; back off instead of spinning.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            // Header timeouts, resets and malformed requests end here; the client is gone.
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
