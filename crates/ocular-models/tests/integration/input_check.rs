@@ -2,7 +2,8 @@
 //! (positives) and every everyday photo that ships in scikit-image / scikit-learn (negatives).
 //! Prints the confusion table that the README quotes; fails on any misclassification.
 
-use ocular_image::image::{Rgb, RgbImage};
+// The same generator that calibrates the int8 graphs (a different seed range there).
+use ocular_convert::quantize::data::synthetic_lesion;
 use ocular_models::analysis::check_input;
 
 use crate::real;
@@ -20,42 +21,6 @@ const SKIN: [(&str, [u8; 3]); 6] = [
 /// Lesion colours relative to the skin: pigmented (darker brown), vascular (red), dark nevus.
 const LESIONS: [(&str, [f32; 3]); 3] =
     [("brown", [0.45, 0.35, 0.25]), ("red", [0.85, 0.35, 0.35]), ("dark", [0.25, 0.2, 0.2])];
-
-/// A deterministic xorshift, so the texture is the same on every run.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % 10_000) as f32 / 10_000.0
-    }
-}
-
-/// A close-up photo of a lesion: textured skin, an irregular ellipse with a soft border, and a
-/// vignette as dermatoscopes and phone close-ups produce.
-fn synthetic_lesion(skin: [u8; 3], lesion: [f32; 3], w: u32, h: u32, seed: u64) -> RgbImage {
-    let mut rng = Rng(seed);
-    let (cx, cy) = (w as f32 * (0.4 + 0.2 * rng.next()), h as f32 * (0.4 + 0.2 * rng.next()));
-    let (rx, ry) = (w as f32 * (0.12 + 0.1 * rng.next()), h as f32 * (0.1 + 0.1 * rng.next()));
-    let wobble = [rng.next() * 0.3, rng.next() * 0.3, rng.next() * std::f32::consts::TAU];
-    RgbImage::from_fn(w, h, |x, y| {
-        let (dx, dy) = ((x as f32 - cx) / rx, (y as f32 - cy) / ry);
-        let angle = dy.atan2(dx);
-        let edge = 1.0 + wobble[0] * (3.0 * angle + wobble[2]).sin() + wobble[1] * (5.0 * angle).cos();
-        let d = (dx * dx + dy * dy).sqrt() / edge;
-        let inside = (1.2 - d).clamp(0.0, 0.4) / 0.4; // soft border
-        let (vx, vy) = (x as f32 / w as f32 - 0.5, y as f32 / h as f32 - 0.5);
-        let vignette = 1.0 - 0.35 * (vx * vx + vy * vy);
-        let noise = 0.94 + 0.12 * rng.next();
-        let px = |c: usize| {
-            let base = skin[c] as f32;
-            let v = base * (1.0 - inside) + base * lesion[c] * inside;
-            (v * vignette * noise).clamp(0.0, 255.0) as u8
-        };
-        Rgb([px(0), px(1), px(2)])
-    })
-}
 
 const NEGATIVES: [&str; 22] = [
     "astronaut.png",
