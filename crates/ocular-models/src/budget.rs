@@ -64,6 +64,11 @@ struct Inner {
     reserved: Mutex<u64>,
     /// Usage sampled the last time `reserved` was zero.
     idle_usage: AtomicU64,
+    /// The lowest of those samples (`u64::MAX` before the first): what the process needs with
+    /// no request running. Whether a request could *ever* fit is judged against this, not the
+    /// latest sample: under steady load `reserved` rarely returns to zero, and a sample taken
+    /// in a busy moment would otherwise turn "not now" (503, retry) into "never" (413).
+    floor_usage: AtomicU64,
     released: Notify,
     usage: UsageFn,
     /// When a refused request last made malloc give its free pages back (see [`MemoryBudget::reserve`]).
@@ -129,6 +134,7 @@ impl MemoryBudget {
                 source,
                 reserved: Mutex::new(0),
                 idle_usage: AtomicU64::new(idle),
+                floor_usage: AtomicU64::new(u64::MAX),
                 released: Notify::new(),
                 usage,
                 last_trim: Mutex::new(None),
@@ -169,10 +175,11 @@ impl MemoryBudget {
             && let Some(u) = (self.inner.usage)()
         {
             // Nothing is reserved: what the process uses now is its idle usage.
-            self.inner.idle_usage.store(u, Ordering::Relaxed);
+            self.record_idle(u);
         }
         if let Some(limit) = self.inner.limit {
-            let idle = self.inner.idle_usage.load(Ordering::Relaxed);
+            let floor = self.inner.floor_usage.load(Ordering::Relaxed);
+            let idle = if floor == u64::MAX { self.inner.idle_usage.load(Ordering::Relaxed) } else { floor };
             let capacity = limit.saturating_sub(idle);
             if bytes > capacity {
                 return Err(Err(BudgetError::TooLarge { needed: bytes, capacity, limit }));
@@ -227,13 +234,18 @@ impl MemoryBudget {
         true
     }
 
+    fn record_idle(&self, usage: u64) {
+        self.inner.idle_usage.store(usage, Ordering::Relaxed);
+        self.inner.floor_usage.fetch_min(usage, Ordering::Relaxed);
+    }
+
     fn release(&self, bytes: u64) {
         let mut reserved = self.inner.reserved.lock();
         *reserved = reserved.saturating_sub(bytes);
         if *reserved == 0 {
             // The only moment "usage" means "everything but requests": remember it.
             if let Some(u) = (self.inner.usage)() {
-                self.inner.idle_usage.store(u, Ordering::Relaxed);
+                self.record_idle(u);
             }
         }
         drop(reserved);

@@ -130,3 +130,19 @@ async fn without_a_limit_reservations_are_only_counted() {
     drop(r);
     assert_eq!(budget.status().reserved_bytes, 0);
 }
+
+/// Under steady load nothing is ever unreserved for long, and the usage sampled in a busy
+/// moment is high: a request that fits the quiet process must then wait (503, retry), not be
+/// told it can never fit (413). Seen in a 256 MiB cgroup at 30 clients before the floor existed.
+#[tokio::test]
+async fn a_busy_moment_does_not_make_a_request_too_large_forever() {
+    let (budget, usage) = budget(1_000, 300);
+    drop(budget.reserve(100, Duration::ZERO).await.expect("quiet: fits")); // floor sampled at 300
+    usage.store(750, Ordering::SeqCst); // busy: buffered bodies, allocator caches
+    let err = budget.reserve(500, Duration::from_millis(60)).await.expect_err("not now");
+    assert!(matches!(err, BudgetError::Exceeded { .. }), "{err:?}");
+    usage.store(300, Ordering::SeqCst);
+    budget.reserve(500, Duration::from_millis(200)).await.expect("fits once the burst is over");
+    let err = budget.reserve(701, Duration::ZERO).await.expect_err("beyond the quiet headroom");
+    assert!(matches!(err, BudgetError::TooLarge { .. }), "{err:?}");
+}
