@@ -81,10 +81,11 @@ pub struct RegistryOptions {
 }
 
 /// Which graph the skin and image roles load (the server's `--skin-precision` and
-/// `--image-precision`: `fp32` or `int8`). Defaults, chosen by measurement (README,
-/// models section): int8 for the image model (search), whose features keep a median cosine
-/// of 0.99 with fp32 at several times the speed; fp32 for the skin model, a medical model
-/// whose int8 graph changes the top class on a few percent of inputs. A precision whose
+/// `--image-precision`: `fp32` or `int8`). Both default to fp32, by measurement: with ONNX
+/// Runtime's weight pre-packing off (our memory setting, `session.rs`) the int8 graphs run
+/// *slower* than the float ones (EfficientNet-Lite0 8.2 vs 5.9 ms, sklesion 66 vs 49 ms; with
+/// pre-packing 4.5 and 38.7 ms — docs/BENCHMARKS.md), and they cost accuracy (image features:
+/// median cosine 0.993 with fp32; skin: one top class in eighteen changes). A precision whose
 /// graph is not installed falls back to fp32 with a warning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Precisions {
@@ -94,7 +95,7 @@ pub struct Precisions {
 
 impl Default for Precisions {
     fn default() -> Self {
-        Self { skin: Precision::Fp32, image: Precision::Int8 }
+        Self { skin: Precision::Fp32, image: Precision::Fp32 }
     }
 }
 

@@ -91,9 +91,10 @@ pub struct Config {
     #[arg(long, env = "OCULAR_SKIN_PRECISION", default_value = "fp32", global = true)]
     pub skin_precision: ocular_core::manifest::Precision,
 
-    /// Graph of the image embedding model: `int8` (default, several times faster) or `fp32`.
+    /// Graph of the image embedding model: `fp32` (default: faster than int8 with pre-packing
+    /// off, see `Precisions`) or `int8`.
     /// Vectors of the two differ, so switching makes the catalog ask for `ocular reindex`.
-    #[arg(long, env = "OCULAR_IMAGE_PRECISION", default_value = "int8", global = true)]
+    #[arg(long, env = "OCULAR_IMAGE_PRECISION", default_value = "fp32", global = true)]
     pub image_precision: ocular_core::manifest::Precision,
 
     /// Largest accepted request body, in bytes (uploads included).

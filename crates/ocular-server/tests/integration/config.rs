@@ -98,7 +98,7 @@ fn precision_flags_choose_the_graph_the_registry_loads() {
         let registry = search_models::discover(options.clone(), c.search_models, c.precisions()).expect("discover");
         registry.image.as_ref().expect("image slot").manifest().version.clone()
     };
-    assert!(image_version(&[]).ends_with("+int8"), "int8 is the image default");
-    assert!(!image_version(&["--image-precision", "fp32"]).contains("int8"));
+    assert!(!image_version(&[]).contains("int8"), "fp32 is the image default");
+    assert!(image_version(&["--image-precision", "int8"]).ends_with("+int8"));
     assert!(config(&["--skin-precision", "int8"]).precisions().skin == ocular_core::manifest::Precision::Int8);
 }
