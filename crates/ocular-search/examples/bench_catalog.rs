@@ -14,6 +14,8 @@
 //!   f32 (1280, 384 and 384 columns), and `products.jsonl` (id, title, description, category,
 //!   price) in the same order, for `bench/python/search_app.py`.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,31 +27,7 @@ use ocular_search::embed::default::DefaultProvider;
 use ocular_search::embed::{IMAGE, IMAGE_TEXT, TEXT};
 use ocular_store::{Embedding, EmbeddingUpdate, NewProduct, ProductWrite, Store};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// xorshift64*, the generator of `bench_search` (same seed gives the same catalog).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        ((self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as f32) / (1u64 << 24) as f32
-    }
-
-    fn normal(&mut self) -> f32 {
-        (0..4).map(|_| self.next()).sum::<f32>() * 1.732 - 3.464
-    }
-}
-
-fn normalized(mut v: Vec<f32>) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-    v.iter_mut().for_each(|x| *x /= n);
-    v
-}
+use common::{Rng, normalized, root};
 
 /// Appends vectors to a raw f32 file for numpy (`np.fromfile(..., "<f4")`).
 struct Matrix(std::io::BufWriter<std::fs::File>);

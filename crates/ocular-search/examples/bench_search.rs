@@ -15,6 +15,8 @@
 //!    `Catalog::search_image`, with per-stage medians; then the hybrid text search.
 //! 4. Ingest: `--ingest` (200) 640×480 JPEG files imported from a JSON Lines file, photos/s.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +29,8 @@ use ocular_search::embed::{IMAGE, IMAGE_TEXT, TEXT};
 use ocular_search::import::{Format, ImportOptions, Progress, import_file};
 use ocular_search::{Catalog, CatalogOptions, Embedders, ImageLoader, Precision, SearchOptions, SearchResults};
 use ocular_store::{Embedding, EmbeddingUpdate, NewProduct, ProductWrite, Store};
+
+use common::{Rng, normalized, root};
 
 struct Options {
     products: usize,
@@ -51,10 +55,6 @@ fn parse_options() -> Options {
     o
 }
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kb: f64 = status
@@ -63,29 +63,6 @@ fn rss_mb() -> f64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0.0);
     kb / 1024.0
-}
-
-/// xorshift64*: reproducible synthetic data without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        ((self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as f32) / (1u64 << 24) as f32
-    }
-
-    /// Roughly standard normal (sum of uniforms).
-    fn normal(&mut self) -> f32 {
-        (0..4).map(|_| self.next()).sum::<f32>() * 1.732 - 3.464
-    }
-}
-
-fn normalized(mut v: Vec<f32>) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-    v.iter_mut().for_each(|x| *x /= n);
-    v
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
