@@ -24,6 +24,7 @@
 //! # Ok::<(), ocular_index::IndexError>(())
 //! ```
 
+pub mod compact;
 mod error;
 pub mod kernel;
 mod quantize;
@@ -34,6 +35,7 @@ mod storage;
 mod top_k;
 mod vector_index;
 
+pub use compact::{CompactConfig, CompactIndex, CompactStats, mean_direction};
 pub use error::{Fault, IndexError};
 pub use kernel::Kernel;
 pub use quantized::{QuantizedConfig, QuantizedIndex};

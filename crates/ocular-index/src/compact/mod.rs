@@ -1,0 +1,500 @@
+//! [`CompactIndex`]: a catalog of a million products inside a 512 MB host. One-bit codes of a
+//! centred random projection stay in anonymous memory; the full vectors (f16) live in a
+//! memory-mapped file that the kernel may page out; a search scans the codes, keeps every row
+//! that may still rank, and rescores that shortlist from the file.
+//!
+//! Why not [`crate::QuantizedIndex`] at this size: its int8 codes are `d` bytes per vector, 2 KiB
+//! per product for the three spaces (1280 + 384 + 384 dimensions), so a million products need
+//! 2 GB of heap before any model is loaded. Here a product costs `bits/8 + 12` bytes per space
+//! (codes, two f16s, a u32 id and a u32 in the id table): 76 B for a 512-bit image space and
+//! 44 B for each 256-bit text space, see [`CompactIndex::memory_bytes`].
+//!
+//! # What a search guarantees
+//!
+//! The scan estimates every row's cosine from its code (see [`codes`] for RaBitQ's estimator)
+//! together with a standard deviation `σ` of the estimate, and treats
+//! `[estimate − z·σ, estimate + z·σ]` as the row's score interval (`z` is
+//! [`CompactConfig::confidence`]). It keeps every row passing the filter whose upper end
+//! reaches the k-th best lower end: the same band argument as the int8 index's
+//! (`search.rs`), so *if every interval holds*, the shortlist contains the exact top k. The
+//! shortlist is then rescored from the f16 copies, best upper end first, stopping as soon as
+//! no remaining upper end reaches the k-th best rescored score.
+//!
+//! Unlike the int8 bound, these intervals are statistical: the estimator's error is close to
+//! normal over the random rotation, not bounded, so an interval fails with a probability of
+//! about `2·Φ(−z)` per row. That is why the result is **recall measured, not exactness**:
+//! `examples/bench_compact.rs` measures recall@10 against an exact f32 scan on a bench-like
+//! and on a clustered near-duplicate catalog at 10k–1M rows, and the integration test
+//! `compact` holds recall ≥ 0.98 at a small size. Scores returned are cosines of the f16
+//! copies: within 2⁻¹¹ of the f32 cosine. Larger `z` trades rescoring work for recall;
+//! on near-duplicates the shortlist grows by itself, instead of silently missing rows the
+//! way a fixed `k × oversample` shortlist does.
+//!
+//! Filters run inside the scan, only on rows whose interval still reaches the band, so a
+//! filter never empties a page that enough rows pass.
+//!
+//! Ids are below 2³² and addressed through a dense table (`id / id_stride`), 4 bytes per id
+//! up to the largest one: made for database keys that count up, as ocular's do.
+
+pub(crate) mod codes;
+mod projection;
+mod vectors;
+
+use std::path::PathBuf;
+
+use half::f16;
+use parking_lot::RwLock;
+
+use crate::quantize::normalized;
+use crate::rescore::dot_f16;
+use crate::top_k::KthBest;
+use crate::{Filter, Hit, IndexError, VectorIndex};
+use codes::{QueryTables, encode};
+use projection::Projection;
+use vectors::VectorFile;
+
+/// Rows per segment: segments are allocated whole, so growth never copies codes and never
+/// leaves more than one segment of slack.
+const SEGMENT_ROWS: usize = 4096;
+
+/// No row in this table slot.
+const EMPTY: u32 = u32::MAX;
+
+/// How to build a [`CompactIndex`].
+#[derive(Debug, Clone)]
+pub struct CompactConfig {
+    /// Dimension of every vector.
+    pub dim: usize,
+    /// Code bits per vector: a multiple of 64, at most `dim` rounded up to a power of two.
+    pub bits: usize,
+    /// `z`: rows whose score interval `estimate ± z·σ` reaches the band are rescored.
+    pub confidence: f32,
+    /// The direction codes are centred on (see [`mean_direction`]); zero when `None`.
+    pub center: Option<Vec<f32>>,
+    /// Where the unlinked vector file is created (the page cache of that file system holds
+    /// it). On tmpfs it would be swap-backed shared memory, not reclaimable page cache.
+    pub dir: PathBuf,
+    /// Ids stored here are all congruent modulo this (a shard's); the id table is indexed by
+    /// `id / id_stride`.
+    pub id_stride: u64,
+    /// Seed of the fixed random projection.
+    pub seed: u64,
+}
+
+impl CompactConfig {
+    /// Defaults measured by `examples/bench_compact.rs`: 512 bits above 512 dimensions, 256
+    /// up to 512, `z = 3.5`; the vector file in the system's temporary directory.
+    pub fn new(dim: usize) -> Self {
+        let bits = if dim > 512 { 512 } else { 256 }.min(dim.next_power_of_two().max(64));
+        Self {
+            dim,
+            bits,
+            confidence: 3.5,
+            center: None,
+            dir: std::env::temp_dir(),
+            id_stride: 1,
+            seed: 0x6f63_756c_6172,
+        }
+    }
+
+    pub fn bits(mut self, bits: usize) -> Self {
+        self.bits = bits;
+        self
+    }
+
+    pub fn confidence(mut self, z: f32) -> Self {
+        self.confidence = z;
+        self
+    }
+
+    pub fn center(mut self, center: Vec<f32>) -> Self {
+        self.center = Some(center);
+        self
+    }
+
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = dir.into();
+        self
+    }
+
+    pub fn id_stride(mut self, stride: u64) -> Self {
+        self.id_stride = stride.max(1);
+        self
+    }
+}
+
+/// The mean of the normalised `vectors` (zero or invalid vectors skipped): the centre that
+/// makes one-bit codes informative on embeddings that share a direction. `None` if no vector
+/// was usable.
+pub fn mean_direction<'a>(dim: usize, vectors: impl IntoIterator<Item = &'a [f32]>) -> Option<Vec<f32>> {
+    let mut sum = vec![0.0f64; dim];
+    let mut n = 0usize;
+    for v in vectors {
+        if let Ok(unit) = normalized(v, dim) {
+            sum.iter_mut().zip(&unit).for_each(|(s, u)| *s += f64::from(*u));
+            n += 1;
+        }
+    }
+    (n > 0).then(|| sum.into_iter().map(|s| (s / n as f64) as f32).collect())
+}
+
+/// What one search did.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CompactStats {
+    /// Codes scored.
+    pub scanned: usize,
+    /// Rows whose interval reached the band (after the filter).
+    pub shortlisted: usize,
+    /// Rows rescored from the vector file.
+    pub rescored: usize,
+}
+
+struct Segment {
+    codes: Vec<u8>,
+    factors: Vec<f16>,
+    sigmas: Vec<f16>,
+    ids: Vec<u32>,
+}
+
+impl Segment {
+    fn new(code_bytes: usize) -> Self {
+        Self {
+            codes: Vec::with_capacity(SEGMENT_ROWS * code_bytes),
+            factors: Vec::with_capacity(SEGMENT_ROWS),
+            sigmas: Vec::with_capacity(SEGMENT_ROWS),
+            ids: Vec::with_capacity(SEGMENT_ROWS),
+        }
+    }
+}
+
+struct Rows {
+    code_bytes: usize,
+    segments: Vec<Segment>,
+    /// `id / id_stride` → slot, [`EMPTY`] when absent.
+    table: Vec<u32>,
+    len: usize,
+    vectors: VectorFile,
+}
+
+impl Rows {
+    fn slot_of(&self, index: usize) -> Option<usize> {
+        self.table.get(index).filter(|&&s| s != EMPTY).map(|&s| s as usize)
+    }
+
+    fn id_at(&self, slot: usize) -> u32 {
+        self.segments[slot / SEGMENT_ROWS].ids[slot % SEGMENT_ROWS]
+    }
+
+    fn write_code(&mut self, slot: usize, code: &codes::RowCode) {
+        let (seg, row) = (slot / SEGMENT_ROWS, slot % SEGMENT_ROWS);
+        let b = self.code_bytes;
+        let s = &mut self.segments[seg];
+        s.codes[row * b..(row + 1) * b].copy_from_slice(&code.bytes);
+        s.factors[row] = code.factor;
+        s.sigmas[row] = code.sigma;
+    }
+
+    fn push(&mut self, id: u32, code: &codes::RowCode) {
+        if self.segments.last().is_none_or(|s| s.ids.len() == SEGMENT_ROWS) {
+            self.segments.push(Segment::new(self.code_bytes));
+        }
+        if let Some(s) = self.segments.last_mut() {
+            s.codes.extend_from_slice(&code.bytes);
+            s.factors.push(code.factor);
+            s.sigmas.push(code.sigma);
+            s.ids.push(id);
+        }
+        self.len += 1;
+    }
+
+    /// Moves the last row into `slot` and drops the last row.
+    fn swap_remove(&mut self, slot: usize, stride: u64) -> std::io::Result<()> {
+        let last = self.len - 1;
+        if slot != last {
+            let (ls, lr) = (last / SEGMENT_ROWS, last % SEGMENT_ROWS);
+            let b = self.code_bytes;
+            let src = &self.segments[ls];
+            let code = codes::RowCode {
+                bytes: src.codes[lr * b..(lr + 1) * b].to_vec(),
+                factor: src.factors[lr],
+                sigma: src.sigmas[lr],
+            };
+            let moved = src.ids[lr];
+            self.write_code(slot, &code);
+            self.segments[slot / SEGMENT_ROWS].ids[slot % SEGMENT_ROWS] = moved;
+            self.table[(u64::from(moved) / stride) as usize] = slot as u32;
+            self.vectors.copy(last, slot)?;
+        }
+        if let Some(s) = self.segments.last_mut() {
+            s.codes.truncate(s.ids.len().saturating_sub(1) * self.code_bytes);
+            s.factors.pop();
+            s.sigmas.pop();
+            s.ids.pop();
+            if s.ids.is_empty() {
+                self.segments.pop();
+            }
+        }
+        self.len -= 1;
+        Ok(())
+    }
+}
+
+/// A candidate of the shortlist.
+#[derive(Clone, Copy)]
+struct Candidate {
+    lower: f32,
+    upper: f32,
+    id: u32,
+    slot: u32,
+}
+
+/// Compact codes in memory, f16 vectors in a mapped file; see the module docs.
+pub struct CompactIndex {
+    dim: usize,
+    confidence: f32,
+    stride: u64,
+    projection: Projection,
+    center: Vec<f32>,
+    rows: RwLock<Rows>,
+}
+
+impl CompactIndex {
+    pub fn new(config: CompactConfig) -> Result<Self, IndexError> {
+        if config.dim == 0 {
+            return Err(IndexError::InvalidConfig("dimension must be at least 1"));
+        }
+        let padded = config.dim.next_power_of_two();
+        if config.bits == 0 || !config.bits.is_multiple_of(64) || config.bits > padded.max(64) {
+            return Err(IndexError::InvalidConfig("bits must be a multiple of 64, at most the padded dimension"));
+        }
+        if !(config.confidence.is_finite() && config.confidence >= 0.0) {
+            return Err(IndexError::InvalidConfig("confidence must be finite and non-negative"));
+        }
+        let center = match config.center {
+            Some(c) if c.len() != config.dim => {
+                return Err(IndexError::InvalidConfig("center must have the index's dimension"));
+            }
+            Some(c) if c.iter().any(|v| !v.is_finite()) => {
+                return Err(IndexError::InvalidConfig("center must be finite"));
+            }
+            Some(c) => c,
+            None => vec![0.0; config.dim],
+        };
+        let vectors = VectorFile::create(&config.dir, config.dim).map_err(IndexError::Io)?;
+        Ok(Self {
+            dim: config.dim,
+            confidence: config.confidence,
+            stride: config.id_stride.max(1),
+            projection: Projection::new(config.dim, config.bits, config.seed),
+            center,
+            rows: RwLock::new(Rows { code_bytes: config.bits / 8, segments: Vec::new(), table: Vec::new(), len: 0, vectors }),
+        })
+    }
+
+    /// Bytes of the vector file: page cache the kernel may reclaim, not counted by
+    /// [`VectorIndex::memory_bytes`].
+    pub fn mapped_bytes(&self) -> usize {
+        self.rows.read().vectors.file_bytes()
+    }
+
+    /// Like [`VectorIndex::search`], also reporting what the search did.
+    pub fn search_with_stats(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<Filter<'_>>,
+    ) -> Result<(Vec<Hit>, CompactStats), IndexError> {
+        let unit = normalized(query, self.dim)?;
+        let tables = QueryTables::new(&self.projection, &self.center, &unit);
+        let rows = self.rows.read();
+        let mut stats = CompactStats::default();
+        let k = k.min(rows.len);
+        if k == 0 {
+            return Ok((Vec::new(), stats));
+        }
+        let z = self.confidence * tables.norm.max(1.0);
+        let mut band = IntervalBand::new(k);
+        let b = rows.code_bytes;
+        for (seg_index, seg) in rows.segments.iter().enumerate() {
+            let first = seg_index * SEGMENT_ROWS;
+            for (row, ((code, factor), sigma)) in seg.codes.chunks_exact(b).zip(&seg.factors).zip(&seg.sigmas).enumerate()
+            {
+                let estimate = tables.shared + factor.to_f32() * tables.signed_dot(code);
+                let margin = z * sigma.to_f32();
+                if estimate + margin < band.floor {
+                    continue;
+                }
+                let id = seg.ids[row];
+                if filter.is_none_or(|f| f(u64::from(id))) {
+                    band.push(Candidate {
+                        lower: estimate - margin,
+                        upper: estimate + margin,
+                        id,
+                        slot: (first + row) as u32,
+                    });
+                }
+            }
+            stats.scanned += seg.ids.len();
+        }
+        let mut shortlist = band.finish();
+        stats.shortlisted = shortlist.len();
+        shortlist.sort_unstable_by(|a, b| b.upper.total_cmp(&a.upper));
+        let mut kth = KthBest::new(k);
+        let mut scored: Vec<Hit> = Vec::with_capacity(shortlist.len().min(4 * k));
+        for c in shortlist {
+            if kth.get().is_some_and(|t| c.upper < t) {
+                break;
+            }
+            let score = match rows.vectors.row(c.slot as usize) {
+                Some(v) => {
+                    stats.rescored += 1;
+                    dot_f16(&unit, v)
+                }
+                // Unreachable (every row's vector is written before its code is visible);
+                // the midpoint is the best estimate there is.
+                None => (c.lower + c.upper) / 2.0,
+            };
+            kth.push(score);
+            scored.push(Hit { id: u64::from(c.id), score });
+        }
+        scored.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+        scored.truncate(k);
+        scored.iter_mut().for_each(|h| h.score = h.score.clamp(-1.0, 1.0));
+        Ok((scored, stats))
+    }
+
+    fn index_of(&self, id: u64) -> Result<(u32, usize), IndexError> {
+        let small = u32::try_from(id).map_err(|_| IndexError::IdOutOfRange { id })?;
+        Ok((small, (id / self.stride) as usize))
+    }
+}
+
+/// The band of [`crate::top_k`]'s `Band`, with a margin per element: keeps every candidate
+/// whose upper end reaches the k-th best lower end seen so far.
+struct IntervalBand {
+    k: usize,
+    floor: f32,
+    elements: Vec<Candidate>,
+    limit: usize,
+}
+
+impl IntervalBand {
+    fn new(k: usize) -> Self {
+        Self { k, floor: f32::NEG_INFINITY, elements: Vec::new(), limit: (4 * k).max(256) }
+    }
+
+    fn push(&mut self, c: Candidate) {
+        self.elements.push(c);
+        if self.elements.len() >= self.limit {
+            self.cut();
+            self.limit = self.limit.max(2 * self.elements.len());
+        }
+    }
+
+    fn cut(&mut self) {
+        if self.elements.len() < self.k {
+            return;
+        }
+        let (_, kth, _) = self.elements.select_nth_unstable_by(self.k - 1, |a, b| b.lower.total_cmp(&a.lower));
+        self.floor = self.floor.max(kth.lower);
+        let floor = self.floor;
+        self.elements.retain(|c| c.upper >= floor);
+    }
+
+    fn finish(mut self) -> Vec<Candidate> {
+        self.cut();
+        self.elements
+    }
+}
+
+impl VectorIndex for CompactIndex {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn len(&self) -> usize {
+        self.rows.read().len
+    }
+
+    fn upsert(&self, id: u64, vector: &[f32]) -> Result<(), IndexError> {
+        let (small, index) = self.index_of(id)?;
+        let unit = normalized(vector, self.dim)?;
+        let code = encode(&self.projection, &self.center, &unit, &mut Vec::new(), &mut Vec::new());
+        let halves: Vec<f16> = unit.iter().map(|&v| f16::from_f32(v)).collect();
+        let mut rows = self.rows.write();
+        if let Some(slot) = rows.slot_of(index) {
+            if rows.id_at(slot) != small {
+                return Err(IndexError::InvalidConfig("ids of one index must agree modulo id_stride"));
+            }
+            rows.vectors.write(slot, &halves).map_err(IndexError::Io)?;
+            rows.write_code(slot, &code);
+            return Ok(());
+        }
+        let slot = rows.len;
+        if slot >= EMPTY as usize {
+            return Err(IndexError::Capacity { max: EMPTY as usize });
+        }
+        // The vector first: a failed write leaves the index as it was.
+        rows.vectors.write(slot, &halves).map_err(IndexError::Io)?;
+        if index >= rows.table.len() {
+            // Exact growth by a quarter: the table's slack stays below 25 %.
+            let want = (index + 1).max(rows.table.len() + rows.table.len() / 4);
+            let extra = want - rows.table.len();
+            rows.table.reserve_exact(extra);
+            rows.table.resize(want, EMPTY);
+        }
+        rows.table[index] = slot as u32;
+        rows.push(small, &code);
+        Ok(())
+    }
+
+    fn remove(&self, id: u64) -> bool {
+        let Ok((small, index)) = self.index_of(id) else { return false };
+        let mut rows = self.rows.write();
+        let Some(slot) = rows.slot_of(index) else { return false };
+        if rows.id_at(slot) != small {
+            return false;
+        }
+        rows.table[index] = EMPTY;
+        let stride = self.stride;
+        if let Err(e) = rows.swap_remove(slot, stride) {
+            // The code moved but its vector could not: the moved row now rescores from a stale
+            // vector until rewritten. Logged by the caller's metrics would be better; a failed
+            // pwrite into the page cache means the disk is full.
+            debug_assert!(false, "vector file write failed: {e}");
+        }
+        true
+    }
+
+    fn search(&self, query: &[f32], k: usize, filter: Option<Filter<'_>>) -> Result<Vec<Hit>, IndexError> {
+        self.search_with_stats(query, k, filter).map(|(hits, _)| hits)
+    }
+
+    /// Anonymous memory: codes, factors, ids, the id table and the centre. The vector file
+    /// is page cache ([`CompactIndex::mapped_bytes`]).
+    fn memory_bytes(&self) -> usize {
+        let rows = self.rows.read();
+        let segments: usize = rows
+            .segments
+            .iter()
+            .map(|s| s.codes.capacity() + (s.factors.capacity() + s.sigmas.capacity()) * 2 + s.ids.capacity() * 4)
+            .sum();
+        size_of::<Self>()
+            + segments
+            + rows.segments.capacity() * size_of::<Segment>()
+            + rows.table.capacity() * 4
+            + self.center.len() * 4
+            + self.projection.padded() * 8
+    }
+}
+
+impl std::fmt::Debug for CompactIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompactIndex")
+            .field("dim", &self.dim)
+            .field("bits", &self.projection.bits())
+            .field("confidence", &self.confidence)
+            .field("len", &self.len())
+            .finish()
+    }
+}
