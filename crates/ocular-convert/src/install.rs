@@ -451,7 +451,7 @@ fn import_clip_export(
                 files: vec![FileEntry { path: file_name.clone(), sha256: digest.clone(), bytes }],
                 inputs: tower.header.inputs.clone(),
                 outputs: tower.header.outputs.clone(),
-                // OpenAI CLIP's recipe (MODELS.md §4); the same constants as ocular-models' `clip`.
+                // OpenAI CLIP's recipe (docs/MODELS.md §4); the same constants as ocular-models' `clip`.
                 image: (!clip_text).then_some(ImagePreprocess {
                     width: size,
                     height: size,

@@ -9,7 +9,7 @@
 //! checked against `scripts/keras_sklesion_reference.py` when present.
 //!
 //! Without the ONNX Runtime library the conversions still run and the comparisons are
-//! skipped with a message.
+//! skipped with a message, or fail when `OCULAR_REQUIRE_MODELS` is set.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -178,7 +178,8 @@ fn unsupported_layers_are_refused_by_name() {
 
 // ---- the real sklesion model ----
 
-const DEFAULT_SKLESION: &str = "/tmp/wheels/x/sklesion/model.keras";
+/// Relative to the workspace: where `ocular models fetch` keeps the source weights.
+const DEFAULT_SKLESION: &str = "models/.cache/src/sklesion/model.keras";
 
 #[derive(Deserialize)]
 struct SkCase {
@@ -251,7 +252,7 @@ fn sklesion_matches_keras_probabilities_and_gradcam() {
         let probs = &out["dense_4"].1;
         worst_p = worst_p.max(max_abs_diff(probs, &case.probs));
         if case.image == "ellipse.png" && case.meta[9] == 1.0 {
-            // MODELS.md: a brown ellipse on skin tone with unknown metadata reads vasc ~ 0.72.
+            // docs/MODELS.md: a brown ellipse on skin tone with unknown metadata reads vasc ~ 0.72.
             eprintln!("sklesion ellipse, unknown metadata: vasc {:.3}, nv {:.3}", probs[6], probs[5]);
             assert!((probs[6] - 0.72).abs() < 0.05 && probs[5] < 0.25);
         }
