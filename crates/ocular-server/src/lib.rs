@@ -18,6 +18,7 @@ pub mod routes;
 pub mod search;
 pub mod search_models;
 pub mod state;
+pub mod trace;
 pub mod web;
 
 use std::time::Duration;
@@ -56,16 +57,18 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(metrics::track))
         .with_state(state);
-    // Outermost, so a preflight is answered before routing; invalid origins were refused at
-    // start-up (`Config::validate`), and are never half-applied here.
-    match cors {
+    // Outermost but one, so a preflight is answered before routing; invalid origins were
+    // refused at start-up (`Config::validate`), and are never half-applied here.
+    let app = match cors {
         Ok(Some(layer)) => app.layer(layer),
         Ok(None) => app,
         Err(e) => {
             tracing::error!(error = %e, "invalid OCULAR_CORS_ORIGINS; no CORS headers are sent");
             app
         }
-    }
+    };
+    // Outermost: everything a request logs, its error line included, carries its route and id.
+    app.layer(middleware::from_fn(trace::span))
 }
 
 async fn no_route(req: Request) -> ApiError {

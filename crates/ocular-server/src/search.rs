@@ -113,16 +113,16 @@ pub fn record_gauges(state: &AppState) {
             S::ReindexRequired { .. } => (3.0, 0),
             S::Failed { .. } => (4.0, 0),
         };
-        metrics::gauge!("search_index_state", "space" => s.space).set(code);
-        metrics::gauge!("search_index_vectors", "space" => s.space).set(vectors as f64);
-        metrics::gauge!("search_index_bytes", "space" => s.space).set(s.memory_bytes as f64);
+        metrics::gauge!(crate::metrics::names::SEARCH_INDEX_STATE, "space" => s.space).set(code);
+        metrics::gauge!(crate::metrics::names::SEARCH_INDEX_VECTORS, "space" => s.space).set(vectors as f64);
+        metrics::gauge!(crate::metrics::names::SEARCH_INDEX_BYTES, "space" => s.space).set(s.memory_bytes as f64);
     }
 }
 
 /// Records a search's total time by kind (`image`, `url`, `text`).
 fn observe(kind: &'static str, results: &SearchResults) {
     let ms = results.timings_ms.0.get("total").copied().unwrap_or_default();
-    metrics::histogram!("search_duration_seconds", "kind" => kind).record(ms / 1e3);
+    metrics::histogram!(crate::metrics::names::SEARCH_DURATION_SECONDS, "kind" => kind).record(ms / 1e3);
 }
 
 /// The catalog, or 404 `model_not_configured` when search models are missing.
