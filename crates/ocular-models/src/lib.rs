@@ -13,6 +13,7 @@ pub mod error;
 pub mod estimate;
 pub mod fixture;
 pub mod image_classifier;
+pub mod lanes;
 pub mod registry;
 pub mod runtime;
 pub mod session;

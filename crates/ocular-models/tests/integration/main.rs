@@ -5,6 +5,7 @@ mod clip;
 mod common;
 mod embeddings;
 mod input_check;
+mod lanes;
 mod real;
 mod registry;
 mod skin;
