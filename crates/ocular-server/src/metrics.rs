@@ -7,7 +7,7 @@
 //!
 //! Every name is in [`names`]: an `ocular_` namespace, the base unit in the name (`_seconds`,
 //! `_bytes`), `_total` on counters — Prometheus's naming conventions
-//! (<https://prometheus.io/docs/practices/naming/>). Each gets `# HELP` text in [`describe`].
+//! (<https://prometheus.io/docs/practices/naming/>). Each gets `# HELP` text in `describe`.
 
 use std::sync::OnceLock;
 use std::time::Instant;

@@ -5,13 +5,13 @@
 //! legacy HDF5 models (`.h5` with a `model_config` attribute and a `model_weights` group, as
 //! written by Keras 2 and by Keras 3's `model.save("x.h5")`). The pipeline:
 //!
-//! 1. [`config`] parses the topology (both config dialects) and [`flat`] inlines nested models
+//! 1. `config` parses the topology (both config dialects) and `flat` inlines nested models
 //!    into one list of layer calls;
-//! 2. [`weights`] finds each layer's variables (Keras 3 stores them by auto-generated path,
+//! 2. `weights` finds each layer's variables (Keras 3 stores them by auto-generated path,
 //!    legacy files by layer name);
-//! 3. [`graph`] and [`layers`] emit ONNX operators, keeping feature maps NCHW inside the
+//! 3. `graph` and `layers` emit ONNX operators, keeping feature maps NCHW inside the
 //!    graph while inputs and outputs keep Keras' NHWC;
-//! 4. [`head`] looks for a classifier head behind global average pooling; when found, the
+//! 4. `head` looks for a classifier head behind global average pooling; when found, the
 //!    pooled feature map becomes an extra output and the head is described for exact
 //!    Grad-CAM (`ocular_core::head`).
 //!

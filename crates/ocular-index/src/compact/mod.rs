@@ -11,7 +11,7 @@
 //!
 //! # What a search guarantees
 //!
-//! The scan estimates every row's cosine from its code (see [`codes`] for RaBitQ's estimator)
+//! The scan estimates every row's cosine from its code (see `codes.rs` for RaBitQ's estimator)
 //! together with a standard deviation `σ` of the estimate, and treats
 //! `[estimate − z·σ, estimate + z·σ]` as the row's score interval (`z` is
 //! [`CompactConfig::confidence`]). It keeps every row passing the filter whose upper end
