@@ -7,6 +7,8 @@
 //!     --photo a.jpg --photo b.jpg --text "a cup of coffee" --json out.json --label baseline
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod client;
 mod duration;
 mod mix;

@@ -6,3 +6,5 @@
 //! a free loopback port and uses the pages as a person would. Install the browser with
 //! `scripts/install-browser.sh`; without it the tests skip, unless `OCULAR_REQUIRE_BROWSER` is
 //! set (CI sets it), in which case they fail.
+
+#![forbid(unsafe_code)]

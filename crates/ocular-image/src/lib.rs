@@ -10,6 +10,8 @@
 //!
 //! Errors carry stable codes ([`ImageError::code`]) for the HTTP layer.
 
+#![forbid(unsafe_code)]
+
 mod decode;
 mod encode;
 mod error;

@@ -18,6 +18,8 @@
 //! Everything here blocks (inference, SQLite); the server calls it on blocking threads after
 //! admission, the CLI on its main thread.
 
+#![forbid(unsafe_code)]
+
 pub mod catalog;
 pub mod embed;
 pub mod error;

@@ -20,6 +20,8 @@
 //! A/B/C for title/category/description over accent-folded text (no stemming, as `unicode61`);
 //! an import claim `SELECT … FOR UPDATE SKIP LOCKED LIMIT 1` on `import_chunks`.
 
+#![forbid(unsafe_code)]
+
 pub mod analyses;
 pub mod catalog;
 pub mod error;

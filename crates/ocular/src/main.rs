@@ -2,6 +2,8 @@
 //! one process. Subcommands load only what they need: `migrate` and other admin commands never
 //! touch ONNX Runtime or a model file.
 
+#![forbid(unsafe_code)]
+
 mod commands;
 
 /// glibc's malloc, tuned ([`ocular_server::memory::tune_allocator`]), won the measurement
