@@ -1,77 +1,144 @@
 //! One-bit codes with RaBitQ's estimator and error bound, and the query-side lookup tables
 //! that score a code in `bits / 8` table reads.
 //!
-//! A stored unit vector `x` is centred on the catalog's mean direction `μ` and projected,
-//! `w = P(x − μ)` (see [`super::projection`]); only the signs `s = sign(w)` are kept, with two
-//! numbers. Since `q·x = q·μ + q·(x − μ)` and `q·μ` is the same for every row, a search only
-//! has to estimate `⟨Pq, w⟩`, and RaBitQ's estimator does that from the signs:
+//! A stored unit vector `x` is assigned its nearest centroid `c` (k-means on a sample of the
+//! catalog, see [`super::train_centroids`]) and only its residual is coded:
+//! `w = P(x − c)` (see [`super::projection`]), kept as the signs `s = sign(w)` plus three
+//! numbers. The score splits as
 //!
 //! ```text
-//! ⟨Pq, w⟩ ≈ ⟨Pq, s⟩ · ‖w‖² / ‖w‖₁                       (factor f = ‖w‖² / ‖w‖₁)
+//! q·x = q·c + ⟨c, x − c⟩ + ⟨q − c, x − c⟩
 //! ```
 //!
-//! Its error is `⟨e, s⟩/(c·√bits)·‖w‖` where `e` is the part of `Pq` orthogonal to `w` and
-//! `c = ‖w‖₁ / (‖w‖·√bits)` (how well the signs align with `w`, about 0.8); over the random
-//! rotation it is close to normal with standard deviation at most
-//! `‖Pq‖·‖w‖·√(1 − c²) / (c·√(bits − 1))`. The projection's own error (when `bits` is below
-//! the padded dimension) adds `‖x − μ‖·√((1 − bits/D)/bits)`. Each row stores the root sum
-//! of squares of both as `σ`; the search treats `estimate ± z·σ` as the row's score interval.
+//! where `q·c` is computed once per centroid and query, `⟨c, x − c⟩` once per row at insert,
+//! and only the last term is estimated, with RaBitQ's estimator (Gao & Long, SIGMOD 2024,
+//! <https://arxiv.org/abs/2405.12497>): `⟨a, w⟩ ≈ f·⟨Pa, s⟩` with `f = ‖w‖² / ‖w‖₁`. The
+//! estimator is linear in `a`, so `f·⟨P(q − c), s⟩ = f·⟨Pq, s⟩ − f·⟨Pc, s⟩`: one lookup table
+//! for `Pq` serves every centroid, and the row stores `offset = ⟨c, x − c⟩ − f·⟨Pc, s⟩`.
 //!
-//! Centring is what makes one bit enough on real embeddings: CNN features are non-negative
-//! and text embeddings share a common direction, so raw vectors all point one way, their
-//! scores are packed together and a bound proportional to `‖x‖` would cover all of them.
-//! `‖x − μ‖` is typically 0.5–0.8 of that. Any `μ` keeps the bound valid; a good one only
-//! makes it tighter.
+//! The error of that estimate is `‖w‖·⟨e, s⟩/(γ·√bits)`, with `e` the part of `P(q − c)`
+//! orthogonal to `w` and `γ = ‖w‖₁ / (‖w‖·√bits)` (how well the signs align with `w`, about
+//! 0.8); over the random rotation it is close to normal with standard deviation at most
+//! `‖P(q − c)‖·‖w‖·√(1 − γ²) / (γ·√(bits − 1))`. The projection's own error (when `bits` is
+//! below the padded dimension `D`) adds `‖q − c‖·‖x − c‖·√((1 − bits/D)/bits)`, and rounding
+//! `f` to f16 adds at most `2⁻¹¹·f·√bits·‖P(q − c)‖`. Each row stores the sum of these per unit
+//! of `‖q − c‖` as `σ`; the search treats `estimate ± (z·σ·‖q − c‖ + 2⁻¹¹·|offset|)` as the
+//! row's score interval (the last term covers the f16 offset).
+//!
+//! Why centroids: embeddings of one kind of product (and near-duplicates most of all) share
+//! most of their direction. Measured from the origin or the catalog mean, the error scales
+//! with `‖x‖ = 1` while such rows differ by far less, so the interval would cover the whole
+//! group; measured from the group's centroid both `‖x − c‖` and `‖q − c‖` are small when the
+//! query is near the group, and the interval shrinks with them. Any centroids keep the
+//! intervals valid; good ones only make them tighter.
 
 use half::f16;
 
 use super::projection::Projection;
 
+/// Rounding of f16 (11 significant bits).
+pub(crate) const F16_ROUNDING: f32 = 1.0 / 2048.0;
+
 /// The stored form of one row.
 pub(crate) struct RowCode {
     /// `bits / 8` bytes, bit `i % 8` of byte `i / 8` set when `w_i > 0`.
     pub bytes: Vec<u8>,
+    /// Index of the row's centroid.
+    pub centroid: u8,
     /// `‖w‖² / ‖w‖₁`.
     pub factor: f16,
-    /// Standard deviation of the estimate per unit of `‖Pq‖` (rounded up).
+    /// `⟨c, x − c⟩ − f·⟨Pc, s⟩` (with the rounded `f`).
+    pub offset: f16,
+    /// Standard deviation of the estimate per unit of `‖q − c‖` (rounded up).
     pub sigma: f16,
 }
 
-/// Encodes a unit vector; `scratch` and `w` are reused between calls.
-pub(crate) fn encode(
-    projection: &Projection,
-    center: &[f32],
-    unit: &[f32],
-    scratch: &mut Vec<f32>,
-    w: &mut Vec<f32>,
-) -> RowCode {
-    let bits = projection.bits();
-    let centred: Vec<f32> = unit.iter().zip(center).map(|(x, m)| x - m).collect();
-    w.resize(bits, 0.0);
-    projection.apply(&centred, scratch, w);
-    let mut bytes = vec![0u8; bits / 8];
-    for (i, &v) in w.iter().enumerate() {
-        if v > 0.0 {
-            bytes[i / 8] |= 1 << (i % 8);
+/// The fixed data every code refers to: projection and centroids.
+pub(crate) struct Coder {
+    pub projection: Projection,
+    /// `count × dim`.
+    pub centroids: Vec<f32>,
+    /// `count × bits`: `P·c` per centroid.
+    pub projected: Vec<f32>,
+    /// `‖c‖²` per centroid.
+    pub norms_sq: Vec<f32>,
+    pub dim: usize,
+}
+
+impl Coder {
+    /// `centroids` must be non-empty, each of length `dim`, at most 256.
+    pub(crate) fn new(projection: Projection, centroids: &[Vec<f32>], dim: usize) -> Self {
+        let bits = projection.bits();
+        let mut projected = vec![0.0; centroids.len() * bits];
+        let mut scratch = Vec::new();
+        for (c, out) in centroids.iter().zip(projected.chunks_exact_mut(bits)) {
+            projection.apply(c, &mut scratch, out);
+        }
+        Self {
+            norms_sq: centroids.iter().map(|c| c.iter().map(|v| v * v).sum()).collect(),
+            centroids: centroids.concat(),
+            projected,
+            projection,
+            dim,
         }
     }
-    let l1: f64 = w.iter().map(|v| f64::from(v.abs())).sum();
-    let l2sq: f64 = w.iter().map(|v| f64::from(*v).powi(2)).sum();
-    let centred_norm = centred.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt();
-    if l1 == 0.0 {
-        // x = μ (or projects to zero): the estimate is q·μ, off by at most ‖x − μ‖ = tiny.
-        return RowCode { bytes, factor: f16::ZERO, sigma: round_up(centred_norm) };
+
+    pub(crate) fn count(&self) -> usize {
+        self.norms_sq.len()
     }
-    let b = bits as f64;
-    let c = (l1 / (l2sq.sqrt() * b.sqrt())).min(1.0);
-    let rabitq = l2sq.sqrt() * (1.0 - c * c).sqrt() / (c * (b - 1.0).max(1.0).sqrt());
-    let padded = projection.padded() as f64;
-    let jl = centred_norm * ((1.0 - b / padded).max(0.0) / b).sqrt();
-    RowCode {
-        bytes,
-        factor: f16::from_f64(l2sq / l1),
-        sigma: round_up((rabitq * rabitq + jl * jl).sqrt()),
+
+    fn centroid(&self, j: usize) -> &[f32] {
+        &self.centroids[j * self.dim..(j + 1) * self.dim]
     }
+
+    /// The centroid nearest to `unit` (smallest `‖x − c‖²`).
+    fn nearest(&self, unit: &[f32]) -> usize {
+        (0..self.count())
+            .map(|j| (j, self.norms_sq[j] - 2.0 * dot(unit, self.centroid(j))))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map_or(0, |(j, _)| j)
+    }
+
+    /// Encodes a unit vector.
+    pub(crate) fn encode(&self, unit: &[f32]) -> RowCode {
+        let bits = self.projection.bits();
+        let j = self.nearest(unit);
+        let c = self.centroid(j);
+        let residual: Vec<f32> = unit.iter().zip(c).map(|(x, m)| x - m).collect();
+        let mut w = vec![0.0; bits];
+        self.projection.apply(&residual, &mut Vec::new(), &mut w);
+        let mut bytes = vec![0u8; bits / 8];
+        for (i, &v) in w.iter().enumerate() {
+            if v > 0.0 {
+                bytes[i / 8] |= 1 << (i % 8);
+            }
+        }
+        let l1: f64 = w.iter().map(|v| f64::from(v.abs())).sum();
+        let l2sq: f64 = w.iter().map(|v| f64::from(*v).powi(2)).sum();
+        let residual_norm = residual.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt();
+        let c_dot_r: f64 = c.iter().zip(&residual).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+        let b = bits as f64;
+        let jl = residual_norm * ((1.0 - b / self.projection.padded() as f64).max(0.0) / b).sqrt();
+        let centroid = j as u8;
+        if l1 == 0.0 {
+            // x − c projects to zero: the estimate is q·c + ⟨c, x − c⟩, off by ⟨q − c, x − c⟩.
+            let sigma = round_up(residual_norm + jl);
+            return RowCode { bytes, centroid, factor: f16::ZERO, offset: f16::from_f64(c_dot_r), sigma };
+        }
+        let factor = f16::from_f64(l2sq / l1);
+        let pc = &self.projected[j * bits..(j + 1) * bits];
+        let pc_dot_s: f64 = pc.iter().zip(&w).map(|(p, v)| if *v > 0.0 { f64::from(*p) } else { -f64::from(*p) }).sum();
+        let offset = f16::from_f64(c_dot_r - factor.to_f64() * pc_dot_s);
+        let gamma = (l1 / (l2sq.sqrt() * b.sqrt())).min(1.0);
+        let rabitq = l2sq.sqrt() * (1.0 - gamma * gamma).sqrt() / (gamma * (b - 1.0).max(1.0).sqrt());
+        let rounding = f64::from(F16_ROUNDING) * factor.to_f64() * b.sqrt();
+        RowCode { bytes, centroid, factor, offset, sigma: round_up(rabitq + jl + rounding) }
+    }
+}
+
+/// Eight-lane dot product (a plain iterator sum is one serial chain of adds).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    crate::rescore::dot_f32(a, b)
 }
 
 /// `v` as an f16 no smaller than `v` (f16 keeps 11 significant bits).
@@ -86,17 +153,17 @@ pub(crate) struct QueryTables {
     /// `t` set in `b`.
     tables: Vec<f32>,
     sum: f32,
-    /// `‖Pq‖`, scaling every row's `σ`.
-    pub norm: f32,
-    /// `q·μ`, the part of every score shared by all rows.
-    pub shared: f32,
+    /// `q·c` per centroid.
+    pub shared: Vec<f32>,
+    /// `max(‖q − c‖, ‖P(q − c)‖)` per centroid: what every row's `σ` is scaled by.
+    pub distance: Vec<f32>,
 }
 
 impl QueryTables {
-    pub(crate) fn new(projection: &Projection, center: &[f32], unit: &[f32]) -> Self {
-        let bits = projection.bits();
+    pub(crate) fn new(coder: &Coder, unit: &[f32]) -> Self {
+        let bits = coder.projection.bits();
         let mut pq = vec![0.0; bits];
-        projection.apply(unit, &mut Vec::new(), &mut pq);
+        coder.projection.apply(unit, &mut Vec::new(), &mut pq);
         let mut tables = vec![0.0f32; bits / 8 * 256];
         for (table, coords) in tables.chunks_exact_mut(256).zip(pq.chunks_exact(8)) {
             for b in 1..256usize {
@@ -104,9 +171,17 @@ impl QueryTables {
                 table[b] = table[b & (b - 1)] + coords[low];
             }
         }
-        let norm = pq.iter().map(|v| v * v).sum::<f32>().sqrt();
-        let shared = unit.iter().zip(center).map(|(q, m)| q * m).sum();
-        Self { tables, sum: pq.iter().sum(), norm, shared }
+        let q_sq = dot(unit, unit);
+        let mut shared = Vec::with_capacity(coder.count());
+        let mut distance = Vec::with_capacity(coder.count());
+        for j in 0..coder.count() {
+            let qc = dot(unit, coder.centroid(j));
+            let pc = &coder.projected[j * bits..(j + 1) * bits];
+            let projected: f32 = pq.iter().zip(pc).map(|(a, b)| (a - b) * (a - b)).sum();
+            shared.push(qc);
+            distance.push((q_sq - 2.0 * qc + coder.norms_sq[j]).max(projected).max(0.0).sqrt());
+        }
+        Self { tables, sum: pq.iter().sum(), shared, distance }
     }
 
     /// `⟨Pq, s⟩` for one row's code bytes.
@@ -136,12 +211,11 @@ mod tests {
     fn tables_compute_the_signed_dot_product() {
         let p = Projection::new(64, 64, 5);
         let q = unit((0..64).map(|i| (i as f32 * 0.37).sin()).collect());
-        let tables = QueryTables::new(&p, &vec![0.0; 64], &q);
         let mut pq = vec![0.0; 64];
         p.apply(&q, &mut Vec::new(), &mut pq);
+        let tables = QueryTables::new(&Coder::new(p, &[vec![0.0; 64]], 64), &q);
         let code: Vec<u8> = (0..8).map(|i| (i * 53 + 11) as u8).collect();
-        let direct: f32 =
-            (0..64).map(|i| if code[i / 8] >> (i % 8) & 1 == 1 { pq[i] } else { -pq[i] }).sum();
+        let direct: f32 = (0..64).map(|i| if code[i / 8] >> (i % 8) & 1 == 1 { pq[i] } else { -pq[i] }).sum();
         assert!((tables.signed_dot(&code) - direct).abs() < 1e-4);
     }
 
@@ -149,8 +223,11 @@ mod tests {
     fn estimate_errors_stay_within_a_few_sigma() {
         // Over many random pairs, |error| / σ behaves like a standard normal's magnitude.
         let (dim, bits) = (384, 256);
-        let p = Projection::new(dim, bits, 11);
-        let center = vec![0.0; dim];
+        // Two centroids, one near the data: rows pick either, and errors scale with the
+        // distance to the chosen one.
+        let near = unit((0..dim).map(|i| (i as f32 * 0.01).cos()).collect::<Vec<_>>());
+        let coder =
+            Coder::new(Projection::new(dim, bits, 11), &[vec![0.0; dim], near.iter().map(|v| v * 0.9).collect()], dim);
         let mut state = 1u64;
         let mut rand = || {
             state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -159,13 +236,17 @@ mod tests {
         let (mut worst, mut beyond_2) = (0.0f32, 0);
         let n = 400;
         for _ in 0..n {
-            let x = unit((0..dim).map(|_| rand()).collect());
-            let q = unit((0..dim).map(|_| rand()).collect());
-            let code = encode(&p, &center, &x, &mut Vec::new(), &mut Vec::new());
-            let t = QueryTables::new(&p, &center, &q);
-            let estimate = t.shared + code.factor.to_f32() * t.signed_dot(&code.bytes);
+            let mix = |r: f32| if r > 0.0 { 1.0 } else { 0.0 };
+            let (wx, wq) = (mix(rand()), mix(rand()));
+            let x = unit((0..dim).map(|i| rand() * 0.3 + wx * near[i] * 8.0).collect());
+            let q = unit((0..dim).map(|i| rand() * 0.3 + wq * near[i] * 8.0).collect());
+            let code = coder.encode(&x);
+            let t = QueryTables::new(&coder, &q);
+            let j = code.centroid as usize;
+            let estimate = t.shared[j] + code.offset.to_f32() + code.factor.to_f32() * t.signed_dot(&code.bytes);
             let exact: f32 = q.iter().zip(&x).map(|(a, b)| a * b).sum();
-            let z = (estimate - exact).abs() / (code.sigma.to_f32() * t.norm);
+            let margin = code.sigma.to_f32() * t.distance[j];
+            let z = ((estimate - exact).abs() - F16_ROUNDING * code.offset.to_f32().abs()).max(0.0) / margin;
             worst = worst.max(z);
             beyond_2 += usize::from(z > 2.0);
         }

@@ -46,10 +46,10 @@ use half::f16;
 use parking_lot::RwLock;
 
 use crate::quantize::normalized;
-use crate::rescore::dot_f16;
+use crate::rescore::dot_f32;
 use crate::top_k::KthBest;
 use crate::{Filter, Hit, IndexError, VectorIndex};
-use codes::{QueryTables, encode};
+use codes::{Coder, F16_ROUNDING, QueryTables};
 use projection::Projection;
 use vectors::VectorFile;
 
@@ -69,8 +69,9 @@ pub struct CompactConfig {
     pub bits: usize,
     /// `z`: rows whose score interval `estimate ± z·σ` reaches the band are rescored.
     pub confidence: f32,
-    /// The direction codes are centred on (see [`mean_direction`]); zero when `None`.
-    pub center: Option<Vec<f32>>,
+    /// Centroids rows are coded relative to (see [`train_centroids`]; at most 256, each of
+    /// `dim` components); the origin alone when empty.
+    pub centroids: Vec<Vec<f32>>,
     /// Where the unlinked vector file is created (the page cache of that file system holds
     /// it). On tmpfs it would be swap-backed shared memory, not reclaimable page cache.
     pub dir: PathBuf,
@@ -83,14 +84,14 @@ pub struct CompactConfig {
 
 impl CompactConfig {
     /// Defaults measured by `examples/bench_compact.rs`: 512 bits above 512 dimensions, 256
-    /// up to 512, `z = 3.5`; the vector file in the system's temporary directory.
+    /// up to 512, `z = 2.5`; the vector file in the system's temporary directory.
     pub fn new(dim: usize) -> Self {
         let bits = if dim > 512 { 512 } else { 256 }.min(dim.next_power_of_two().max(64));
         Self {
             dim,
             bits,
-            confidence: 3.5,
-            center: None,
+            confidence: 2.5,
+            centroids: Vec::new(),
             dir: std::env::temp_dir(),
             id_stride: 1,
             seed: 0x6f63_756c_6172,
@@ -107,8 +108,8 @@ impl CompactConfig {
         self
     }
 
-    pub fn center(mut self, center: Vec<f32>) -> Self {
-        self.center = Some(center);
+    pub fn centroids(mut self, centroids: Vec<Vec<f32>>) -> Self {
+        self.centroids = centroids;
         self
     }
 
@@ -123,19 +124,39 @@ impl CompactConfig {
     }
 }
 
-/// The mean of the normalised `vectors` (zero or invalid vectors skipped): the centre that
-/// makes one-bit codes informative on embeddings that share a direction. `None` if no vector
-/// was usable.
-pub fn mean_direction<'a>(dim: usize, vectors: impl IntoIterator<Item = &'a [f32]>) -> Option<Vec<f32>> {
-    let mut sum = vec![0.0f64; dim];
-    let mut n = 0usize;
-    for v in vectors {
-        if let Ok(unit) = normalized(v, dim) {
-            sum.iter_mut().zip(&unit).for_each(|(s, u)| *s += f64::from(*u));
-            n += 1;
+/// Up to `count` centroids of the normalised `sample` (invalid vectors skipped) by k-means
+/// (Lloyd, `iterations` rounds, seeded with evenly spaced sample rows so the result is
+/// deterministic): what rows are coded relative to. Centroids are means of unit vectors, not
+/// normalised, so that residuals are as short as possible. Fewer come back when the sample is
+/// smaller than `count`; none when it is empty.
+pub fn train_centroids(dim: usize, sample: &[Vec<f32>], count: usize, iterations: usize) -> Vec<Vec<f32>> {
+    let units: Vec<Vec<f32>> = sample.iter().filter_map(|v| normalized(v, dim).ok()).collect();
+    let count = count.min(units.len()).min(256);
+    if count == 0 {
+        return Vec::new();
+    }
+    let mut centroids: Vec<Vec<f32>> = (0..count).map(|j| units[j * units.len() / count].clone()).collect();
+    let dot = dot_f32;
+    for _ in 0..iterations {
+        let norms: Vec<f32> = centroids.iter().map(|c| dot(c, c)).collect();
+        let mut sums = vec![vec![0.0f64; dim]; count];
+        let mut counts = vec![0usize; count];
+        for u in &units {
+            let j = (0..count)
+                .map(|j| (j, norms[j] - 2.0 * dot(u, &centroids[j])))
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map_or(0, |(j, _)| j);
+            sums[j].iter_mut().zip(u).for_each(|(s, v)| *s += f64::from(*v));
+            counts[j] += 1;
+        }
+        for ((c, sum), n) in centroids.iter_mut().zip(sums).zip(counts) {
+            // An empty cluster keeps its centroid (it may win rows in a later round).
+            if n > 0 {
+                *c = sum.into_iter().map(|s| (s / n as f64) as f32).collect();
+            }
         }
     }
-    (n > 0).then(|| sum.into_iter().map(|s| (s / n as f64) as f32).collect())
+    centroids
 }
 
 /// What one search did.
@@ -151,7 +172,9 @@ pub struct CompactStats {
 
 struct Segment {
     codes: Vec<u8>,
+    centroids: Vec<u8>,
     factors: Vec<f16>,
+    offsets: Vec<f16>,
     sigmas: Vec<f16>,
     ids: Vec<u32>,
 }
@@ -160,7 +183,9 @@ impl Segment {
     fn new(code_bytes: usize) -> Self {
         Self {
             codes: Vec::with_capacity(SEGMENT_ROWS * code_bytes),
+            centroids: Vec::with_capacity(SEGMENT_ROWS),
             factors: Vec::with_capacity(SEGMENT_ROWS),
+            offsets: Vec::with_capacity(SEGMENT_ROWS),
             sigmas: Vec::with_capacity(SEGMENT_ROWS),
             ids: Vec::with_capacity(SEGMENT_ROWS),
         }
@@ -190,7 +215,9 @@ impl Rows {
         let b = self.code_bytes;
         let s = &mut self.segments[seg];
         s.codes[row * b..(row + 1) * b].copy_from_slice(&code.bytes);
+        s.centroids[row] = code.centroid;
         s.factors[row] = code.factor;
+        s.offsets[row] = code.offset;
         s.sigmas[row] = code.sigma;
     }
 
@@ -200,7 +227,9 @@ impl Rows {
         }
         if let Some(s) = self.segments.last_mut() {
             s.codes.extend_from_slice(&code.bytes);
+            s.centroids.push(code.centroid);
             s.factors.push(code.factor);
+            s.offsets.push(code.offset);
             s.sigmas.push(code.sigma);
             s.ids.push(id);
         }
@@ -216,7 +245,9 @@ impl Rows {
             let src = &self.segments[ls];
             let code = codes::RowCode {
                 bytes: src.codes[lr * b..(lr + 1) * b].to_vec(),
+                centroid: src.centroids[lr],
                 factor: src.factors[lr],
+                offset: src.offsets[lr],
                 sigma: src.sigmas[lr],
             };
             let moved = src.ids[lr];
@@ -227,7 +258,9 @@ impl Rows {
         }
         if let Some(s) = self.segments.last_mut() {
             s.codes.truncate(s.ids.len().saturating_sub(1) * self.code_bytes);
+            s.centroids.pop();
             s.factors.pop();
+            s.offsets.pop();
             s.sigmas.pop();
             s.ids.pop();
             if s.ids.is_empty() {
@@ -253,8 +286,7 @@ pub struct CompactIndex {
     dim: usize,
     confidence: f32,
     stride: u64,
-    projection: Projection,
-    center: Vec<f32>,
+    coder: Coder,
     rows: RwLock<Rows>,
 }
 
@@ -270,24 +302,29 @@ impl CompactIndex {
         if !(config.confidence.is_finite() && config.confidence >= 0.0) {
             return Err(IndexError::InvalidConfig("confidence must be finite and non-negative"));
         }
-        let center = match config.center {
-            Some(c) if c.len() != config.dim => {
-                return Err(IndexError::InvalidConfig("center must have the index's dimension"));
-            }
-            Some(c) if c.iter().any(|v| !v.is_finite()) => {
-                return Err(IndexError::InvalidConfig("center must be finite"));
-            }
-            Some(c) => c,
-            None => vec![0.0; config.dim],
-        };
+        let mut centroids = config.centroids;
+        if centroids.len() > 256 {
+            return Err(IndexError::InvalidConfig("at most 256 centroids"));
+        }
+        if centroids.iter().any(|c| c.len() != config.dim || c.iter().any(|v| !v.is_finite())) {
+            return Err(IndexError::InvalidConfig("centroids must be finite and have the index's dimension"));
+        }
+        if centroids.is_empty() {
+            centroids.push(vec![0.0; config.dim]);
+        }
         let vectors = VectorFile::create(&config.dir, config.dim).map_err(IndexError::Io)?;
         Ok(Self {
             dim: config.dim,
             confidence: config.confidence,
             stride: config.id_stride.max(1),
-            projection: Projection::new(config.dim, config.bits, config.seed),
-            center,
-            rows: RwLock::new(Rows { code_bytes: config.bits / 8, segments: Vec::new(), table: Vec::new(), len: 0, vectors }),
+            coder: Coder::new(Projection::new(config.dim, config.bits, config.seed), &centroids, config.dim),
+            rows: RwLock::new(Rows {
+                code_bytes: config.bits / 8,
+                segments: Vec::new(),
+                table: Vec::new(),
+                len: 0,
+                vectors,
+            }),
         })
     }
 
@@ -304,23 +341,34 @@ impl CompactIndex {
         k: usize,
         filter: Option<Filter<'_>>,
     ) -> Result<(Vec<Hit>, CompactStats), IndexError> {
+        self.search_with_confidence(query, k, filter, self.confidence)
+    }
+
+    /// [`Self::search_with_stats`] with another confidence `z` than the configured one.
+    pub fn search_with_confidence(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<Filter<'_>>,
+        z: f32,
+    ) -> Result<(Vec<Hit>, CompactStats), IndexError> {
         let unit = normalized(query, self.dim)?;
-        let tables = QueryTables::new(&self.projection, &self.center, &unit);
+        let tables = QueryTables::new(&self.coder, &unit);
         let rows = self.rows.read();
         let mut stats = CompactStats::default();
         let k = k.min(rows.len);
         if k == 0 {
             return Ok((Vec::new(), stats));
         }
-        let z = self.confidence * tables.norm.max(1.0);
         let mut band = IntervalBand::new(k);
         let b = rows.code_bytes;
         for (seg_index, seg) in rows.segments.iter().enumerate() {
             let first = seg_index * SEGMENT_ROWS;
-            for (row, ((code, factor), sigma)) in seg.codes.chunks_exact(b).zip(&seg.factors).zip(&seg.sigmas).enumerate()
-            {
-                let estimate = tables.shared + factor.to_f32() * tables.signed_dot(code);
-                let margin = z * sigma.to_f32();
+            for (row, code) in seg.codes.chunks_exact(b).enumerate() {
+                let j = seg.centroids[row] as usize;
+                let offset = seg.offsets[row].to_f32();
+                let estimate = tables.shared[j] + offset + seg.factors[row].to_f32() * tables.signed_dot(code);
+                let margin = z * seg.sigmas[row].to_f32() * tables.distance[j] + F16_ROUNDING * offset.abs();
                 if estimate + margin < band.floor {
                     continue;
                 }
@@ -348,7 +396,7 @@ impl CompactIndex {
             let score = match rows.vectors.row(c.slot as usize) {
                 Some(v) => {
                     stats.rescored += 1;
-                    dot_f16(&unit, v)
+                    dot_f32(&unit, v)
                 }
                 // Unreachable (every row's vector is written before its code is visible);
                 // the midpoint is the best estimate there is.
@@ -419,14 +467,13 @@ impl VectorIndex for CompactIndex {
     fn upsert(&self, id: u64, vector: &[f32]) -> Result<(), IndexError> {
         let (small, index) = self.index_of(id)?;
         let unit = normalized(vector, self.dim)?;
-        let code = encode(&self.projection, &self.center, &unit, &mut Vec::new(), &mut Vec::new());
-        let halves: Vec<f16> = unit.iter().map(|&v| f16::from_f32(v)).collect();
+        let code = self.coder.encode(&unit);
         let mut rows = self.rows.write();
         if let Some(slot) = rows.slot_of(index) {
             if rows.id_at(slot) != small {
                 return Err(IndexError::InvalidConfig("ids of one index must agree modulo id_stride"));
             }
-            rows.vectors.write(slot, &halves).map_err(IndexError::Io)?;
+            rows.vectors.write(slot, &unit).map_err(IndexError::Io)?;
             rows.write_code(slot, &code);
             return Ok(());
         }
@@ -435,7 +482,7 @@ impl VectorIndex for CompactIndex {
             return Err(IndexError::Capacity { max: EMPTY as usize });
         }
         // The vector first: a failed write leaves the index as it was.
-        rows.vectors.write(slot, &halves).map_err(IndexError::Io)?;
+        rows.vectors.write(slot, &unit).map_err(IndexError::Io)?;
         if index >= rows.table.len() {
             // Exact growth by a quarter: the table's slack stays below 25 %.
             let want = (index + 1).max(rows.table.len() + rows.table.len() / 4);
@@ -477,14 +524,19 @@ impl VectorIndex for CompactIndex {
         let segments: usize = rows
             .segments
             .iter()
-            .map(|s| s.codes.capacity() + (s.factors.capacity() + s.sigmas.capacity()) * 2 + s.ids.capacity() * 4)
+            .map(|s| {
+                s.codes.capacity()
+                    + s.centroids.capacity()
+                    + (s.factors.capacity() + s.offsets.capacity() + s.sigmas.capacity()) * 2
+                    + s.ids.capacity() * 4
+            })
             .sum();
         size_of::<Self>()
             + segments
             + rows.segments.capacity() * size_of::<Segment>()
             + rows.table.capacity() * 4
-            + self.center.len() * 4
-            + self.projection.padded() * 8
+            + (self.coder.centroids.len() + self.coder.projected.len() + self.coder.norms_sq.len()) * 4
+            + self.coder.projection.padded() * 8
     }
 }
 
@@ -492,7 +544,8 @@ impl std::fmt::Debug for CompactIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CompactIndex")
             .field("dim", &self.dim)
-            .field("bits", &self.projection.bits())
+            .field("bits", &self.coder.projection.bits())
+            .field("centroids", &self.coder.count())
             .field("confidence", &self.confidence)
             .field("len", &self.len())
             .finish()

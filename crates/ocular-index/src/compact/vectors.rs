@@ -1,4 +1,4 @@
-//! The full-precision side of the compact index: every row's unit vector as f16, in a file
+//! The full-precision side of the compact index: every row's unit vector as f32, in a file
 //! that is written with `pwrite` and read through a read-only memory map.
 //!
 //! Why a mapped file and not the heap: rescoring reads a few dozen to a few thousand rows per
@@ -14,7 +14,6 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use half::f16;
 use memmap2::Mmap;
 
 /// Rows the file grows by at least (its length doubles beyond that).
@@ -48,11 +47,11 @@ impl VectorFile {
     }
 
     /// Writes `row`'s vector, growing the file (and re-mapping it) when needed.
-    pub(crate) fn write(&mut self, row: usize, vector: &[f16]) -> std::io::Result<()> {
+    pub(crate) fn write(&mut self, row: usize, vector: &[f32]) -> std::io::Result<()> {
         debug_assert_eq!(vector.len(), self.dim);
         if row >= self.capacity {
             let capacity = (row + 1).max(self.capacity * 2).max(MIN_ROWS);
-            self.file.set_len((capacity * self.dim * 2) as u64)?;
+            self.file.set_len((capacity * self.dim * 4) as u64)?;
             // SAFETY: the file is unlinked and owned by this struct, so nothing outside it
             // changes the bytes; this struct only writes while `&mut self` is held, i.e. while
             // no slice returned by `row` is alive, and never shrinks the file below the map.
@@ -60,32 +59,32 @@ impl VectorFile {
             self.capacity = capacity;
         }
         let bytes: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.file.write_all_at(&bytes, (row * self.dim * 2) as u64)
+        self.file.write_all_at(&bytes, (row * self.dim * 4) as u64)
     }
 
     /// Copies row `from` to row `to` (used when the last row fills a removed one).
     pub(crate) fn copy(&mut self, from: usize, to: usize) -> std::io::Result<()> {
-        let vector = self.row(from).map(<[f16]>::to_vec);
+        let vector = self.row(from).map(<[f32]>::to_vec);
         match vector {
             Some(v) => self.write(to, &v),
             None => Ok(()),
         }
     }
 
-    /// The f16 vector of `row`, if written.
-    pub(crate) fn row(&self, row: usize) -> Option<&[f16]> {
+    /// The vector of `row`, if written.
+    pub(crate) fn row(&self, row: usize) -> Option<&[f32]> {
         let map = self.map.as_ref()?;
-        let bytes = map.get(row * self.dim * 2..(row + 1) * self.dim * 2)?;
-        // The map is page-aligned and every row starts at an even offset, so the cast cannot
-        // fail; `align_to` checks anyway and an empty result reads as "not written".
-        // SAFETY: every bit pattern is a valid f16.
-        let (head, halves, tail) = unsafe { bytes.align_to::<f16>() };
-        (head.is_empty() && tail.is_empty()).then_some(halves)
+        let bytes = map.get(row * self.dim * 4..(row + 1) * self.dim * 4)?;
+        // The map is page-aligned and every row starts at a multiple of 4 bytes, so the cast
+        // cannot fail; `align_to` checks anyway and a misaligned result reads as "not written".
+        // SAFETY: every bit pattern is a valid f32.
+        let (head, floats, tail) = unsafe { bytes.align_to::<f32>() };
+        (head.is_empty() && tail.is_empty()).then_some(floats)
     }
 
     /// Bytes of the file (page cache, not anonymous memory).
     pub(crate) fn file_bytes(&self) -> usize {
-        self.capacity * self.dim * 2
+        self.capacity * self.dim * 4
     }
 }
 
@@ -98,7 +97,7 @@ mod tests {
         let dir = std::env::temp_dir();
         let mut file = VectorFile::create(&dir, 3).unwrap();
         assert!(file.row(0).is_none());
-        let v = |i: usize| [f16::from_f32(i as f32), f16::from_f32(-0.5), f16::from_f32(0.25 * i as f32)];
+        let v = |i: usize| [i as f32, -0.5, 0.25 * i as f32];
         for i in 0..3000 {
             file.write(i, &v(i)).unwrap();
         }
