@@ -24,9 +24,10 @@ pub(crate) struct Projection {
 }
 
 impl Projection {
-    /// `bits` must be at most `dim` rounded up to a power of two (checked by the caller).
+    /// `bits` must be a power of two or at most `dim` rounded up to one (checked by the
+    /// caller); a small `dim` is zero-padded up to `bits`.
     pub(crate) fn new(dim: usize, bits: usize, seed: u64) -> Self {
-        let padded = dim.next_power_of_two();
+        let padded = dim.next_power_of_two().max(bits.next_power_of_two());
         let mut state = seed;
         let mut sign = || {
             // SplitMix64: a fixed seed gives the same projection in every process.
