@@ -29,7 +29,7 @@ fn server() -> &'static Result<String, String> {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pg-test-server.sh");
         match std::process::Command::new("bash").arg(script).arg("url").output() {
             Ok(out) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout).trim().to_string()),
-            _ => Err("no PostgreSQL: set OCULAR_TEST_DATABASE_URL or run scripts/pg-test-server.sh start".into()),
+            _ => Err("no PostgreSQL for the storage suite".into()),
         }
     })
 }
