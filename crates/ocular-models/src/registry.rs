@@ -26,6 +26,7 @@ use crate::error::ModelError;
 use crate::fixture::FixtureModel;
 use crate::image_classifier::ImageClassifier;
 use crate::runtime::OrtRuntime;
+use crate::self_check;
 use crate::session::SessionOptions;
 use crate::skin::SkinModel;
 use crate::text_encoder::TextEncoder;
@@ -99,19 +100,123 @@ impl Default for Precisions {
     }
 }
 
-/// The manifest at `precision`, or the float one (with a warning) when that graph is missing.
-fn at_precision(manifest: Manifest, precision: Precision) -> Manifest {
-    match manifest.at_precision(precision) {
-        Some(m) => m,
-        None => {
-            tracing::warn!(
-                model.name = %manifest.name,
-                precision = precision.as_str(),
-                "graph not installed (run `ocular models fetch`); using fp32"
+/// An int8 graph that did not pass its self-check on this CPU (or could not run it): the
+/// float graph serves instead. Reported in the log and in `/health?verbose=1`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PrecisionFallback {
+    pub model: String,
+    pub requested: &'static str,
+    pub serving: &'static str,
+    pub reason: String,
+}
+
+/// Self-check verdicts by graph path: discovery may run twice per process
+/// (`ocular_server::search_models::leave_out_unused`), the check once.
+static VERDICTS: std::sync::LazyLock<Mutex<std::collections::HashMap<PathBuf, Result<self_check::Verdict, String>>>> =
+    std::sync::LazyLock::new(Default::default);
+
+fn verdict(
+    dir: &Path,
+    view: &Manifest,
+    check: &ocular_core::manifest::SelfCheck,
+    options: &RegistryOptions,
+) -> Result<self_check::Verdict, String> {
+    let key = dir.join(&view.onnx);
+    if let Some(v) = VERDICTS.lock().get(&key) {
+        return v.clone();
+    }
+    let v = OrtRuntime::get_or_init(options.ort_library.as_deref(), &options.models_dir)
+        .map_err(|e| error_chain(&e))
+        .and_then(|rt| self_check::run(rt, dir, view, check, options.session).map_err(|e| error_chain(&e)));
+    crate::session::release_free_memory();
+    VERDICTS.lock().insert(key, v.clone());
+    v
+}
+
+/// Whether ONNX Runtime's u8 × s8 kernels accumulate exactly here (AVX-512 VNNI or AVX-VNNI).
+fn cpu_has_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512vnni") || std::arch::is_x86_feature_detected!("avxvnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The manifest at `precision`: the variant's view when it is installed and passes its
+/// self-check on this CPU, else the float one (with a warning, and a [`PrecisionFallback`]
+/// when the variant exists but failed).
+fn at_precision(
+    dir: &Path,
+    manifest: Manifest,
+    precision: Precision,
+    options: &RegistryOptions,
+    fallbacks: &mut Vec<PrecisionFallback>,
+) -> Manifest {
+    let Some(view) = manifest.at_precision(precision) else {
+        tracing::warn!(
+            model.name = %manifest.name,
+            precision = precision.as_str(),
+            "graph not installed (run `ocular models fetch`); using fp32"
+        );
+        return manifest;
+    };
+    if precision == Precision::Fp32 {
+        return view;
+    }
+    let Some(variant) = manifest.variants().into_iter().find(|v| v.precision == precision) else { return view };
+    // The VNNI graph computes the same integers as the portable one, faster, where the CPU
+    // accumulates u8 × s8 products in int32; elsewhere only the portable one is exact.
+    let mut candidates = Vec::new();
+    if let Some(vnni) = variant.vnni_onnx.as_ref().filter(|f| cpu_has_vnni() && dir.join(f).is_file()) {
+        candidates.push(Manifest { onnx: vnni.clone(), ..view.clone() });
+    }
+    candidates.push(view);
+    let mut reasons = Vec::new();
+    for candidate in candidates {
+        let Some(check) = &variant.self_check else {
+            reasons.push(
+                "the manifest stores no self-check for it (installed by an older `ocular models fetch`; fetch again)"
+                    .to_string(),
             );
-            manifest
+            break;
+        };
+        match verdict(dir, &candidate, check, options) {
+            Ok(v) if v.passed => {
+                tracing::info!(
+                    model.name = %manifest.name,
+                    model.onnx = %candidate.onnx,
+                    result = %v.describe(),
+                    "int8 self-check passed"
+                );
+                return candidate;
+            }
+            Ok(v) => reasons.push(format!(
+                "{}: outputs on this CPU out of tolerance ({}; allowed: min cosine {}, max |dp| {}, no top-class change)",
+                candidate.onnx,
+                v.describe(),
+                check.min_cosine,
+                check.max_abs_diff
+            )),
+            Err(e) => reasons.push(format!("{}: the self-check could not run: {e}", candidate.onnx)),
         }
     }
+    let reason = reasons.join("; ");
+    tracing::warn!(
+        model.name = %manifest.name,
+        requested = precision.as_str(),
+        reason = %reason,
+        "int8 graph not used; serving fp32"
+    );
+    fallbacks.push(PrecisionFallback {
+        model: manifest.name.clone(),
+        requested: precision.as_str(),
+        serving: Precision::Fp32.as_str(),
+        reason,
+    });
+    manifest
 }
 
 #[derive(Debug, Default)]
@@ -265,16 +370,21 @@ pub struct Registry {
     /// CLIP towers, each loadable alone (image-only search needs no text tower).
     pub clip_image: Option<Arc<Slot<ClipImageEncoder>>>,
     pub clip_text: Option<Arc<Slot<ClipTextEncoder>>>,
+    /// Quantised graphs configured but not served on this CPU (see [`PrecisionFallback`]).
+    pub fallbacks: Vec<PrecisionFallback>,
 }
 
 impl Registry {
-    /// Reads every `*/manifest.json` under the models directory. Loads nothing. Uses the
-    /// default [`Precisions`].
+    /// Reads every `*/manifest.json` under the models directory. Loads nothing (the default
+    /// [`Precisions`] are fp32, so no self-check runs either).
     pub fn discover(options: RegistryOptions) -> Result<Self, ModelError> {
         Self::discover_with(options, Precisions::default())
     }
 
-    /// [`Registry::discover`] with explicit precisions.
+    /// [`Registry::discover`] with explicit precisions. An int8 precision runs that graph's
+    /// self-check once per process (a short session of its own, `crate::self_check`) and
+    /// falls back to fp32 when it fails: the slot, and the model id its vectors carry, are
+    /// the float graph's from the start, so a catalog never mixes the two.
     pub fn discover_with(options: RegistryOptions, precisions: Precisions) -> Result<Self, ModelError> {
         let options = Arc::new(options);
         let mut registry = Registry::default();
@@ -295,8 +405,12 @@ impl Registry {
                 continue;
             }
             let manifest = match manifest.kind {
-                ModelKind::SkinClassifier => at_precision(manifest, precisions.skin),
-                ModelKind::ImageClassifier => at_precision(manifest, precisions.image),
+                ModelKind::SkinClassifier => {
+                    at_precision(&dir, manifest, precisions.skin, &options, &mut registry.fallbacks)
+                }
+                ModelKind::ImageClassifier => {
+                    at_precision(&dir, manifest, precisions.image, &options, &mut registry.fallbacks)
+                }
                 _ => manifest,
             };
             registry.add(dir, manifest, &options);
