@@ -154,6 +154,7 @@ fn at_precision(
     precision: Precision,
     options: &RegistryOptions,
     fallbacks: &mut Vec<PrecisionFallback>,
+    warnings: &mut Vec<String>,
 ) -> Manifest {
     let Some(view) = manifest.at_precision(precision) else {
         tracing::warn!(
@@ -185,6 +186,17 @@ fn at_precision(
         };
         match verdict(dir, &candidate, check, options) {
             Ok(v) if v.passed => {
+                // Exact here, but is it accurate enough? `ocular models fetch` gated it on
+                // held-out images; serving one that failed is the operator's choice, said aloud.
+                let gate = &variant.accuracy["gate"];
+                if gate["passed"] == serde_json::Value::Bool(false) {
+                    let warning = format!(
+                        "{} int8 failed its accuracy gate at install ({}; measured {}): served because it was configured",
+                        manifest.name, gate["criteria"], gate["measured"]
+                    );
+                    tracing::warn!(model.name = %manifest.name, "{warning}");
+                    warnings.push(warning);
+                }
                 tracing::info!(
                     model.name = %manifest.name,
                     model.onnx = %candidate.onnx,
@@ -372,6 +384,8 @@ pub struct Registry {
     pub clip_text: Option<Arc<Slot<ClipTextEncoder>>>,
     /// Quantised graphs configured but not served on this CPU (see [`PrecisionFallback`]).
     pub fallbacks: Vec<PrecisionFallback>,
+    /// Quantised graphs served although they failed their accuracy gate at install.
+    pub warnings: Vec<String>,
 }
 
 impl Registry {
@@ -405,12 +419,22 @@ impl Registry {
                 continue;
             }
             let manifest = match manifest.kind {
-                ModelKind::SkinClassifier => {
-                    at_precision(&dir, manifest, precisions.skin, &options, &mut registry.fallbacks)
-                }
-                ModelKind::ImageClassifier => {
-                    at_precision(&dir, manifest, precisions.image, &options, &mut registry.fallbacks)
-                }
+                ModelKind::SkinClassifier => at_precision(
+                    &dir,
+                    manifest,
+                    precisions.skin,
+                    &options,
+                    &mut registry.fallbacks,
+                    &mut registry.warnings,
+                ),
+                ModelKind::ImageClassifier => at_precision(
+                    &dir,
+                    manifest,
+                    precisions.image,
+                    &options,
+                    &mut registry.fallbacks,
+                    &mut registry.warnings,
+                ),
                 _ => manifest,
             };
             registry.add(dir, manifest, &options);

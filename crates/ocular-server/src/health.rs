@@ -35,6 +35,7 @@ fn body(state: &AppState, verbose: bool) -> (bool, Value) {
         v["models"] = json!(state.registry.statuses());
         // int8 graphs configured but not served because they failed their self-check here.
         v["precision_fallbacks"] = json!(state.registry.fallbacks);
+        v["precision_warnings"] = json!(state.registry.warnings);
         v["memory"] = json!(memory::usage());
         // Admission's view: the limit and where it came from (config, cgroup, none), what running
         // requests have reserved, RSS now, and the baseline requests are admitted against.
