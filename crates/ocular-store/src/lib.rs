@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod analyses;
+pub mod backup;
 pub mod catalog;
 pub mod error;
 pub mod imports;

@@ -43,6 +43,11 @@ enum Command {
     Search(commands::search::SearchArgs),
     /// Recompute stored vectors after a model change.
     Reindex(commands::reindex::ReindexArgs),
+    /// Write a consistent copy of the SQLite database (photos included) while serving. Never
+    /// loads a model.
+    Backup(commands::backup::BackupArgs),
+    /// Restore the SQLite database from a file written by `ocular backup`. Never loads a model.
+    Restore(commands::backup::RestoreArgs),
     /// Manage models: list what is installed.
     #[command(subcommand)]
     Models(commands::models::ModelsCommand),
@@ -73,6 +78,8 @@ fn main() -> std::process::ExitCode {
         Command::Search(args) => commands::search::run(&cli.config, args),
         Command::Reindex(args) => commands::reindex::run(&cli.config, args),
         Command::Analyze(args) => commands::analyze::run(&cli.config, args),
+        Command::Backup(args) => commands::backup::run_backup(&cli.config, args),
+        Command::Restore(args) => commands::backup::run_restore(&cli.config, args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

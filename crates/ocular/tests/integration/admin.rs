@@ -6,7 +6,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn ocular() -> Command {
+pub(crate) fn ocular() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ocular"));
     // Keep the developer's environment from leaking into the tests.
     for var in [
@@ -28,7 +28,7 @@ fn mkfifo(path: &std::path::Path) {
     assert!(status.success());
 }
 
-fn trapped_models_dir() -> tempfile::TempDir {
+pub(crate) fn trapped_models_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     let model = dir.path().join("fixture");
     std::fs::create_dir_all(&model).expect("mkdir");
@@ -41,7 +41,7 @@ fn trapped_models_dir() -> tempfile::TempDir {
 }
 
 /// Runs a command with a deadline; a hang means it opened a trapped file.
-fn run_bounded(mut cmd: Command) -> (bool, String, Duration) {
+pub(crate) fn run_bounded(mut cmd: Command) -> (bool, String, Duration) {
     let started = Instant::now();
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
     loop {

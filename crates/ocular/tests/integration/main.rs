@@ -2,6 +2,7 @@
 
 mod admin;
 mod architecture;
+mod backup;
 mod import_keras;
 mod replicas;
 mod search_cli;
