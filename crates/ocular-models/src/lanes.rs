@@ -74,6 +74,14 @@ pub struct LaneCounts {
 
 type Shared<J> = Arc<Mutex<Ticket<J>>>;
 
+/// Inference runs of every lane in the process, for "has the process been idle?" checks.
+static RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// How many batches all lanes of this process have run so far.
+pub fn inference_runs() -> u64 {
+    RUNS.load(Ordering::Relaxed)
+}
+
 pub struct Lane<R: Runner> {
     runner: Mutex<R>,
     queue: Mutex<VecDeque<Shared<R::Job>>>,
@@ -122,6 +130,7 @@ impl<R: Runner> Lane<R> {
                 *t.lock() = Ticket::Done(out);
             }
             self.stats.batches.fetch_add(1, Ordering::Relaxed);
+            RUNS.fetch_add(1, Ordering::Relaxed);
             self.stats.jobs.fetch_add(n as u64, Ordering::Relaxed);
             self.stats.largest.fetch_max(n, Ordering::Relaxed);
             drop(runner);

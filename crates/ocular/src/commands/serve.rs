@@ -23,6 +23,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         session: config.intra_threads.map_or_else(SessionOptions::default, |n| SessionOptions { intra_threads: n }),
         enabled: config.models.clone(),
     };
+    // One intra-op pool for every model: the process's thread budget (cores, or the cgroup's
+    // CPU quota, unless --intra-threads says otherwise).
+    ocular_models::runtime::share_threads(options.session.intra_threads);
+    ocular_server::memory::spawn_idle_trim().context("starting the idle-trim thread")?;
     let registry = search_models::discover(options, config.search_models, config.precisions())
         .context("reading model manifests")?;
     // A chosen search model that is not installed stops start-up (the default models being
