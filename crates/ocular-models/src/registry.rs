@@ -1,10 +1,16 @@
 //! The model registry: one [`Slot`] per configured model, each loaded at most once.
 //!
-//! A slot owns a single-flight cell (`tokio::sync::OnceCell`): however many requests ask for a
-//! model at once, exactly one load runs and everyone awaits it. A failed load leaves the cell
-//! empty, records the error and a back-off deadline, and the next request after the deadline
-//! tries again, so a transient failure (a model file still being written) heals itself and a
-//! permanent one costs one cheap error per request instead of a crash loop.
+//! A slot owns a single-flight cell (the loaded model behind a lock, loads serialised by an async
+//! mutex): however many requests ask for a model at once, exactly one load runs and everyone
+//! awaits it. A failed load leaves the cell empty, records the error and a back-off deadline,
+//! and the next request after the deadline tries again, so a transient failure (a model file
+//! still being written) heals itself and a permanent one costs one cheap error per request
+//! instead of a crash loop.
+//!
+//! Idle unload (`OCULAR_MODEL_IDLE_UNLOAD_S`, off by default, as immich's machine-learning
+//! service offers): a model no request has used for that long, and that no request holds right
+//! now, is dropped and its memory returned; the next request loads it again through the same
+//! single flight ([`Registry::unload_idle`]).
 //!
 //! Building a registry only reads `manifest.json` files; ONNX Runtime and model files are
 //! touched when a slot loads. Commands that never build a registry never load anything.
@@ -13,7 +19,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ocular_core::manifest::Precision;
@@ -39,6 +45,8 @@ pub enum ModelState {
     Loading,
     Ready,
     Failed,
+    /// Was ready, unloaded after being idle; loads again on the next request.
+    Unloaded,
 }
 
 /// What `/health?verbose=1` reports per model.
@@ -53,6 +61,8 @@ pub struct ModelStatus {
     pub load_ms: Option<u64>,
     pub error: Option<String>,
     pub loads: usize,
+    /// Times it was unloaded for being idle.
+    pub unloads: usize,
 }
 
 /// Everything a model needs to load itself.
@@ -245,9 +255,23 @@ pub struct Slot<T> {
     dir: PathBuf,
     manifest: Manifest,
     options: Arc<RegistryOptions>,
-    cell: tokio::sync::OnceCell<Arc<T>>,
+    current: Mutex<Option<Arc<T>>>,
+    loading: tokio::sync::Mutex<()>,
     status: Mutex<SlotStatus>,
     loads: AtomicUsize,
+    unloads: AtomicUsize,
+    /// When a request last got the model, in ms since [`epoch`].
+    last_used_ms: AtomicU64,
+}
+
+/// The process's reference instant for idle times.
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_ms() -> u64 {
+    epoch().elapsed().as_millis() as u64
 }
 
 /// Back-off after the n-th consecutive failure: 1 s, 2 s, 4 s ... capped at one minute.
@@ -261,9 +285,12 @@ impl<T: Loadable> Slot<T> {
             dir,
             manifest,
             options,
-            cell: tokio::sync::OnceCell::new(),
+            current: Mutex::new(None),
+            loading: tokio::sync::Mutex::new(()),
             status: Mutex::new(SlotStatus::default()),
             loads: AtomicUsize::new(0),
+            unloads: AtomicUsize::new(0),
+            last_used_ms: AtomicU64::new(now_ms()),
         }
     }
 
@@ -273,18 +300,53 @@ impl<T: Loadable> Slot<T> {
 
     /// The loaded model if it is ready; never starts a load.
     pub fn loaded(&self) -> Option<Arc<T>> {
-        self.cell.get().cloned()
+        self.current.lock().clone()
+    }
+
+    fn used(&self, m: Arc<T>) -> Arc<T> {
+        self.last_used_ms.store(now_ms(), Ordering::Relaxed);
+        m
     }
 
     /// The model, loading it first if needed (single-flight, with back-off after failures).
     pub async fn get(&self) -> Result<Arc<T>, ModelError> {
-        if let Some(m) = self.cell.get() {
-            return Ok(m.clone());
+        if let Some(m) = self.loaded() {
+            return Ok(self.used(m));
         }
         if let Some(err) = self.backing_off() {
             return Err(err);
         }
-        self.cell.get_or_try_init(|| self.load_now()).await.cloned()
+        let _flight = self.loading.lock().await;
+        // Loaded by the flight we waited behind, or failed there and backing off now.
+        if let Some(m) = self.loaded() {
+            return Ok(self.used(m));
+        }
+        if let Some(err) = self.backing_off() {
+            return Err(err);
+        }
+        let m = self.load_now().await?;
+        *self.current.lock() = Some(m.clone());
+        Ok(self.used(m))
+    }
+
+    /// Drops the model if no request has used it for `idle` and none holds it now (nor is one
+    /// loading it). True when it was unloaded.
+    pub fn unload_if_idle(&self, idle: Duration) -> bool {
+        let since = now_ms().saturating_sub(self.last_used_ms.load(Ordering::Relaxed));
+        if since < idle.as_millis() as u64 {
+            return false;
+        }
+        let Ok(_flight) = self.loading.try_lock() else { return false };
+        let mut current = self.current.lock();
+        // Held by a request (its Arc is out there): the memory would not be freed anyway.
+        if current.as_ref().is_none_or(|m| Arc::strong_count(m) != 1) {
+            return false;
+        }
+        *current = None;
+        self.unloads.fetch_add(1, Ordering::SeqCst);
+        self.status.lock().state = Some(ModelState::Unloaded);
+        tracing::info!(model.name = %self.manifest.name, idle_s = since / 1000, "model unloaded after being idle");
+        true
     }
 
     fn backing_off(&self) -> Option<ModelError> {
@@ -348,6 +410,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 /// Object-safe view of a slot for status listing and preloading.
 pub trait AnySlot: Send + Sync {
     fn status(&self) -> ModelStatus;
+    fn unload_if_idle(&self, idle: Duration) -> bool;
     fn preload(&self) -> Pin<Box<dyn Future<Output = Result<(), ModelError>> + Send + '_>>;
 }
 
@@ -363,11 +426,16 @@ impl<T: Loadable> AnySlot for Slot<T> {
             load_ms: st.load_ms,
             error: st.error.clone(),
             loads: self.loads.load(Ordering::SeqCst),
+            unloads: self.unloads.load(Ordering::SeqCst),
         }
     }
 
     fn preload(&self) -> Pin<Box<dyn Future<Output = Result<(), ModelError>> + Send + '_>> {
         Box::pin(async move { self.get().await.map(|_| ()) })
+    }
+
+    fn unload_if_idle(&self, idle: Duration) -> bool {
+        Slot::unload_if_idle(self, idle)
     }
 }
 
@@ -472,7 +540,19 @@ impl Registry {
 
     /// True when every configured model is loaded.
     pub fn all_ready(&self) -> bool {
-        self.slots.iter().all(|s| s.status().state == ModelState::Ready)
+        // An idle-unloaded model was ready and loads on demand: readiness does not flap.
+        self.slots.iter().all(|s| matches!(s.status().state, ModelState::Ready | ModelState::Unloaded))
+    }
+
+    /// Unloads every model idle for `idle` (see [`Slot::unload_if_idle`]) and returns the
+    /// freed heap to the operating system; returns the names unloaded.
+    pub fn unload_idle(&self, idle: Duration) -> Vec<String> {
+        let names: Vec<String> =
+            self.slots.iter().filter(|s| s.unload_if_idle(idle)).map(|s| s.status().name).collect();
+        if !names.is_empty() {
+            crate::session::release_free_memory();
+        }
+        names
     }
 
     /// Loads every model, one after the other; returns the errors (the process keeps running).

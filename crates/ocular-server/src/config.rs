@@ -82,6 +82,11 @@ pub struct Config {
     #[arg(long, env = "OCULAR_QUEUE_TIMEOUT_MS", default_value_t = 5000, global = true)]
     pub queue_timeout_ms: u64,
 
+    /// Unload a model no request has used for this many seconds (0: never); the next request
+    /// loads it again. Gives the memory of rarely used models back on small hosts.
+    #[arg(long, env = "OCULAR_MODEL_IDLE_UNLOAD_S", default_value_t = 0, global = true)]
+    pub model_idle_unload_s: u64,
+
     /// ONNX Runtime threads per inference (default: all cores).
     #[arg(long, env = "OCULAR_INTRA_THREADS", global = true)]
     pub intra_threads: Option<usize>,

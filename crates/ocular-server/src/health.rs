@@ -43,6 +43,8 @@ fn body(state: &AppState, verbose: bool) -> (bool, Value) {
         v["uptime_s"] = json!(state.started.elapsed().as_secs());
         v["version"] = json!(env!("CARGO_PKG_VERSION"));
         v["preload"] = json!(state.config.preload);
+        // 0: never; models unloaded after that many idle seconds show `unloaded`.
+        v["model_idle_unload_s"] = json!(state.config.model_idle_unload_s);
         v["storage"] = json!({ "backend": state.store.backend(), "schema_version": state.store.schema_version().ok() });
         v["admission"] = json!({
             "in_flight": state.admission.in_flight(), "max_concurrency": max_concurrency, "max_queue": max_queue,

@@ -28,7 +28,7 @@ pub mod names {
     pub const HTTP_REQUEST_DURATION_SECONDS: &str = "ocular_http_request_duration_seconds";
     /// Histogram: one model call's latency, by `model`.
     pub const MODEL_INFERENCE_DURATION_SECONDS: &str = "ocular_model_inference_duration_seconds";
-    /// Gauge: 0 not loaded, 1 loading, 2 ready, 3 failed, by `model`.
+    /// Gauge: 0 not loaded, 1 loading, 2 ready, 3 failed, 4 unloaded after being idle, by `model`.
     pub const MODEL_STATE: &str = "ocular_model_state";
     /// Gauge: the model's weight files, by `model`.
     pub const MODEL_WEIGHT_BYTES: &str = "ocular_model_weight_bytes";
@@ -79,7 +79,10 @@ fn describe() {
     describe_counter!(HTTP_REQUESTS_TOTAL, Unit::Count, "HTTP requests answered, by route template, method and status");
     describe_histogram!(HTTP_REQUEST_DURATION_SECONDS, Unit::Seconds, "HTTP request latency by route template");
     describe_histogram!(MODEL_INFERENCE_DURATION_SECONDS, Unit::Seconds, "Model call latency by model");
-    describe_gauge!(MODEL_STATE, "Model state: 0 not loaded, 1 loading, 2 ready, 3 failed");
+    describe_gauge!(
+        MODEL_STATE,
+        "Model state: 0 not loaded, 1 loading, 2 ready, 3 failed, 4 unloaded after being idle"
+    );
     describe_gauge!(MODEL_WEIGHT_BYTES, Unit::Bytes, "Size of the model's weight files");
     describe_gauge!(PROCESS_RESIDENT_MEMORY_BYTES, Unit::Bytes, "Resident set size of the process");
     describe_gauge!(INFERENCE_IN_FLIGHT, Unit::Count, "Inferences running now");
@@ -124,6 +127,7 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
             ocular_models::ModelState::Loading => 1.0,
             ocular_models::ModelState::Ready => 2.0,
             ocular_models::ModelState::Failed => 3.0,
+            ocular_models::ModelState::Unloaded => 4.0,
         };
         metrics::gauge!(names::MODEL_STATE, "model" => s.name.clone()).set(state_value);
         metrics::gauge!(names::MODEL_WEIGHT_BYTES, "model" => s.name).set(s.bytes as f64);

@@ -3,6 +3,8 @@
 //! The listener is bound before models load so `/health` answers at once (liveness) while
 //! `/health/ready` stays 503 until every enabled model is loaded and warmed (preload mode).
 
+use std::time::Duration;
+
 use anyhow::Context;
 use ocular_models::RegistryOptions;
 use ocular_models::session::SessionOptions;
@@ -62,5 +64,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         });
     }
     tokio::spawn(ocular_server::analyze::enforce_image_retention(state.clone()));
+    if state.config.model_idle_unload_s > 0 {
+        let (registry, idle) = (state.registry.clone(), Duration::from_secs(state.config.model_idle_unload_s));
+        tokio::spawn(async move {
+            // Checked a few times per idle period, so a model goes at most ~25 % late.
+            let mut tick = tokio::time::interval((idle / 4).clamp(Duration::from_secs(1), Duration::from_secs(60)));
+            loop {
+                tick.tick().await;
+                let unloaded = registry.unload_idle(idle);
+                if !unloaded.is_empty() {
+                    let rss = ocular_server::memory::usage().rss_bytes.unwrap_or(0);
+                    tracing::info!(models = ?unloaded, rss_bytes = rss, "idle models unloaded");
+                }
+            }
+        });
+    }
     ocular_server::serve(state, listener).await.context("serving HTTP")
 }
