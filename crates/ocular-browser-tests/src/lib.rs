@@ -8,3 +8,5 @@
 //! set (CI sets it), in which case they fail.
 
 #![forbid(unsafe_code)]
+// Outside tests a panic is a bug report, not error handling (docs/TESTING.md, Lint policy).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]

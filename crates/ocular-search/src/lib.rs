@@ -19,6 +19,8 @@
 //! admission, the CLI on its main thread.
 
 #![forbid(unsafe_code)]
+// Outside tests a panic is a bug report, not error handling (docs/TESTING.md, Lint policy).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod catalog;
 pub mod embed;

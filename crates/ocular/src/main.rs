@@ -3,6 +3,8 @@
 //! touch ONNX Runtime or a model file.
 
 #![forbid(unsafe_code)]
+// Outside tests a panic is a bug report, not error handling (docs/TESTING.md, Lint policy).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod commands;
 
