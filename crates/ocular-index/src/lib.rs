@@ -24,6 +24,9 @@
 //! # Ok::<(), ocular_index::IndexError>(())
 //! ```
 
+// Outside tests a panic is a bug report, not error handling (docs/TESTING.md, Lint policy).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod compact;
 mod error;
 pub mod kernel;

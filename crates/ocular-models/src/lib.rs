@@ -5,6 +5,9 @@
 //! never asks for a model (`ocular migrate`), is impossible by construction rather than
 //! prevented by flags and locks as in the services ocular replaces.
 
+// Outside tests a panic is a bug report, not error handling (docs/TESTING.md, Lint policy).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod admission;
 pub mod analysis;
 pub mod budget;

@@ -3,6 +3,9 @@
 //! Handlers translate requests into calls on models and storage and results into responses;
 //! they hold no model or storage logic themselves.
 
+// Outside tests a panic is a bug report, not error handling (docs/TESTING.md, Lint policy).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod analyze;
 pub mod config;
 pub mod cors;

@@ -18,6 +18,8 @@
 //! docs/TESTING.md lists what each crate's tests need.
 
 #![forbid(unsafe_code)]
+// Outside tests a panic is a bug report, not error handling (docs/TESTING.md, Lint policy).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::collections::HashSet;
 use std::fmt::Display;
