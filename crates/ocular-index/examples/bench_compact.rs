@@ -8,8 +8,8 @@
 //!
 //! Per catalog and size: the index is built row by row while an exact top 10 (and an exact
 //! filtered top 10, every tenth id) is kept for every query; then each query is searched once
-//! (after one warm-up pass) on one thread. Options: `--z=3.5` (confidence), `--centroids=64`,
-//! `--sample=8192` (rows k-means trains on), `--bits=` (code bits; default per dimension),
+//! (after one warm-up pass) on one thread. Options: `--z=2.5` (confidence; a list sweeps it), `--centroids=32`,
+//! `--sample=2048` (rows k-means trains on), `--bits=` (code bits; default per dimension),
 //! `--dir=` (where the vector file lives; the system's temporary directory by default).
 
 #[path = "../tests/integration/catalogs.rs"]
@@ -43,9 +43,9 @@ fn options() -> Options {
             .map(String::from)
             .to_vec(),
         bits: Vec::new(),
-        z: vec![3.5],
-        centroids: 64,
-        sample: 8192,
+        z: vec![2.5],
+        centroids: 32,
+        sample: 2048,
         dir: None,
     };
     for arg in std::env::args().skip(1) {

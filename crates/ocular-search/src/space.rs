@@ -9,8 +9,8 @@
 //! The loader and writers take the same lock around each index operation, so for any key
 //! the index ends with whichever happened last.
 //!
-//! By default ([`Precision::Compact`]) a space keeps one-bit codes in anonymous memory (80 B
-//! per product for `image`, 48 B per 384-d space, with ids) and its f32 vectors in a mapped,
+//! By default ([`Precision::Compact`]) a space keeps one-bit codes in anonymous memory (71 B
+//! per product for `image`, 39 B per 384-d space, ids included) and its f32 vectors in a mapped,
 //! unlinked file in the temporary directory (`TMPDIR`; page cache the kernel can reclaim),
 //! from which every search rescores the rows that may still rank: see `ocular_index::compact`
 //! for the recall this keeps (measured, not proven). Codes are relative to k-means centroids

@@ -1,37 +1,41 @@
 //! [`CompactIndex`]: a catalog of a million products inside a 512 MB host. One-bit codes of a
-//! centred random projection stay in anonymous memory; the full vectors (f16) live in a
+//! centred random projection stay in anonymous memory; the full vectors (f32) live in a
 //! memory-mapped file that the kernel may page out; a search scans the codes, keeps every row
-//! that may still rank, and rescores that shortlist from the file.
+//! that may still rank, and rescores those rows from the file.
 //!
-//! Why not [`crate::QuantizedIndex`] at this size: its int8 codes are `d` bytes per vector, 2 KiB
-//! per product for the three spaces (1280 + 384 + 384 dimensions), so a million products need
-//! 2 GB of heap before any model is loaded. Here a product costs `bits/8 + 12` bytes per space
-//! (codes, two f16s, a u32 id and a u32 in the id table): 76 B for a 512-bit image space and
-//! 44 B for each 256-bit text space, see [`CompactIndex::memory_bytes`].
+//! Why not [`crate::QuantizedIndex`] at this size: its int8 codes are `d` bytes per vector,
+//! 2 KiB per product for the three spaces (1280 + 384 + 384 dimensions), so a million products
+//! need 2 GB of heap before any model is loaded. Here a row costs `bits/8 + 15` bytes of
+//! anonymous memory (codes; centroid index, 1 B; three f16: factor, offset, σ; u32 id; u32 in
+//! the dense id table), see [`CompactIndex::memory_bytes`]: by default 71 B for a 448-bit
+//! `image` row and 39 B for a 192-bit 384-d row, 149 B per product for the three spaces.
 //!
 //! # What a search guarantees
 //!
-//! The scan estimates every row's cosine from its code (see `codes.rs` for RaBitQ's estimator)
-//! together with a standard deviation `σ` of the estimate, and treats
-//! `[estimate − z·σ, estimate + z·σ]` as the row's score interval (`z` is
-//! [`CompactConfig::confidence`]). It keeps every row passing the filter whose upper end
-//! reaches the k-th best lower end: the same band argument as the int8 index's
-//! (`search.rs`), so *if every interval holds*, the shortlist contains the exact top k. The
-//! shortlist is then rescored from the f16 copies, best upper end first, stopping as soon as
-//! no remaining upper end reaches the k-th best rescored score.
+//! The scan estimates every row's cosine from its code (see [`codes`] for RaBitQ's estimator
+//! and its error) together with a standard deviation `σ` of the estimate, and treats
+//! `estimate ± z·σ` as the row's score interval (`z` is [`CompactConfig::confidence`]). It keeps
+//! every row passing the filter whose upper end reaches the k-th best lower end: the band
+//! argument of the int8 index (`search.rs`), so *if every interval holds*, the kept rows contain
+//! the exact top k. They are rescored from the f32 copies, best upper end first, stopping as
+//! soon as no remaining upper end reaches the k-th best rescored score, so the rows read from
+//! the file are usually far fewer than the rows kept.
 //!
-//! Unlike the int8 bound, these intervals are statistical: the estimator's error is close to
-//! normal over the random rotation, not bounded, so an interval fails with a probability of
-//! about `2·Φ(−z)` per row. That is why the result is **recall measured, not exactness**:
-//! `examples/bench_compact.rs` measures recall@10 against an exact f32 scan on a bench-like
-//! and on a clustered near-duplicate catalog at 10k–1M rows, and the integration test
-//! `compact` holds recall ≥ 0.98 at a small size. Scores returned are cosines of the f16
-//! copies: within 2⁻¹¹ of the f32 cosine. Larger `z` trades rescoring work for recall;
-//! on near-duplicates the shortlist grows by itself, instead of silently missing rows the
-//! way a fixed `k × oversample` shortlist does.
+//! Unlike the int8 bound, these intervals are statistical: over the random rotation the
+//! estimator's error is close to normal, not bounded, so an interval fails with a probability
+//! of about `2·Φ(−z)` per row (1.2 % at the default `z = 2.5`; a failure only matters for a row
+//! that would rank and whose estimate fell that far). Hence the result is **recall measured,
+//! not exactness**: `examples/bench_compact.rs` measures recall@10 against an exact f32 scan on
+//! a bench-like and a clustered near-duplicate catalog at 10k–1M rows (1.0 at every size, see
+//! docs/BENCHMARKS.md), and the integration test `compact` holds recall ≥ 0.98 at 2000 rows.
+//! Scores returned are exact f32 cosines of the stored vectors. The kept set adapts to the
+//! data: rows that codes cannot tell apart (near-duplicates, a product photographed
+//! thousands of times with noise) are all kept and rescored, instead of being silently cut
+//! the way a fixed `k × oversample` shortlist is; the price is rescoring work, measured in the
+//! benchmark.
 //!
 //! Filters run inside the scan, only on rows whose interval still reaches the band, so a
-//! filter never empties a page that enough rows pass.
+//! filtered page still fills when enough rows pass.
 //!
 //! Ids are below 2³² and addressed through a dense table (`id / id_stride`), 4 bytes per id
 //! up to the largest one: made for database keys that count up, as ocular's do.
@@ -40,9 +44,11 @@ pub(crate) mod codes;
 mod projection;
 mod vectors;
 
+use std::collections::BinaryHeap;
 use std::path::PathBuf;
 
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 use parking_lot::RwLock;
 
 use crate::quantize::normalized;
@@ -56,6 +62,9 @@ use vectors::VectorFile;
 /// Rows per segment: segments are allocated whole, so growth never copies codes and never
 /// leaves more than one segment of slack.
 const SEGMENT_ROWS: usize = 4096;
+
+/// Rows whose f16 columns are widened together during a scan.
+const BLOCK: usize = 256;
 
 /// No row in this table slot.
 const EMPTY: u32 = u32::MAX;
@@ -83,10 +92,11 @@ pub struct CompactConfig {
 }
 
 impl CompactConfig {
-    /// Defaults measured by `examples/bench_compact.rs`: 512 bits above 512 dimensions, 256
-    /// up to 512, `z = 2.5`; the vector file in the system's temporary directory.
+    /// Defaults measured by `examples/bench_compact.rs` and sized so that ocular's three spaces
+    /// (1280 + 384 + 384 dimensions) take 149 B per product: 448 bits above 512 dimensions,
+    /// 192 up to 512, `z = 2.5`; the vector file in the system's temporary directory.
     pub fn new(dim: usize) -> Self {
-        let bits = if dim > 512 { 512 } else { 256 }.min(dim.next_power_of_two().max(64));
+        let bits = if dim > 512 { 448 } else { 192 }.min(dim.next_power_of_two().max(64));
         Self {
             dim,
             bits,
@@ -362,34 +372,46 @@ impl CompactIndex {
         }
         let mut band = IntervalBand::new(k);
         let b = rows.code_bytes;
+        // The f16 columns are widened a block at a time (F16C where the CPU has it): per row,
+        // software conversion would cost as much as the code's table reads.
+        let (mut factors, mut offsets, mut sigmas) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
         for (seg_index, seg) in rows.segments.iter().enumerate() {
-            let first = seg_index * SEGMENT_ROWS;
-            for (row, code) in seg.codes.chunks_exact(b).enumerate() {
-                let j = seg.centroids[row] as usize;
-                let offset = seg.offsets[row].to_f32();
-                let estimate = tables.shared[j] + offset + seg.factors[row].to_f32() * tables.signed_dot(code);
-                let margin = z * seg.sigmas[row].to_f32() * tables.distance[j] + F16_ROUNDING * offset.abs();
-                if estimate + margin < band.floor {
-                    continue;
-                }
-                let id = seg.ids[row];
-                if filter.is_none_or(|f| f(u64::from(id))) {
-                    band.push(Candidate {
-                        lower: estimate - margin,
-                        upper: estimate + margin,
-                        id,
-                        slot: (first + row) as u32,
-                    });
+            for start in (0..seg.ids.len()).step_by(BLOCK) {
+                let n = BLOCK.min(seg.ids.len() - start);
+                let range = start..start + n;
+                seg.factors[range.clone()].convert_to_f32_slice(&mut factors[..n]);
+                seg.offsets[range.clone()].convert_to_f32_slice(&mut offsets[..n]);
+                seg.sigmas[range].convert_to_f32_slice(&mut sigmas[..n]);
+                let codes = seg.codes[start * b..(start + n) * b].chunks_exact(b);
+                for (i, code) in codes.enumerate() {
+                    let row = start + i;
+                    let j = seg.centroids[row] as usize;
+                    let estimate = tables.shared[j] + offsets[i] + factors[i] * tables.signed_dot(code);
+                    let margin = z * sigmas[i] * tables.distance[j] + F16_ROUNDING * offsets[i].abs();
+                    if estimate + margin < band.floor {
+                        continue;
+                    }
+                    let id = seg.ids[row];
+                    if filter.is_none_or(|f| f(u64::from(id))) {
+                        band.push(Candidate {
+                            lower: estimate - margin,
+                            upper: estimate + margin,
+                            id,
+                            slot: (seg_index * SEGMENT_ROWS + row) as u32,
+                        });
+                    }
                 }
             }
             stats.scanned += seg.ids.len();
         }
-        let mut shortlist = band.finish();
-        stats.shortlisted = shortlist.len();
-        shortlist.sort_unstable_by(|a, b| b.upper.total_cmp(&a.upper));
+        let kept = band.finish();
+        stats.shortlisted = kept.len();
+        // A heap, not a sort: building it is linear, and the loop usually stops after a small
+        // fraction of the kept rows.
+        let mut by_upper: BinaryHeap<ByUpper> = kept.into_iter().map(ByUpper).collect();
         let mut kth = KthBest::new(k);
-        let mut scored: Vec<Hit> = Vec::with_capacity(shortlist.len().min(4 * k));
-        for c in shortlist {
+        let mut scored: Vec<Hit> = Vec::with_capacity(by_upper.len().min(4 * k));
+        while let Some(ByUpper(c)) = by_upper.pop() {
             if kth.get().is_some_and(|t| c.upper < t) {
                 break;
             }
@@ -414,6 +436,29 @@ impl CompactIndex {
     fn index_of(&self, id: u64) -> Result<(u32, usize), IndexError> {
         let small = u32::try_from(id).map_err(|_| IndexError::IdOutOfRange { id })?;
         Ok((small, (id / self.stride) as usize))
+    }
+}
+
+/// Orders candidates by upper end, for a max-heap.
+struct ByUpper(Candidate);
+
+impl PartialEq for ByUpper {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for ByUpper {}
+
+impl PartialOrd for ByUpper {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ByUpper {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.upper.total_cmp(&other.0.upper)
     }
 }
 
