@@ -12,7 +12,7 @@ Developer script (CI never runs Python). Writes `fixtures/keras/sklesion/`:
 
 Usage (venv outside the repository, see scripts/keras_fixtures.py):
     /tmp/venv-keras/bin/python scripts/keras_sklesion_reference.py \
-        [--model /tmp/wheels/x/sklesion/model.keras] [--photos DIR_WITH_SKIMAGE_PNGS]
+        [--model models/.cache/src/sklesion/model.keras] [--photos models/photos]
 """
 
 import argparse
@@ -88,8 +88,8 @@ def gradcam(model, feature_model, image, meta_vec, klass):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--model", default=os.environ.get("OCULAR_SKLESION_KERAS", "/tmp/wheels/x/sklesion/model.keras"))
-    p.add_argument("--photos", default="/tmp/wheels/x/skimage/data")
+    p.add_argument("--model", default=os.environ.get("OCULAR_SKLESION_KERAS", "models/.cache/src/sklesion/model.keras"))
+    p.add_argument("--photos", default="models/photos")
     args = p.parse_args()
     os.makedirs(OUT, exist_ok=True)
 
