@@ -68,6 +68,7 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::from(2);
     }
     init_logging(&cli.config);
+    warn_about_mongo_uri();
     let result = match cli.command {
         Command::Serve => commands::serve::run(cli.config),
         Command::Migrate => commands::migrate::run(&cli.config),
@@ -89,6 +90,18 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// The product-search service ocular replaces read its catalog from MongoDB (`MONGO_URI`).
+/// ocular stores the catalog itself; say so instead of ignoring the variable silently.
+fn warn_about_mongo_uri() {
+    if std::env::var_os("MONGO_URI").is_some_and(|v| !v.is_empty()) {
+        tracing::warn!(
+            "MONGO_URI is set, but ocular does not read MongoDB: export the collection \
+             (`mongoexport --uri \"$MONGO_URI\" --collection products --out products.json`) and load it \
+             with `ocular import products.json --format mongo` (resumable; run it again to sync)"
+        );
     }
 }
 

@@ -17,6 +17,7 @@ pub(crate) fn ocular() -> Command {
         "ORT_DYLIB_PATH",
         "OCULAR_ORT_LIBRARY",
         "PORT",
+        "MONGO_URI",
     ] {
         c.env_remove(var);
     }
@@ -126,4 +127,14 @@ fn help_documents_every_environment_variable() {
     ] {
         assert!(out.contains(var), "--help lacks {var}");
     }
+}
+
+#[test]
+fn a_mongo_uri_from_the_old_service_gets_a_clear_message() {
+    let models = trapped_models_dir();
+    let mut c = ocular();
+    c.env("OCULAR_MODELS_DIR", models.path()).env("MONGO_URI", "mongodb://db:27017/shop").arg("config");
+    let (ok, out, _) = run_bounded(c);
+    assert!(ok, "{out}");
+    assert!(out.contains("MONGO_URI is set") && out.contains("mongoexport") && out.contains("ocular import"), "{out}");
 }
