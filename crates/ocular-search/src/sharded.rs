@@ -80,7 +80,35 @@ impl ShardedIndex {
 
     /// The `k` best hits over all shards, best first, ties to the smaller id.
     pub fn search(&self, query: &[f32], k: usize, filter: Option<SyncFilter<'_>>) -> Result<Vec<Hit>, IndexError> {
-        let one = |shard: &Shard| shard.index().search(query, k, filter.map(|f| f as &dyn Fn(u64) -> bool));
+        self.search_inner(query, k, filter, None)
+    }
+
+    /// Like [`Self::search`], but compact shards rescore at most `max_rescored` rows each (see
+    /// `CompactIndex::search_bounded`); int8 shards search as usual.
+    pub fn search_bounded(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<SyncFilter<'_>>,
+        max_rescored: usize,
+    ) -> Result<Vec<Hit>, IndexError> {
+        self.search_inner(query, k, filter, Some(max_rescored))
+    }
+
+    fn search_inner(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<SyncFilter<'_>>,
+        max_rescored: Option<usize>,
+    ) -> Result<Vec<Hit>, IndexError> {
+        let one = |shard: &Shard| {
+            let filter = filter.map(|f| f as &dyn Fn(u64) -> bool);
+            match (shard, max_rescored) {
+                (Shard::Compact(c), Some(max)) => c.search_bounded(query, k, filter, max).map(|(hits, _)| hits),
+                _ => shard.index().search(query, k, filter),
+            }
+        };
         let (first, rest) = self.shards.split_first().ok_or(IndexError::InvalidConfig("no shards"))?;
         if rest.is_empty() {
             return one(first);

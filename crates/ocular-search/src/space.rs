@@ -315,7 +315,8 @@ impl SpaceIndex {
     }
 
     /// The `k` best hits by the in-memory scores alone: int8 cosines (within about 0.01 of
-    /// the exact value) under [`Precision::Store`], rescored ones under the others. For
+    /// the exact value) under [`Precision::Store`], exact under [`Precision::F16`], and under
+    /// [`Precision::Compact`] exact for the `4k + 16` rows rescored, estimates below them. For
     /// rankings that are fused by rank, where a database round trip per candidate buys nothing.
     pub fn search_fast(
         &self,
@@ -328,7 +329,9 @@ impl SpaceIndex {
             return self.search_pg(pg, query, k, filter);
         }
         let index = self.index.read().clone();
-        Ok(index.search(query, k, filter)?)
+        // Compact spaces rescore no more than the int8 shortlist would (`4k + 16`): on
+        // structureless vectors their band covers most of the catalog.
+        Ok(index.search_bounded(query, k, filter, shortlist(k))?)
     }
 
     /// pgvector search; its scores are exact cosines of the stored f32 vectors.

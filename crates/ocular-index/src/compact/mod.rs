@@ -362,6 +362,31 @@ impl CompactIndex {
         filter: Option<Filter<'_>>,
         z: f32,
     ) -> Result<(Vec<Hit>, CompactStats), IndexError> {
+        self.run(query, k, filter, z, usize::MAX)
+    }
+
+    /// Like [`Self::search_with_stats`], but rescores at most `max_rescored` rows (those with
+    /// the best upper ends; the others rank by their estimates, below every rescored row).
+    /// For rankings fused by rank, where a few swapped places at the bottom change nothing but
+    /// rescoring thousands of rows of structureless vectors costs milliseconds.
+    pub fn search_bounded(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<Filter<'_>>,
+        max_rescored: usize,
+    ) -> Result<(Vec<Hit>, CompactStats), IndexError> {
+        self.run(query, k, filter, self.confidence, max_rescored)
+    }
+
+    fn run(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<Filter<'_>>,
+        z: f32,
+        max_rescored: usize,
+    ) -> Result<(Vec<Hit>, CompactStats), IndexError> {
         let unit = normalized(query, self.dim)?;
         let tables = QueryTables::new(&self.coder, &unit);
         let rows = self.rows.read();
@@ -414,6 +439,20 @@ impl CompactIndex {
         while let Some(ByUpper(c)) = by_upper.pop() {
             if kth.get().is_some_and(|t| c.upper < t) {
                 break;
+            }
+            if stats.rescored >= max_rescored {
+                // Out of budget: the rest rank by estimate, after every rescored row.
+                let rest = std::iter::once(c).chain(by_upper.into_iter().map(|b| b.0));
+                let mut rest: Vec<Candidate> = rest.collect();
+                rest.sort_unstable_by(|a, b| (b.lower + b.upper).total_cmp(&(a.lower + a.upper)));
+                scored.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+                let missing = k.saturating_sub(scored.len());
+                scored.extend(
+                    rest.iter().take(missing).map(|c| Hit { id: u64::from(c.id), score: (c.lower + c.upper) / 2.0 }),
+                );
+                scored.iter_mut().for_each(|h| h.score = h.score.clamp(-1.0, 1.0));
+                scored.truncate(k);
+                return Ok((scored, stats));
             }
             let score = match rows.vectors.row(c.slot as usize) {
                 Some(v) => {

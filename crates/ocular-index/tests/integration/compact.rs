@@ -150,3 +150,25 @@ fn anonymous_memory_per_row_is_codes_plus_fifteen_bytes() {
     assert!((79.0..=84.0).contains(&per_row), "{per_row} B per row");
     assert_eq!(index.mapped_bytes(), rows * 1280 * 4);
 }
+
+#[test]
+fn a_bounded_search_rescores_no_more_than_asked_and_still_fills_the_page() {
+    // Random directions: the band covers most rows, so the bound is what limits the work.
+    let mut catalog = Catalog::bench_text(384, 31);
+    let index = CompactIndex::new(CompactConfig::new(384)).unwrap();
+    for i in 0..1500 {
+        index.upsert(i, &catalog.row(i as usize)).unwrap();
+    }
+    let q = catalog.query(0);
+    let (full, full_stats) = index.search_with_stats(&q, 10, None).unwrap();
+    assert!(full_stats.rescored > 56, "this data must need more than the bound: {full_stats:?}");
+    let (bounded, stats) = index.search_bounded(&q, 10, None, 56).unwrap();
+    assert_eq!(stats.rescored, 56);
+    assert_eq!(bounded.len(), 10);
+    let mut ids: Vec<u64> = bounded.iter().map(|h| h.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 10);
+    let (unbounded, _) = index.search_bounded(&q, 10, None, usize::MAX).unwrap();
+    assert_eq!(unbounded, full);
+}
