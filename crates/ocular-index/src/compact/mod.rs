@@ -7,12 +7,12 @@
 //! 2 KiB per product for the three spaces (1280 + 384 + 384 dimensions), so a million products
 //! need 2 GB of heap before any model is loaded. Here a row costs `bits/8 + 15` bytes of
 //! anonymous memory (codes; centroid index, 1 B; three f16: factor, offset, σ; u32 id; u32 in
-//! the dense id table), see [`CompactIndex::memory_bytes`]: by default 71 B for a 448-bit
+//! the dense id table), see `memory_bytes`: by default 71 B for a 448-bit
 //! `image` row and 39 B for a 192-bit 384-d row, 149 B per product for the three spaces.
 //!
 //! # What a search guarantees
 //!
-//! The scan estimates every row's cosine from its code (see [`codes`] for RaBitQ's estimator
+//! The scan estimates every row's cosine from its code (see `codes.rs` for RaBitQ's estimator
 //! and its error) together with a standard deviation `σ` of the estimate, and treats
 //! `estimate ± z·σ` as the row's score interval (`z` is [`CompactConfig::confidence`]). It keeps
 //! every row passing the filter whose upper end reaches the k-th best lower end: the band
