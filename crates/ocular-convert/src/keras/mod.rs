@@ -65,6 +65,8 @@ pub struct Converted {
     pub head: Option<HeadSpec>,
     /// How to compute Grad-CAM with this graph and head.
     pub gradcam: Option<GradcamSpec>,
+    /// Why exact Grad-CAM is not available, when it is not (which layer, and what it needs).
+    pub gradcam_unavailable: Option<String>,
     /// Keras layer calls converted (nested models inlined; containers not counted).
     pub layers: usize,
     /// Keras weights read (BatchNorm statistics included, as Keras' `count_params`).
@@ -145,7 +147,10 @@ fn build(
     let emitted =
         graph::emit(&flat, store, &model.name, keras_version.as_deref().is_some_and(|v| v.starts_with("2.")))?;
     let mut cx = emitted.cx;
-    let head = head::find(&flat, &cx, store)?;
+    let (head, gradcam_unavailable) = match head::find(&flat, &cx, store)? {
+        Ok(found) => (Some(found), None),
+        Err(why) => (None, Some(why)),
+    };
 
     let mut outputs = Vec::new();
     let mut names: HashSet<String> = flat.inputs.iter().map(|i| i.name.clone()).collect();
@@ -182,6 +187,7 @@ fn build(
         outputs,
         head: head.map(|h| h.spec),
         gradcam,
+        gradcam_unavailable,
         layers: emitted.layers,
         params: emitted.params,
     })

@@ -269,3 +269,31 @@ fn sklesion_matches_keras_probabilities_and_gradcam() {
     assert!(worst_p <= 1e-4, "probabilities differ from Keras by {worst_p}");
     assert!(worst_cam <= 1e-4, "Grad-CAM differs from GradientTape by {worst_cam}");
 }
+
+/// Every conversion either finds an exact Grad-CAM head or says why not, naming what is in
+/// the way: the import prints it instead of a bare "no head".
+#[test]
+fn a_model_without_exact_gradcam_says_why() {
+    let mut reasons = Vec::new();
+    for name in [
+        "activations",
+        "densenet_like",
+        "dynamic_size",
+        "efficientnet_like",
+        "mobilenetv2_like",
+        "multi_input",
+        "resnet_like",
+        "sequential",
+        "xception_like",
+    ] {
+        let c = convert(&fixture(&format!("{name}.keras"))).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        assert!(c.gradcam.is_some() != c.gradcam_unavailable.is_some(), "{name}: exactly one of head or reason");
+        if let Some(why) = &c.gradcam_unavailable {
+            println!("{name}: {why}");
+            assert!(why.starts_with("output "), "{name}: {why}");
+            reasons.push(why.clone());
+        }
+    }
+    assert!(convert(&fixture("xception_like.keras")).unwrap().gradcam_unavailable.is_none());
+    assert!(!reasons.is_empty(), "the fixtures include models without an exact head");
+}

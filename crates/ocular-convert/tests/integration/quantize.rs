@@ -333,11 +333,13 @@ fn emulated_child() {
     let inputs = read_f32(&dir.join("inputs.f32"), 3);
     let input = manifest.inputs[0].name.clone();
     for name in ["portable", "s8"] {
-        let mut r = Runner::new(ort_env().unwrap(), &std::fs::read(dir.join(format!("{name}.onnx"))).unwrap(), 1).unwrap();
+        let mut r =
+            Runner::new(ort_env().unwrap(), &std::fs::read(dir.join(format!("{name}.onnx"))).unwrap(), 1).unwrap();
         let feats: Vec<Vec<f32>> = inputs
             .iter()
             .map(|x| {
-                let sample = vec![ocular_convert::quantize::Feed { name: input.clone(), shape: shape.clone(), data: x.clone() }];
+                let sample =
+                    vec![ocular_convert::quantize::Feed { name: input.clone(), shape: shape.clone(), data: x.clone() }];
                 r.run(&sample, &["features"]).unwrap().remove(0)
             })
             .collect();
