@@ -52,6 +52,12 @@ pub struct Config {
     #[arg(long, env = "OCULAR_ENABLE_GRADCAM", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub enable_gradcam: bool,
 
+    /// The in-memory vector index: `auto` (int8 codes below 50,000 products at start, one-bit
+    /// compact codes from there), `int8` (fastest, ~2.2 KB per product) or `compact` (~150 B per
+    /// product, f32 vectors in a mapped file in TMPDIR).
+    #[arg(long, env = "OCULAR_INDEX", value_enum, default_value_t = crate::search::IndexChoice::Auto, global = true)]
+    pub index: crate::search::IndexChoice,
+
     /// Models behind product search: `default` (EfficientNet-Lite0 + MiniLM, ConSE for
     /// text-to-image) or `clip` (the CLIP towers installed by `ocular models import-clip`; the
     /// text tower is optional). Switching needs `ocular reindex`.
