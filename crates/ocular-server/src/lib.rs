@@ -3,6 +3,7 @@
 //! Handlers translate requests into calls on models and storage and results into responses;
 //! they hold no model or storage logic themselves.
 
+pub mod access;
 pub mod analyze;
 pub mod config;
 pub mod cors;
@@ -10,6 +11,8 @@ pub mod embed;
 pub mod error;
 pub mod form;
 pub mod health;
+pub mod json;
+pub mod limits;
 pub mod listen;
 pub mod memory;
 pub mod metrics;
@@ -54,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(middleware::from_fn(limit_errors))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), limits::bound_bodies))
         .layer(middleware::from_fn(metrics::track))
         .with_state(state);
     // Outermost, so a preflight is answered before routing; invalid origins were refused at
@@ -104,8 +108,11 @@ pub async fn serve_until(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let header_timeout = state.config.header_timeout();
-    listen::serve_until(router(state), listener, header_timeout, shutdown).await
+    let limits = listen::ConnectionLimits {
+        header_timeout: state.config.header_timeout(),
+        max_connections: state.config.max_connections,
+    };
+    listen::serve_until(router(state), listener, limits, shutdown).await
 }
 
 async fn shutdown_signal() {
