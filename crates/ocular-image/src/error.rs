@@ -19,6 +19,10 @@ pub enum ImageError {
     /// The image header declares more pixels than [`crate::Limits::max_pixels`].
     #[error("image is {width}x{height} pixels, more than the limit of {max} pixels")]
     TooManyPixels { width: u32, height: u32, max: u64 },
+    /// One side is more than [`crate::MAX_ASPECT_RATIO`] times the other: no photo is shaped
+    /// like that, and a long, thin strip multiplies every resize's intermediate buffers.
+    #[error("image is {width}x{height} pixels: one side is more than {max} times the other")]
+    AspectRatio { width: u32, height: u32, max: u32 },
     /// A recognised image format that is not accepted (only JPEG, PNG and WebP are).
     #[error("image format {0} is not supported; send JPEG, PNG or WebP")]
     UnsupportedFormat(String),
@@ -39,6 +43,7 @@ impl ImageError {
         match self {
             ImageError::TooLarge { .. } => "image_too_large",
             ImageError::TooManyPixels { .. } => "image_too_many_pixels",
+            ImageError::AspectRatio { .. } => "image_aspect_ratio",
             ImageError::UnsupportedFormat(_) => "unsupported_format",
             ImageError::Unreadable(_) => "image_unreadable",
             ImageError::HeatmapShape { .. } => "heatmap_shape_mismatch",
@@ -51,6 +56,7 @@ impl ImageError {
         match self {
             ImageError::TooLarge { .. }
             | ImageError::TooManyPixels { .. }
+            | ImageError::AspectRatio { .. }
             | ImageError::UnsupportedFormat(_)
             | ImageError::Unreadable(_) => true,
             ImageError::HeatmapShape { .. } | ImageError::Encode(_) => false,
@@ -96,7 +102,8 @@ mod tests {
 
     #[test]
     fn codes_are_the_documented_api_strings() {
-        let cases: [(ImageError, &str, bool); 4] = [
+        let cases: [(ImageError, &str, bool); 5] = [
+            (ImageError::AspectRatio { width: 100, height: 1, max: 40 }, "image_aspect_ratio", true),
             (ImageError::TooLarge { bytes: 2, max: 1 }, "image_too_large", true),
             (ImageError::TooManyPixels { width: 2, height: 2, max: 1 }, "image_too_many_pixels", true),
             (ImageError::UnsupportedFormat("gif".into()), "unsupported_format", true),

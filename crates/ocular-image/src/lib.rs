@@ -24,13 +24,16 @@ mod probe;
 mod resize;
 mod tensor;
 
-pub use decode::{Decoded, Limits, decode};
+pub use decode::{Decoded, Limits, MAX_ASPECT_RATIO, decode};
 pub use encode::encode_jpeg;
 pub use error::{DecodeError, ImageError};
 pub use format::Format;
 pub use heatmap::{colorize, overlay};
 pub use probe::{Probe, probe};
-pub use resize::{resize_bicubic, resize_bilinear_tf, resize_shortest_center_crop_bicubic, thumbnail};
+pub use resize::{
+    resize_bicubic, resize_bilinear_tf, resize_shortest_center_crop_bicubic, shortest_center_crop_peak_bytes,
+    thumbnail, thumbnail_peak_bytes,
+};
 pub use tensor::{preprocess, to_tensor};
 
 /// The `image` crate version this API is built on (`RgbImage` appears in signatures).

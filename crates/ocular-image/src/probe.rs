@@ -22,8 +22,12 @@ pub struct Probe {
     /// Bytes those coefficients take (2 per coefficient, per component at its sampling); 0
     /// for sequential JPEGs and other formats.
     pub coefficient_bytes: u64,
-    /// The JPEG's EXIF orientation swaps the axes: rotating makes a second, rotated copy.
+    /// The EXIF orientation (JPEG, PNG `eXIf`, WebP `EXIF`) swaps the axes: rotating makes a
+    /// second, rotated copy of the decoded image.
     pub swaps_axes: bool,
+    /// An animated WebP: its first frame is composed on a canvas (RGBA, the image's size) from
+    /// a frame buffer (RGBA, up to the image's size), besides the output.
+    pub animated: bool,
     /// Bytes per pixel of the codec's native output (before conversion to 8-bit RGB).
     pub native_bytes_per_pixel: u64,
 }
@@ -39,6 +43,7 @@ pub fn probe(bytes: &[u8]) -> Option<Probe> {
         progressive: false,
         coefficient_bytes: 0,
         swaps_axes: false,
+        animated: false,
         native_bytes_per_pixel: 3,
     };
     match format {
@@ -51,9 +56,16 @@ pub fn probe(bytes: &[u8]) -> Option<Probe> {
             }
             p.swaps_axes = jpeg_swaps_axes(bytes);
         }
-        Format::Png => p.native_bytes_per_pixel = png_bytes_per_pixel(bytes),
+        Format::Png => {
+            p.native_bytes_per_pixel = png_bytes_per_pixel(bytes);
+            p.swaps_axes = codec_swaps_axes(bytes, format);
+        }
         // image-webp decodes to RGBA whenever the file has alpha (or is lossless with it).
-        Format::Webp => p.native_bytes_per_pixel = 4,
+        Format::Webp => {
+            p.native_bytes_per_pixel = 4;
+            p.animated = webp_animated(bytes);
+            p.swaps_axes = codec_swaps_axes(bytes, format);
+        }
     }
     Some(p)
 }
@@ -75,15 +87,17 @@ impl Probe {
 
     /// Peak bytes the decoder holds for this image (see `decode`): its native output, the
     /// 8-bit RGB copy when the native output is something else, a rotated copy when the EXIF
-    /// orientation swaps axes, and a progressive JPEG's coefficients. Working buffers of a few
-    /// rows are left out.
+    /// orientation swaps axes, an animated WebP's canvas and frame, and a progressive JPEG's
+    /// coefficients. Working buffers of a few rows are left out.
     pub fn decode_peak_bytes(&self, target: Option<(u32, u32)>) -> u64 {
         let (w, h) = self.decoded_size(target);
         let pixels = u64::from(w) * u64::from(h);
         let native = self.native_bytes_per_pixel;
         let convert = if native == 3 { 0 } else { 3 };
         let rotate = if self.swaps_axes { native } else { 0 };
-        pixels * (native + convert.max(rotate)) + self.coefficient_bytes
+        // The canvas and the frame are freed when the first frame is out, before conversion.
+        let animation = if self.animated { 8 } else { 0 };
+        pixels * (native + convert.max(rotate).max(animation)) + self.coefficient_bytes
     }
 }
 
@@ -150,6 +164,21 @@ fn jpeg_swaps_axes(bytes: &[u8]) -> bool {
     }
     let orientation = decoder.exif_data().and_then(image::metadata::Orientation::from_exif_chunk);
     orientation.is_some_and(crate::decode::swaps_axes)
+}
+
+/// Whether a PNG's or WebP's EXIF orientation swaps the axes, read as `decode` reads it (the
+/// `image` crate's decoder, which parses the chunks before the pixel data and allocates
+/// nothing that grows with the image).
+fn codec_swaps_axes(bytes: &[u8], format: Format) -> bool {
+    use image::ImageDecoder;
+    let reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format.to_image_format());
+    let Ok(mut decoder) = reader.into_decoder() else { return false };
+    decoder.orientation().is_ok_and(crate::decode::swaps_axes)
+}
+
+/// An extended WebP (`VP8X`) whose flags say "animation".
+fn webp_animated(b: &[u8]) -> bool {
+    b.get(12..16) == Some(b"VP8X") && b.get(20).is_some_and(|flags| flags & 0x02 != 0)
 }
 
 /// Native bytes per pixel of a PNG from its IHDR (bit depth at 24, colour type at 25):

@@ -11,6 +11,14 @@
 //! full-resolution RGB decode, 3 bytes a pixel, plus the thumbnail's row pass, 0.5 at 4000 px
 //! wide); photo embedding 9–12 MiB at any size (JPEGs are decoded at 1/8 scale for 224 px); a
 //! 256-token MiniLM embedding 15.6 MiB. The constants below round the fixed parts up by 10–20%.
+//!
+//! A third part grows with the image's *shape* rather than its pixel count: the resizers'
+//! intermediates (`ocular_image::thumbnail_peak_bytes`, `shortest_center_crop_peak_bytes`:
+//! the row pass, the output, the weights). For a photo they are a few MB, inside the measured
+//! fixed parts; for a long, thin strip they grew with the long side and were invisible here
+//! (issue 16). Such strips are now refused by the decoder (`image_aspect_ratio`) and the CLIP
+//! path crops before it resizes, and the estimate counts these intermediates for every image,
+//! so what it reserves bounds what the request allocates.
 
 use ocular_image::{Limits, Probe};
 
@@ -31,7 +39,13 @@ const THUMBNAIL_SIDE: u64 = crate::analysis::PHOTO_MAX_SIDE as u64;
 /// in memory, remain), and must get that error rather than a memory refusal.
 fn probe(image: &[u8], limits: &Limits) -> Option<Probe> {
     let p = ocular_image::probe(image)?;
-    (image.len() <= limits.max_bytes && p.pixels() <= limits.max_pixels).then_some(p)
+    (image.len() <= limits.max_bytes && limits.check_dimensions(p.width, p.height).is_ok()).then_some(p)
+}
+
+/// The decoded size in display orientation (EXIF may swap the stored axes).
+fn display_size(p: &Probe, target: Option<(u32, u32)>) -> (u32, u32) {
+    let (w, h) = p.decoded_size(target);
+    if p.swaps_axes { (h, w) } else { (w, h) }
 }
 
 fn decode_peak(probe: Option<&Probe>, target: Option<(u32, u32)>) -> u64 {
@@ -43,8 +57,11 @@ fn decode_peak(probe: Option<&Probe>, target: Option<(u32, u32)>) -> u64 {
 /// [`ANALYZE_FIXED`].
 pub fn analyze(image: &[u8], limits: &Limits) -> u64 {
     let probe = probe(image, limits);
-    let rows = probe.map_or(0, |p| u64::from(p.width.max(p.height)));
-    ANALYZE_FIXED + decode_peak(probe.as_ref(), None) + THUMBNAIL_SIDE * rows * 3
+    let thumbnail = probe.map_or(0, |p| {
+        let (w, h) = display_size(&p, None);
+        ocular_image::thumbnail_peak_bytes(w, h, THUMBNAIL_SIDE as u32)
+    });
+    ANALYZE_FIXED + decode_peak(probe.as_ref(), None) + thumbnail
 }
 
 /// A photo search, a photo embedding or a product write with a photo: a decode reduced
@@ -52,7 +69,13 @@ pub fn analyze(image: &[u8], limits: &Limits) -> u64 {
 /// embeds its text ([`TEXT_FIXED`]).
 pub fn embed_image(image: &[u8], limits: &Limits, target: (u32, u32), with_text: bool) -> u64 {
     let probe = probe(image, limits);
-    EMBED_FIXED + decode_peak(probe.as_ref(), Some(target)) + if with_text { TEXT_FIXED } else { 0 }
+    // The larger of the two model paths' resizes: CLIP's shortest side + centre crop (row
+    // pass over the crop's columns, weights) bounds TF bilinear's few taps per output.
+    let resize = probe.map_or(0, |p| {
+        let (w, h) = display_size(&p, Some(target));
+        ocular_image::shortest_center_crop_peak_bytes(w, h, target.0.max(target.1))
+    });
+    EMBED_FIXED + decode_peak(probe.as_ref(), Some(target)) + resize + if with_text { TEXT_FIXED } else { 0 }
 }
 
 /// A text search or text embedding.
@@ -79,17 +102,46 @@ mod tests {
     fn analysis_grows_with_the_full_resolution_photo() {
         let small = analyze(&jpeg(320, 240), &L);
         let large = analyze(&jpeg(3200, 2400), &L);
-        // 320x240: 230 KB of RGB + 640 x 320 x 3 of thumbnail rows over the fixed part.
-        assert_eq!(small, ANALYZE_FIXED + 320 * 240 * 3 + 640 * 320 * 3);
-        // 100x the pixels: the decode dominates (23 MB), the way the measurement shows.
-        assert_eq!(large - ANALYZE_FIXED, 3200 * 2400 * 3 + 640 * 3200 * 3);
+        // 320x240 (under the thumbnail size, so no resize): 230 KB of RGB over the fixed part.
+        let thumb_small = ocular_image::thumbnail_peak_bytes(320, 240, 640);
+        assert_eq!(small, ANALYZE_FIXED + 320 * 240 * 3 + thumb_small);
+        // 100x the pixels: the decode dominates (23 MB), the way the measurement shows; the
+        // thumbnail's row pass (640 x 2400 x 3) and output come next.
+        let thumb = ocular_image::thumbnail_peak_bytes(3200, 2400, 640);
+        assert!(thumb >= 640 * 2400 * 3 + 640 * 480 * 3, "{thumb}");
+        assert_eq!(large - ANALYZE_FIXED, 3200 * 2400 * 3 + thumb);
     }
 
     #[test]
     fn search_decodes_jpegs_at_reduced_scale() {
-        // 3200x2400 for 224x224: 1/8 scale is 400x300, 360 KB, whatever the photo size.
-        assert_eq!(embed_image(&jpeg(3200, 2400), &L, (224, 224), false), EMBED_FIXED + 400 * 300 * 3);
-        assert_eq!(embed_image(&jpeg(3200, 2400), &L, (224, 224), true), EMBED_FIXED + TEXT_FIXED + 400 * 300 * 3);
+        // 3200x2400 for 224x224: 1/8 scale is 400x300, 360 KB, whatever the photo size; the
+        // crop's resize adds its row pass (224 x 300 x 3), output and weights.
+        let resize = ocular_image::shortest_center_crop_peak_bytes(400, 300, 224);
+        assert!((224 * 300 * 3..1 << 20).contains(&resize), "{resize}");
+        assert_eq!(embed_image(&jpeg(3200, 2400), &L, (224, 224), false), EMBED_FIXED + 400 * 300 * 3 + resize);
+        assert_eq!(
+            embed_image(&jpeg(3200, 2400), &L, (224, 224), true),
+            EMBED_FIXED + TEXT_FIXED + 400 * 300 * 3 + resize
+        );
+    }
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        let img = ocular_image::image::RgbImage::new(w, h);
+        let mut out = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut out), ocular_image::image::ImageFormat::Png).expect("png");
+        out
+    }
+
+    /// A strip the decoder refuses (`image_aspect_ratio`) costs only the fixed part, like any
+    /// image the decoder refuses; one just inside the ratio has its shape's intermediates counted.
+    #[test]
+    fn thin_strips_are_refused_or_counted() {
+        assert_eq!(embed_image(&png(100_000, 2), &L, (224, 224), false), EMBED_FIXED);
+        assert_eq!(analyze(&png(100_000, 2), &L), ANALYZE_FIXED);
+        let strip = embed_image(&png(4000, 100), &L, (224, 224), false) - EMBED_FIXED - 4000 * 100 * 3;
+        assert!(strip >= 224 * 100 * 3, "{strip}");
+        let thumb = analyze(&png(4000, 100), &L) - ANALYZE_FIXED - 4000 * 100 * 3;
+        assert!(thumb >= 640 * 100 * 3, "{thumb}");
     }
 
     #[test]

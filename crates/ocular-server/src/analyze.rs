@@ -1,7 +1,12 @@
 //! Skin-lesion analysis over HTTP: `POST /api/v1/analyze` (and `/upload` for the original
 //! clients), stored analyses, their images, and the model card.
+//!
+//! Stored analyses are private (see [`crate::access`]): creating one answers its capability
+//! token, which (or the API key) every later read, download and delete needs; listing them all
+//! needs the key. Their JSON and images are never cached (`no-store`), and the images are
+//! served so that a browser can only ever show them as images (`nosniff`, a sandbox CSP).
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -12,6 +17,7 @@ use ocular_store::types::{Analysis, AnalysisImage};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::access::{AdminAccess, AnalysisAccess, Opener};
 use crate::error::ApiError;
 use crate::form;
 use crate::state::AppState;
@@ -73,7 +79,7 @@ fn parse_meta(form: &form::Form) -> Result<SkinMeta, ApiError> {
 
 /// Takes the raw request: axum's `Query` and `Multipart` rejections are plain text, and every
 /// refusal here must carry the JSON envelope's stable code.
-async fn analyze(State(state): State<AppState>, req: Request) -> Result<(StatusCode, Json<Value>), ApiError> {
+async fn analyze(State(state): State<AppState>, req: Request) -> Result<impl IntoResponse, ApiError> {
     let Query(q) = Query::<AnalyzeQuery>::try_from_uri(req.uri())
         .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let mut form = crate::search::read_form(req, &state, "image").await?;
@@ -95,10 +101,16 @@ async fn analyze(State(state): State<AppState>, req: Request) -> Result<(StatusC
             analysis::analyze(&model, objects.as_deref(), &bytes, &limits, meta, opts).map_err(ApiError::from)
         })
         .await?;
-    let record = to_record(&skin, meta, opts, analyzed);
-    let body = present(&record);
+    let mut record = to_record(&skin, meta, opts, analyzed);
+    let (token, hash) = crate::access::new_token();
+    record.token_sha256 = Some(hash);
+    let mut body = present(&record, &Opener::Token(token.clone()));
+    // Shown once: only its hash is stored. The page link carries it in the fragment, which
+    // browsers never send to a server or in a Referer.
+    body["token"] = json!(token);
+    body["page_url"] = json!(format!("/analyses/{}#token={token}", record.id));
     state.db(move |s| s.insert_analysis(&record)).await?;
-    Ok((StatusCode::OK, Json(body)))
+    Ok((StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], Json(body)))
 }
 
 fn not_configured(name: &str) -> ApiError {
@@ -142,17 +154,26 @@ fn to_record(skin: &SkinModel, meta: SkinMeta, opts: AnalyzeOptions, a: Analyzed
     record
 }
 
-/// The API body of a stored analysis.
-fn present(a: &Analysis) -> Value {
+/// The URL of one of an analysis's images; a token opener gets it with `?token=`, so an
+/// `<img>` (which cannot send headers) can load it.
+fn image_url(id: &str, file: &str, opener: &Opener) -> String {
+    match opener {
+        Opener::Admin => format!("/api/v1/analyses/{id}/{file}"),
+        Opener::Token(t) => format!("/api/v1/analyses/{id}/{file}?token={t}"),
+    }
+}
+
+/// The API body of a stored analysis, for whoever opened it.
+fn present(a: &Analysis, opener: &Opener) -> Value {
     let mut body = a.result.clone();
     body["id"] = json!(a.id);
     body["created_at"] = json!(a.created_at.format(&time::format_description::well_known::Rfc3339).ok());
     body["input"] = a.input.clone();
     body["timings_ms"] = a.timings.clone();
     if body["heatmap"].is_object() {
-        body["heatmap"]["url"] = json!(format!("/api/v1/analyses/{}/heatmap.jpg", a.id));
+        body["heatmap"]["url"] = json!(image_url(&a.id, "heatmap.jpg", opener));
     }
-    body["image_url"] = json!(format!("/api/v1/analyses/{}/image.jpg", a.id));
+    body["image_url"] = json!(image_url(&a.id, "image.jpg", opener));
     body
 }
 
@@ -163,7 +184,12 @@ struct PageQuery {
     limit: Option<usize>,
 }
 
-async fn list(State(state): State<AppState>, Query(q): Query<PageQuery>) -> Result<Json<Value>, ApiError> {
+/// `GET /api/v1/analyses`: every stored analysis, newest first — the API key only.
+async fn list(
+    State(state): State<AppState>,
+    _: AdminAccess,
+    Query(q): Query<PageQuery>,
+) -> Result<impl IntoResponse, ApiError> {
     let limit = q.limit.unwrap_or(20).clamp(1, 100);
     let page = state.db(move |s| s.list_analyses(q.offset, limit)).await?;
     let items: Vec<Value> = page
@@ -180,14 +206,14 @@ async fn list(State(state): State<AppState>, Query(q): Query<PageQuery>) -> Resu
             })
         })
         .collect();
-    Ok(Json(json!({ "items": items, "next_offset": page.next_offset })))
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(json!({ "items": items, "next_offset": page.next_offset }))))
 }
 
-async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn show(State(state): State<AppState>, access: AnalysisAccess) -> Result<impl IntoResponse, ApiError> {
+    let AnalysisAccess { id, opener } = access;
     let key = id.clone();
-    let a =
-        state.db(move |s| s.get_analysis(&key)).await?.ok_or_else(|| ApiError::NotFound(format!("analysis {id}")))?;
-    let mut body = present(&a);
+    let a = state.db(move |s| s.get_analysis(&key)).await?.ok_or(ApiError::AnalysisHidden(id))?;
+    let mut body = present(&a, &opener);
     // Images may have been purged by the retention policy; the result itself stays.
     if a.heatmap_jpeg.is_none() && body["heatmap"].is_object() {
         body["heatmap"]["url"] = Value::Null;
@@ -195,31 +221,46 @@ async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<J
     if a.thumbnail_jpeg.is_none() {
         body["image_url"] = Value::Null;
     }
-    Ok(Json(body))
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)))
 }
 
-async fn remove(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    state.db(move |s| s.delete_analysis(&id)).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn image(state: AppState, id: String, which: AnalysisImage) -> Result<Response, ApiError> {
+async fn remove(State(state): State<AppState>, access: AnalysisAccess) -> Result<StatusCode, ApiError> {
+    let id = access.id;
     let key = id.clone();
-    let bytes = state
-        .db(move |s| s.analysis_image(&key, which))
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("image of analysis {id}")))?;
-    // Health data: never cached by shared caches.
-    Ok(([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "private, max-age=3600")], bytes)
-        .into_response())
+    match state.db(move |s| s.delete_analysis(&key)).await {
+        Err(ApiError::Store(ocular_store::StoreError::NotFound(_))) => Err(ApiError::AnalysisHidden(id)),
+        other => other.map(|()| StatusCode::NO_CONTENT),
+    }
 }
 
-async fn heatmap(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    image(state, id, AnalysisImage::Heatmap).await
+/// Headers of every stored photo and heatmap: health data, so never stored by any cache
+/// (a deleted photo must not stay readable from one), never sniffed as anything but the
+/// image it is, and sandboxed with no capability should a browser open it as a document.
+pub const PHOTO_HEADERS: [(header::HeaderName, &str); 5] = [
+    (header::CONTENT_TYPE, "image/jpeg"),
+    (header::CACHE_CONTROL, "private, no-store"),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::CONTENT_SECURITY_POLICY, crate::products::STORED_IMAGE_CSP),
+    // The URL may carry the token: never pass it on.
+    (header::REFERRER_POLICY, "no-referrer"),
+];
+
+async fn image(state: AppState, access: AnalysisAccess, which: AnalysisImage) -> Result<Response, ApiError> {
+    let id = access.id;
+    let key = id.clone();
+    let bytes = match state.db(move |s| s.analysis_image(&key, which)).await {
+        Err(ApiError::Store(ocular_store::StoreError::NotFound(_))) => return Err(ApiError::AnalysisHidden(id)),
+        other => other?.ok_or_else(|| ApiError::NotFound(format!("image of analysis {id}")))?,
+    };
+    Ok((PHOTO_HEADERS, bytes).into_response())
 }
 
-async fn photo(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    image(state, id, AnalysisImage::Thumbnail).await
+async fn heatmap(State(state): State<AppState>, access: AnalysisAccess) -> Result<Response, ApiError> {
+    image(state, access, AnalysisImage::Heatmap).await
+}
+
+async fn photo(State(state): State<AppState>, access: AnalysisAccess) -> Result<Response, ApiError> {
+    image(state, access, AnalysisImage::Thumbnail).await
 }
 
 /// `GET /api/v1/models/skin`: what the model is, how good it is, and what it is not.

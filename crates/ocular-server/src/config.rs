@@ -12,8 +12,9 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 
-/// Options shared by every subcommand.
-#[derive(Debug, Clone, Args, Serialize)]
+/// Options shared by every subcommand. `Debug` prints [`Config::redacted`]: a config logged
+/// or shown in a panic never shows the API key or the database password.
+#[derive(Clone, Args, Serialize)]
 pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "OCULAR_HOST", default_value = "127.0.0.1", global = true)]
@@ -112,6 +113,21 @@ pub struct Config {
     #[arg(long, env = "OCULAR_MAX_BODY_BYTES", default_value_t = 20 * 1024 * 1024, global = true)]
     pub max_body_bytes: usize,
 
+    /// Largest accepted JSON body, in bytes (products, searches, texts to embed); larger ones
+    /// are 413 before they are read.
+    #[arg(long, env = "OCULAR_MAX_JSON_BYTES", default_value_t = crate::json::DEFAULT_MAX_JSON_BYTES, global = true)]
+    pub max_json_bytes: usize,
+
+    /// Request body bytes held in memory at once by all requests together; a body arriving
+    /// while they are all taken is refused with 503 `body_budget_exceeded`. At least
+    /// MAX_BODY_BYTES.
+    #[arg(long, env = "OCULAR_MAX_INFLIGHT_BODY_BYTES", default_value_t = crate::limits::DEFAULT_INFLIGHT_BODY_BYTES, global = true)]
+    pub max_inflight_body_bytes: usize,
+
+    /// Open client connections at once; more wait in the kernel's accept queue.
+    #[arg(long, env = "OCULAR_MAX_CONNECTIONS", default_value_t = 512, global = true)]
+    pub max_connections: usize,
+
     /// Largest accepted image, in decoded pixels (checked before decoding).
     #[arg(long, env = "OCULAR_MAX_IMAGE_PIXELS", default_value_t = 40_000_000, global = true)]
     pub max_image_pixels: u64,
@@ -142,6 +158,11 @@ pub struct Config {
     #[serde(skip)]
     pub api_key: Option<String>,
 
+    /// Serve on a non-loopback address without OCULAR_API_KEY: anyone who can reach the port may
+    /// then write the catalog. Without this, `serve` refuses to start that way.
+    #[arg(long, env = "OCULAR_ALLOW_PUBLIC_WITHOUT_KEY", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub allow_public_without_key: bool,
+
     /// Private hosts, IPs or CIDR blocks that image URLs may reach (comma-separated); every
     /// private, loopback and link-local address is refused otherwise.
     #[arg(long, env = "OCULAR_URL_ALLOW", default_value = "", global = true)]
@@ -155,6 +176,12 @@ pub struct Config {
     /// Log format: text or json.
     #[arg(long, env = "OCULAR_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
     pub log_format: String,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Config {}", self.redacted())
+    }
 }
 
 /// Old variable → (our variable, invert the boolean).
@@ -223,8 +250,14 @@ impl Config {
         if !(-1.0..=1.0).contains(&self.similarity_threshold) {
             problems.push(format!("similarity threshold {} is outside -1..1", self.similarity_threshold));
         }
-        if !(1..=1000).contains(&self.top_k) {
-            problems.push(format!("top_k {} is outside 1..1000", self.top_k));
+        // The same bound every search request enforces: a default it would refuse turns every
+        // search without `top_k` into a 400.
+        if !(1..=ocular_search::query::MAX_TOP_K).contains(&self.top_k) {
+            problems.push(format!(
+                "top_k {} is outside 1..{} (the most a search request may ask for)",
+                self.top_k,
+                ocular_search::query::MAX_TOP_K
+            ));
         }
         for (name, v) in [("max_concurrency", self.max_concurrency), ("max_batch_size", self.max_batch_size)] {
             if v == 0 {
@@ -236,6 +269,34 @@ impl Config {
         }
         if self.max_body_bytes < 1024 {
             problems.push("max_body_bytes must be at least 1024".into());
+        }
+        if self.max_json_bytes < 1024 || self.max_json_bytes > self.max_body_bytes {
+            problems.push(format!(
+                "max_json_bytes {} must be from 1024 to max_body_bytes ({})",
+                self.max_json_bytes, self.max_body_bytes
+            ));
+        }
+        if self.max_inflight_body_bytes < self.max_body_bytes {
+            problems.push(format!(
+                "max_inflight_body_bytes {} is below max_body_bytes {}: the largest accepted upload could never arrive",
+                self.max_inflight_body_bytes, self.max_body_bytes
+            ));
+        }
+        if self.max_connections == 0 {
+            problems.push("max_connections must be at least 1".into());
+        }
+        if self.request_timeout_s == 0 || self.header_timeout_ms == 0 || self.queue_timeout_ms == 0 {
+            problems.push("request_timeout_s, header_timeout_ms and queue_timeout_ms must be at least 1".into());
+        }
+        if self.queue_timeout_ms >= self.request_timeout_s.saturating_mul(1000) {
+            problems.push(format!(
+                "queue_timeout_ms {} is not below the request deadline ({} s): a queued request would time out \
+                 before it could be refused with 503 overloaded",
+                self.queue_timeout_ms, self.request_timeout_s
+            ));
+        }
+        if self.max_image_pixels == 0 {
+            problems.push("max_image_pixels must be at least 1".into());
         }
         if let Err(e) = ocular_fetch::AllowList::parse(&self.url_allow) {
             problems.push(format!("OCULAR_URL_ALLOW: {e}"));
@@ -249,6 +310,34 @@ impl Config {
         if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
     }
 
+    /// Whether `serve` may listen where it would listen, checked only by `serve` (other
+    /// commands never listen). A non-loopback address without an API key is refused unless
+    /// `allow_public_without_key` says the operator means it; `Ok(Some(warning))` then.
+    pub fn check_public_bind(&self) -> Result<Option<String>, String> {
+        if self.host.is_loopback() || self.api_key.is_some() {
+            return Ok(None);
+        }
+        let exposed = format!(
+            "listening on {} without OCULAR_API_KEY: anyone who can reach this port can create, change and \
+             delete products, and no one (not even you) can list stored analyses",
+            self.listen_addr()
+        );
+        if self.allow_public_without_key {
+            Ok(Some(exposed))
+        } else {
+            Err(format!(
+                "refusing to start: {exposed}. Set OCULAR_API_KEY (at least 16 characters), listen on 127.0.0.1 \
+                 behind a proxy, or set OCULAR_ALLOW_PUBLIC_WITHOUT_KEY=true if this is really what you want"
+            ))
+        }
+    }
+
+    /// Whether strangers can reach this server: it listens on a non-loopback address. Internals
+    /// (verbose health, `/metrics`) then need the API key.
+    pub fn is_public(&self) -> bool {
+        !self.host.is_loopback()
+    }
+
     /// The graphs the registry loads for the skin and image roles.
     pub fn precisions(&self) -> ocular_models::Precisions {
         ocular_models::Precisions { skin: self.skin_precision, image: self.image_precision }
@@ -256,6 +345,11 @@ impl Config {
 
     pub fn listen_addr(&self) -> SocketAddr {
         SocketAddr::new(self.host, self.port)
+    }
+
+    /// The largest JSON body: `max_json_bytes`, and never more than any body may be.
+    pub fn json_limit(&self) -> usize {
+        self.max_json_bytes.min(self.max_body_bytes)
     }
 
     pub fn request_timeout(&self) -> Duration {

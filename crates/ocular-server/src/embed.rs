@@ -17,7 +17,6 @@
 use axum::extract::{Request, State};
 use axum::routing::post;
 use axum::{Json, Router};
-use bytes::Bytes;
 use ocular_models::clip::ClipError;
 use ocular_search::Embedders;
 use ocular_search::embed::{IMAGE, LabelScore, TEXT, model_of};
@@ -25,7 +24,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::search::{api_error, parse_json, read_form, require_catalog};
+use crate::json::JsonBody;
+use crate::search::{api_error, read_form, require_catalog};
 use crate::search_models::SearchModels;
 use crate::state::AppState;
 
@@ -128,8 +128,7 @@ struct TextBody {
     text: String,
 }
 
-async fn text(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
-    let body: TextBody = parse_json(&body)?;
+async fn text(State(state): State<AppState>, JsonBody(body): JsonBody<TextBody>) -> Result<Json<Value>, ApiError> {
     let text = body.text.trim().to_string();
     if text.is_empty() || text.chars().count() > MAX_TEXT_CHARS {
         return Err(ApiError::bad_request("invalid_request", format!("text must be 1 to {MAX_TEXT_CHARS} characters")));

@@ -25,6 +25,30 @@ pub enum ApiError {
     PayloadTooLarge { max: usize },
     #[error("a valid API key is required for this request")]
     Unauthorized,
+    /// Only the API key (the administrator) may do this; `key_configured` says whether a key
+    /// exists at all, which changes what the client can do about it.
+    #[error("{}", if *key_configured {
+        "this needs the API key (Authorization: Bearer KEY or X-Api-Key)"
+    } else {
+        "this needs the API key, and this server has none (set OCULAR_API_KEY to enable it)"
+    })]
+    AdminOnly { key_configured: bool },
+    /// An analysis that does not exist or that this request may not open: the same answer
+    /// for both, so a stranger cannot tell them apart (see `access`).
+    #[error(
+        "analysis {0} not found; an analysis opens only with the token returned when it was made \
+             (X-Analysis-Token or ?token=), or with the API key"
+    )]
+    AnalysisHidden(String),
+    /// A body in a media type the route does not read.
+    #[error("this route reads {expected} bodies; the Content-Type was {given:?}")]
+    UnsupportedContentType { expected: &'static str, given: String },
+    /// Request bodies being received right now already hold the whole in-flight budget.
+    #[error("the server is receiving too much data at once; retry in 1 s")]
+    BodyBudget,
+    /// A browser sent a state-changing request from another site (CSRF).
+    #[error("cross-site requests may not change anything here (Sec-Fetch-Site: {0})")]
+    CrossSite(String),
     #[error(transparent)]
     Overloaded(#[from] AdmissionError),
     #[error("the request took longer than {0} s")]
@@ -68,7 +92,11 @@ impl ApiError {
             ApiError::NoRoute(_) => (StatusCode::NOT_FOUND, "no_route"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Unauthorized | ApiError::AdminOnly { .. } => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::AnalysisHidden(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::UnsupportedContentType { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_content_type"),
+            ApiError::BodyBudget => (StatusCode::SERVICE_UNAVAILABLE, "body_budget_exceeded"),
+            ApiError::CrossSite(_) => (StatusCode::FORBIDDEN, "cross_site_request"),
             // A request larger than the whole memory budget can never run here: the client must
             // send less (413, no Retry-After); anything else is load and passes (503).
             ApiError::Overloaded(e) if e.is_client_error() => (StatusCode::PAYLOAD_TOO_LARGE, e.code()),
@@ -95,7 +123,7 @@ impl ApiError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             ApiError::Overloaded(e) => e.retry_after_s(),
-            ApiError::Timeout(_) | ApiError::Store(StoreError::PoolTimeout { .. }) => Some(1),
+            ApiError::Timeout(_) | ApiError::Store(StoreError::PoolTimeout { .. }) | ApiError::BodyBudget => Some(1),
             ApiError::ModelUnavailable(ModelError::LoadFailed { retry_in_ms, .. }) => {
                 Some(retry_in_ms.div_ceil(1000).max(1))
             }
@@ -121,6 +149,7 @@ fn image_status(e: &ocular_image::ImageError) -> StatusCode {
     use ocular_image::ImageError as E;
     match e {
         E::TooLarge { .. } | E::TooManyPixels { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        E::AspectRatio { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         E::UnsupportedFormat(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         _ if e.is_client_error() => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -158,7 +187,11 @@ impl IntoResponse for ApiError {
         let (status, code) = self.status_code();
         let expected = matches!(
             self,
-            ApiError::Overloaded(_) | ApiError::Timeout(_) | ApiError::Fetch(_) | ApiError::Unavailable { .. }
+            ApiError::Overloaded(_)
+                | ApiError::Timeout(_)
+                | ApiError::Fetch(_)
+                | ApiError::Unavailable { .. }
+                | ApiError::BodyBudget
         );
         let message = if status.is_server_error() && !expected {
             tracing::error!(error.code = code, error = %ocular_models::registry::error_chain(&self), "request failed");

@@ -24,7 +24,9 @@ pub struct Form {
 }
 
 fn multipart_error(e: MultipartError) -> ApiError {
-    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+    if crate::limits::is_budget_error(&e) {
+        ApiError::BodyBudget
+    } else if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge { max: 0 }
     } else {
         ApiError::bad_request("invalid_multipart", format!("the multipart form cannot be read: {}", e.body_text()))

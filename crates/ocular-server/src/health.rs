@@ -3,10 +3,21 @@
 //! `/health` answers 200 as long as the process lives (liveness); `/health/ready` answers 503
 //! until the models the configuration requires are loaded and warmed (readiness), so a load
 //! balancer never sends traffic to a replica that would answer slowly or not at all.
+//!
+//! The database is asked off the async runtime and for at most [`STORAGE_TIMEOUT`]: a probe
+//! waiting on SQLite's writer lock or a full PostgreSQL pool (10 s) used to do it on a tokio
+//! worker, and two probes froze both workers of a 2-core machine. A store that does not answer
+//! in time makes the replica not ready, which is what it is.
+//!
+//! Verbose details (models, memory, admission, storage, search) are internals: on a public
+//! address ([`crate::Config::is_public`]) they need the API key, and strangers get the short
+//! body the original clients read.
+
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -20,8 +31,17 @@ pub struct HealthQuery {
     verbose: Option<String>,
 }
 
-fn body(state: &AppState, verbose: bool) -> (bool, Value) {
-    let ready = state.is_ready();
+/// Longest a health probe waits for the database.
+pub const STORAGE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether the request may see internals: always on a loopback address, with the API key
+/// otherwise.
+pub fn internals_visible(state: &AppState, headers: &HeaderMap) -> bool {
+    !state.config.is_public() || crate::access::is_admin(state, headers)
+}
+
+async fn body(state: &AppState, verbose: bool) -> (bool, Value) {
+    let ready = state.is_ready().await;
     let model_loaded = !state.registry.is_empty() && state.registry.all_ready();
     let message = match (ready, model_loaded) {
         (true, true) => "all models loaded",
@@ -45,7 +65,8 @@ fn body(state: &AppState, verbose: bool) -> (bool, Value) {
         v["preload"] = json!(state.config.preload);
         // 0: never; models unloaded after that many idle seconds show `unloaded`.
         v["model_idle_unload_s"] = json!(state.config.model_idle_unload_s);
-        v["storage"] = json!({ "backend": state.store.backend(), "schema_version": state.store.schema_version().ok() });
+        let schema = tokio::time::timeout(STORAGE_TIMEOUT, state.db(|s| s.schema_version())).await;
+        v["storage"] = json!({ "backend": state.store.backend(), "schema_version": schema.ok().and_then(Result::ok) });
         v["admission"] = json!({
             "in_flight": state.admission.in_flight(), "max_concurrency": max_concurrency, "max_queue": max_queue,
         });
@@ -57,18 +78,28 @@ fn body(state: &AppState, verbose: bool) -> (bool, Value) {
     (ready, v)
 }
 
-fn is_verbose(q: &HealthQuery) -> bool {
-    q.verbose.as_deref().is_some_and(|v| matches!(v, "1" | "true" | "yes"))
+/// Verbose when asked for and allowed; a stranger's `verbose=1` on a public address gets the
+/// short body (the original clients ask for it and read only the short fields).
+fn is_verbose(q: &HealthQuery, state: &AppState, headers: &HeaderMap) -> bool {
+    q.verbose.as_deref().is_some_and(|v| matches!(v, "1" | "true" | "yes")) && internals_visible(state, headers)
 }
 
 /// `GET /health[?verbose=1]`: 200 while the process lives.
-pub async fn health(State(state): State<AppState>, Query(q): Query<HealthQuery>) -> impl IntoResponse {
-    Json(body(&state, is_verbose(&q)).1)
+pub async fn health(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HealthQuery>,
+) -> impl IntoResponse {
+    Json(body(&state, is_verbose(&q, &state, &headers)).await.1)
 }
 
 /// `GET /health/ready`: 200 when ready, 503 with the same body otherwise.
-pub async fn ready(State(state): State<AppState>, Query(q): Query<HealthQuery>) -> impl IntoResponse {
-    let (ready, v) = body(&state, is_verbose(&q));
+pub async fn ready(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HealthQuery>,
+) -> impl IntoResponse {
+    let (ready, v) = body(&state, is_verbose(&q, &state, &headers)).await;
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(v))
 }

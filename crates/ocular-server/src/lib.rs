@@ -6,6 +6,7 @@
 // Outside tests a panic is a bug report, not error handling (docs/TESTING.md, Lint policy).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod access;
 pub mod analyze;
 pub mod config;
 pub mod cors;
@@ -13,6 +14,8 @@ pub mod embed;
 pub mod error;
 pub mod form;
 pub mod health;
+pub mod json;
+pub mod limits;
 pub mod listen;
 pub mod memory;
 pub mod metrics;
@@ -58,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(middleware::from_fn(limit_errors))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), limits::bound_bodies))
         .layer(middleware::from_fn(metrics::track))
         .with_state(state);
     // Outermost but one, so a preflight is answered before routing; invalid origins were
@@ -110,8 +114,11 @@ pub async fn serve_until(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let header_timeout = state.config.header_timeout();
-    listen::serve_until(router(state), listener, header_timeout, shutdown).await
+    let limits = listen::ConnectionLimits {
+        header_timeout: state.config.header_timeout(),
+        max_connections: state.config.max_connections,
+    };
+    listen::serve_until(router(state), listener, limits, shutdown).await
 }
 
 async fn shutdown_signal() {

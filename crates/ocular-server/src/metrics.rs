@@ -116,8 +116,12 @@ pub fn record_inference(model: &str, seconds: f64) {
     metrics::histogram!(names::MODEL_INFERENCE_DURATION_SECONDS, "model" => model.to_string()).record(seconds);
 }
 
-/// `GET /metrics`: Prometheus text format.
-pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
+/// `GET /metrics`: Prometheus text format. Internals: on a public address only with the API
+/// key (`Authorization: Bearer KEY`, which Prometheus sends with `authorization`).
+pub async fn render(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if !crate::health::internals_visible(&state, &headers) {
+        return crate::error::ApiError::AdminOnly { key_configured: state.config.api_key.is_some() }.into_response();
+    }
     let Some(handle) = handle() else {
         return String::from("# metrics recorder unavailable\n").into_response();
     };

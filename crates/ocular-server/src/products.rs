@@ -20,7 +20,6 @@ use ocular_search::{ImageChange, ImageInput, ProductView, WriteMode};
 use ocular_store::{NewProduct, Product, ProductFilter, ProductPatch};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 use crate::form::Form;
@@ -43,22 +42,17 @@ impl FromRequestParts<AppState> for WriteAccess {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(key) = state.config.api_key.as_deref() else { return Ok(WriteAccess) };
-        let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        let given = header(header::AUTHORIZATION.as_str())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .or_else(|| header("x-api-key"));
-        match given {
-            Some(g) if keys_match(g.trim(), key) => Ok(WriteAccess),
-            _ => Err(ApiError::Unauthorized),
+        if state.config.api_key.is_none() || crate::access::is_admin(state, &parts.headers) {
+            Ok(WriteAccess)
+        } else {
+            Err(ApiError::Unauthorized)
         }
     }
 }
 
-fn keys_match(given: &str, expected: &str) -> bool {
-    let (a, b) = (Sha256::digest(given.as_bytes()), Sha256::digest(expected.as_bytes()));
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+/// Content-Security-Policy of stored images (product photos, analysis photos and heatmaps):
+/// should a browser ever open one as a document, it runs nothing and loads nothing.
+pub const STORED_IMAGE_CSP: &str = "default-src 'none'; sandbox";
 
 /// The writable fields of a product, as JSON or form fields.
 #[derive(Debug, Default, Deserialize)]
@@ -129,14 +123,13 @@ async fn read_body(state: &AppState, req: Request) -> Result<(Value, Option<Byte
         }
         return Ok((v, upload));
     }
-    // Reading the body by hand bypasses `DefaultBodyLimit`, so the limit is applied here.
-    let max = state.config.max_body_bytes;
-    let bytes = axum::body::to_bytes(req.into_body(), max).await.map_err(|e| {
-        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) {
-            ApiError::PayloadTooLarge { max }
-        } else {
-            ApiError::bad_request("invalid_body", format!("the body cannot be read: {e}"))
+    // JSON only, at most OCULAR_MAX_JSON_BYTES (see `crate::json`): a `Value` keeps everything,
+    // so its size must be bounded before parsing.
+    let bytes = crate::json::read(req, state.config.json_limit()).await.map_err(|e| match e {
+        ApiError::UnsupportedContentType { given, .. } => {
+            ApiError::UnsupportedContentType { expected: "JSON or multipart/form-data", given }
         }
+        other => other,
     })?;
     let v: Value = parse_json(&bytes)?;
     if !v.is_object() {
@@ -314,7 +307,13 @@ async fn image(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("image of product {id}")))?;
     Ok((
-        [(header::CONTENT_TYPE, img.content_type), (header::ETAG, etag), (header::CACHE_CONTROL, "no-cache".into())],
+        [
+            (header::CONTENT_TYPE, img.content_type),
+            (header::ETAG, etag),
+            (header::CACHE_CONTROL, "no-cache".into()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".into()),
+            (header::CONTENT_SECURITY_POLICY, STORED_IMAGE_CSP.into()),
+        ],
         img.bytes,
     )
         .into_response())

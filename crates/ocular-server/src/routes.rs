@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
+use crate::json::JsonBody;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -24,7 +25,10 @@ struct FixtureRequest {
 /// `POST /api/v1/fixture`: runs the test fixture model when it is configured. It exists so
 /// the whole path (admission, lazy loading, ONNX Runtime, errors) can be exercised over HTTP
 /// with a model small enough for any test; production model folders never contain it.
-async fn fixture(State(state): State<AppState>, Json(req): Json<FixtureRequest>) -> Result<Json<Value>, ApiError> {
+async fn fixture(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<FixtureRequest>,
+) -> Result<Json<Value>, ApiError> {
     let slot = state
         .registry
         .fixture

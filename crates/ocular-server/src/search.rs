@@ -25,6 +25,7 @@ use serde::de::DeserializeOwned;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::form::{self, Form};
+use crate::json::JsonBody;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -248,8 +249,7 @@ pub fn parse_field<T: std::str::FromStr>(form: &Form, name: &str) -> Result<Opti
 
 /// A JSON body parsed into the envelope's errors (axum's own rejection is plain text).
 pub fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("the JSON body cannot be read: {e}")))
+    crate::json::parse(body)
 }
 
 /// A multipart form from a request, with envelope errors.
@@ -280,20 +280,51 @@ async fn by_image(State(state): State<AppState>, req: Request) -> Result<Json<Se
     Ok(Json(results))
 }
 
+/// The JSON body of a search: the options, and the route's own field (`image_url` for
+/// `/search/url`, `query` for `/search/text`). No `flatten`: unknown fields are skipped where
+/// they stand instead of being collected (see `crate::json`).
 #[derive(Debug, Deserialize)]
-struct UrlBody {
-    image_url: String,
-    #[serde(flatten)]
-    options: OptionsBody,
+struct SearchBody {
+    image_url: Option<String>,
+    query: Option<String>,
+    top_k: Option<usize>,
+    threshold: Option<f32>,
+    category: Option<String>,
+    min_price: Option<f64>,
+    max_price: Option<f64>,
+    offset: Option<usize>,
+}
+
+impl SearchBody {
+    fn split(self, field: &'static str) -> Result<(String, OptionsBody), ApiError> {
+        let value = match field {
+            "image_url" => self.image_url,
+            _ => self.query,
+        };
+        let value =
+            value.ok_or_else(|| ApiError::bad_request("invalid_json", format!("the body needs a `{field}` string")))?;
+        let options = OptionsBody {
+            top_k: self.top_k,
+            threshold: self.threshold,
+            category: self.category,
+            min_price: self.min_price,
+            max_price: self.max_price,
+            offset: self.offset,
+        };
+        Ok((value, options))
+    }
 }
 
 /// `POST /api/v1/search/url`: `{"image_url": "...", "top_k": 5, ...}`.
-async fn by_url(State(state): State<AppState>, body: Bytes) -> Result<Json<SearchResults>, ApiError> {
-    let body: UrlBody = parse_json(&body)?;
-    let opts = body.options.resolve(&state.config)?;
+async fn by_url(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<SearchBody>,
+) -> Result<Json<SearchResults>, ApiError> {
+    let (image_url, options) = body.split("image_url")?;
+    let opts = options.resolve(&state.config)?;
     require_catalog(&state)?;
     let started = Instant::now();
-    let bytes = fetch(&state, &body.image_url).await?;
+    let bytes = fetch(&state, &image_url).await?;
     let fetched = started.elapsed();
     let mut results = run_image_search(&state, bytes, opts).await?;
     results.timings_ms.add("fetch", fetched);
@@ -312,20 +343,15 @@ pub async fn fetch(state: &AppState, url: &str) -> Result<Bytes, ApiError> {
     Ok(fetcher.fetch_image(url).await?.bytes)
 }
 
-#[derive(Debug, Deserialize)]
-struct TextBody {
-    query: String,
-    #[serde(flatten)]
-    options: OptionsBody,
-}
-
 /// `POST /api/v1/search/text`: `{"query": "...", ...}`, hybrid.
-async fn by_text(State(state): State<AppState>, body: Bytes) -> Result<Json<SearchResults>, ApiError> {
-    let body: TextBody = parse_json(&body)?;
-    let opts = body.options.resolve(&state.config)?;
+async fn by_text(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<SearchBody>,
+) -> Result<Json<SearchResults>, ApiError> {
+    let (query, options) = body.split("query")?;
+    let opts = options.resolve(&state.config)?;
     let catalog = require_catalog(&state)?;
     let embedders = catalog.embedders().await.map_err(api_error)?;
-    let query = body.query;
     let results =
         state.infer(move || catalog.search_text(embedders.as_ref(), &query, &opts).map_err(api_error)).await?;
     observe("text", &results);

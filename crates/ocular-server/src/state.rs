@@ -22,6 +22,8 @@ pub struct AppState {
     pub catalog: Option<Arc<Catalog>>,
     /// The one way the server fetches URLs (SSRF-guarded); `None` if it could not be built.
     pub fetcher: Option<Fetcher>,
+    /// Request body bytes held by all requests together (`crate::limits`).
+    pub body_budget: crate::limits::BodyBudget,
 }
 
 impl AppState {
@@ -39,7 +41,17 @@ impl AppState {
         let registry: Arc<Registry> = registry.into();
         let fetcher = crate::search::fetcher(&config);
         let catalog = crate::search::catalog(&config, &registry, &store);
-        Self { config: Arc::new(config), registry, store, admission, started: Instant::now(), catalog, fetcher }
+        let body_budget = crate::limits::BodyBudget::new(config.max_inflight_body_bytes);
+        Self {
+            config: Arc::new(config),
+            registry,
+            store,
+            admission,
+            started: Instant::now(),
+            catalog,
+            fetcher,
+            body_budget,
+        }
     }
 
     /// Runs blocking model work after admission, off the async runtime, reserving the memory
@@ -89,10 +101,15 @@ impl AppState {
         ocular_image::Limits { max_bytes: self.config.max_body_bytes, max_pixels: self.config.max_image_pixels }
     }
 
-    /// Ready to serve: storage answers and, in preload mode, every configured model is loaded.
-    pub fn is_ready(&self) -> bool {
+    /// Ready to serve: storage answers (off the async runtime, within
+    /// [`crate::health::STORAGE_TIMEOUT`]) and, in preload mode, every configured model is loaded.
+    pub async fn is_ready(&self) -> bool {
         let models_ok = !self.config.preload || self.registry.all_ready();
         let indexes_ok = self.catalog.as_ref().is_none_or(|c| !c.is_loading());
-        models_ok && indexes_ok && self.store.ping().is_ok()
+        if !(models_ok && indexes_ok) {
+            return false;
+        }
+        let ping = tokio::time::timeout(crate::health::STORAGE_TIMEOUT, self.db(|s| s.ping())).await;
+        matches!(ping, Ok(Ok(())))
     }
 }

@@ -3,6 +3,10 @@
 //! The server decides the retention policy (keep images or not, for how long); the store only
 //! provides the operations: insert without images, drop images older than a cut-off, drop whole
 //! analyses older than a cut-off. Listings never carry image bytes.
+//!
+//! Who may read an analysis is the server's decision too; the store keeps what it needs for
+//! it: the SHA-256 of each analysis's access token (never the token, so a copy of the database
+//! opens nothing).
 
 use time::OffsetDateTime;
 
@@ -17,6 +21,10 @@ pub trait AnalysisStore {
 
     /// One analysis with its images; `None` for an unknown (or malformed) id.
     fn get_analysis(&self, id: &str) -> Result<Option<Analysis>, StoreError>;
+
+    /// The SHA-256 (hex) of an analysis's access token, read without its images: `NotFound` for
+    /// an unknown analysis, `None` for one stored without a token.
+    fn analysis_token_sha256(&self, id: &str) -> Result<Option<String>, StoreError>;
 
     /// Newest first (ties broken by insertion order, newest first), without image bytes.
     fn list_analyses(&self, offset: usize, limit: usize) -> Result<Page<AnalysisSummary>, StoreError>;

@@ -24,6 +24,11 @@ pub const SQLITE: &[Migration] = &[
     Migration { version: 2, name: "catalog", sql: include_str!("../migrations/sqlite/0002_catalog.sql") },
     Migration { version: 3, name: "analyses", sql: include_str!("../migrations/sqlite/0003_analyses.sql") },
     Migration { version: 4, name: "imports", sql: include_str!("../migrations/sqlite/0004_imports.sql") },
+    Migration {
+        version: 5,
+        name: "analysis_tokens",
+        sql: include_str!("../migrations/sqlite/0005_analysis_tokens.sql"),
+    },
 ];
 
 /// PostgreSQL migrations: the same versions as [`SQLITE`], one to one (see
@@ -34,4 +39,9 @@ pub const POSTGRES: &[Migration] = &[
     Migration { version: 2, name: "catalog", sql: include_str!("../migrations/postgres/0002_catalog.sql") },
     Migration { version: 3, name: "analyses", sql: include_str!("../migrations/postgres/0003_analyses.sql") },
     Migration { version: 4, name: "imports", sql: include_str!("../migrations/postgres/0004_imports.sql") },
+    Migration {
+        version: 5,
+        name: "analysis_tokens",
+        sql: include_str!("../migrations/postgres/0005_analysis_tokens.sql"),
+    },
 ];

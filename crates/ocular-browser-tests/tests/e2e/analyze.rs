@@ -1,6 +1,6 @@
 //! /analyze, /analyses and /analyses/{id}: a photo goes in, a prediction with a heatmap comes
 //! out, a non-skin photo is refused with its reason, and stored analyses can be opened again
-//! and deleted.
+//! and deleted — by the browser that made them, and by no other.
 
 use fantoccini::key::Key;
 
@@ -117,6 +117,25 @@ fn a_photo_is_analysed_with_a_heatmap_stored_listed_reopened_and_deleted() {
         let id = page.path().await?.trim_start_matches("/analyses/").to_string();
         ensure!(check_result(&page).await? == name, "the stored analysis shows another top class");
         page.checkpoint("stored").await;
+
+        // Private: another browser (one without this one's list of tokens) neither lists it
+        // nor opens it by its address, and sees only "not found".
+        let saved = page
+            .client()
+            .execute(
+                "const v = localStorage.getItem('ocular.analyses'); localStorage.removeItem('ocular.analyses'); return v",
+                vec![],
+            )
+            .await?;
+        ensure!(saved.is_string(), "the analysis was not remembered in this browser: {saved}");
+        page.goto("/analyses").await?;
+        ensure!(page.texts("#analyses li").await?.is_empty(), "a browser without the token lists the analysis");
+        page.goto(&format!("/analyses/{id}")).await?;
+        let refused = "return document.querySelector('#status').classList.contains('error')";
+        page.wait_for("the analysis to be refused", refused, vec![]).await?;
+        ensure!(page.text("#status").await?.contains("not found"), "no 'not found' for a stranger");
+        ensure!(page.texts("#result:not([hidden])").await?.is_empty(), "a stranger sees the result");
+        page.client().execute("localStorage.setItem('ocular.analyses', arguments[0])", vec![saved]).await?;
 
         // It is listed with its thumbnail, and the list leads back to it.
         page.goto("/analyses").await?;

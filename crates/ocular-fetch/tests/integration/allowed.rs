@@ -60,3 +60,26 @@ async fn a_closed_port_is_a_fetch_failure() {
     assert!(matches!(err, FetchError::Connect { .. }), "{err:?}");
     assert_eq!(err.code(), "url_fetch_failed");
 }
+
+/// An allow-list entry with a port opens that port only: an allowed image host's other ports
+/// (Redis, an admin console) stay refused, before any connection.
+#[tokio::test]
+async fn an_entry_with_a_port_allows_that_port_only() {
+    let server = TestServer::start(|_| png_reply()).await;
+    let port = server.port();
+    let other = if port == 65535 { port - 1 } else { port + 1 };
+
+    let image = fetcher(&format!("127.0.0.1:{port}")).fetch_image(&format!("http://127.0.0.1:{port}/")).await.unwrap();
+    assert_eq!(&image.bytes[..], PNG);
+
+    let narrow = fetcher(&format!("127.0.0.1:{other}"));
+    let err = narrow.fetch_image(&format!("http://127.0.0.1:{port}/")).await.unwrap_err();
+    assert!(matches!(err, FetchError::AddressNotAllowed { .. }), "{err:?}");
+    assert_eq!(narrow.connect_attempts(), 0, "refused before connecting");
+
+    let named = fetcher_with(policy(&format!("images.test:{other}")), &["images.test"]);
+    let err = named.fetch_image(&format!("http://images.test:{port}/")).await.unwrap_err();
+    assert!(matches!(err, FetchError::AddressNotAllowed { from_dns: true, .. }), "{err:?}");
+    assert!(!err.to_string().contains("127.0.0.1"), "the refusal echoes the DNS answer: {err}");
+    assert_eq!(server.accepted(), 1);
+}

@@ -50,7 +50,7 @@ pub(super) fn decode(
         return Ok(None);
     };
     let stored = (u32::from(info.width), u32::from(info.height));
-    limits.check_pixels(stored.0, stored.1)?;
+    limits.check_dimensions(stored.0, stored.1)?;
     // CMYK and 16-bit JPEGs are rare; the full decoder handles their colour conversion.
     if stored != full || !matches!(info.pixel_format, PixelFormat::L8 | PixelFormat::RGB24) {
         return Ok(None);

@@ -32,6 +32,11 @@ use crate::error::{DecodeError, ImageError};
 use crate::format::{self, Format, Sniffed};
 use crate::header;
 
+/// The most one side may be longer than the other (in either orientation). Panoramas stop
+/// around 10:1 and banners at 20:1; a 1,000,000 x 2 strip is only ever an attack on the
+/// resizers, whose buffers and weights grow with the long side (issue 16).
+pub const MAX_ASPECT_RATIO: u32 = 40;
+
 /// Caps applied to every decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -51,9 +56,16 @@ impl Default for Limits {
 }
 
 impl Limits {
-    fn check_pixels(&self, width: u32, height: u32) -> Result<(), ImageError> {
+    /// Whether an image of these dimensions may be decoded: its pixels within the cap and its
+    /// aspect ratio within [`MAX_ASPECT_RATIO`]. Checked from the header, before any decoder
+    /// allocates (and by memory estimates, which must agree with the decoder).
+    pub fn check_dimensions(&self, width: u32, height: u32) -> Result<(), ImageError> {
         if u64::from(width) * u64::from(height) > self.max_pixels {
             return Err(ImageError::TooManyPixels { width, height, max: self.max_pixels });
+        }
+        let (long, short) = (width.max(height), width.min(height));
+        if u64::from(long) > u64::from(short) * u64::from(MAX_ASPECT_RATIO) {
+            return Err(ImageError::AspectRatio { width, height, max: MAX_ASPECT_RATIO });
         }
         Ok(())
     }
@@ -94,7 +106,7 @@ pub fn decode(bytes: &[u8], limits: &Limits, target: Option<(u32, u32)>) -> Resu
         Sniffed::Unknown => return Err(DecodeError::NotAnImage.into()),
     };
     let (width, height) = header::dimensions(format, bytes).map_err(|reason| DecodeError::Header { format, reason })?;
-    limits.check_pixels(width, height)?;
+    limits.check_dimensions(width, height)?;
 
     if let (Format::Jpeg, Some(target)) = (format, target)
         && let Some(decoded) = jpeg_scaled::decode(bytes, (width, height), target, limits)?
@@ -124,7 +136,7 @@ fn decode_full(
     let mut decoder = reader.into_decoder().map_err(codec_err)?;
 
     let (codec_w, codec_h) = decoder.dimensions();
-    limits.check_pixels(codec_w, codec_h)?;
+    limits.check_dimensions(codec_w, codec_h)?;
     // Orientation is advisory metadata: a broken EXIF block must not make an otherwise
     // readable photo unreadable.
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);

@@ -37,7 +37,14 @@ struct Coeffs {
 }
 
 /// Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` for the box `0..in_size`.
+#[cfg(test)]
 fn coeffs(in_size: usize, out_size: usize) -> Coeffs {
+    coeffs_window(in_size, out_size, 0, out_size)
+}
+
+/// [`coeffs`] for outputs `first..first + count` only: every output's weights depend on its own
+/// index alone, so a window's are exactly the full resize's, without computing the rest.
+fn coeffs_window(in_size: usize, out_size: usize, first: usize, count: usize) -> Coeffs {
     const SUPPORT: f64 = 2.0;
     let scale = in_size as f64 / out_size as f64;
     let filterscale = scale.max(1.0);
@@ -45,14 +52,14 @@ fn coeffs(in_size: usize, out_size: usize) -> Coeffs {
     let ksize = support.ceil() as usize * 2 + 1;
     let mut c = Coeffs {
         ksize,
-        start: Vec::with_capacity(out_size),
-        len: Vec::with_capacity(out_size),
-        weights: vec![0; out_size * ksize],
+        start: Vec::with_capacity(count),
+        len: Vec::with_capacity(count),
+        weights: vec![0; count * ksize],
     };
     let mut k = vec![0.0f64; ksize];
     // Pillow multiplies by the reciprocal; dividing would round differently.
     let ss = 1.0 / filterscale;
-    for xx in 0..out_size {
+    for (i, xx) in (first..first + count).enumerate() {
         let center = (xx as f64 + 0.5) * scale;
         // C's `(int)` truncates toward zero; the clamp at 0 makes that the same as floor here.
         let xmin = ((center - support + 0.5) as i64).max(0) as usize;
@@ -64,7 +71,7 @@ fn coeffs(in_size: usize, out_size: usize) -> Coeffs {
             *kx = w;
             total += w;
         }
-        let row = &mut c.weights[xx * ksize..xx * ksize + n];
+        let row = &mut c.weights[i * ksize..i * ksize + n];
         for (dst, &w) in row.iter_mut().zip(&k) {
             let w = if total != 0.0 { w / total } else { w };
             let fixed = w * f64::from(1u32 << PRECISION_BITS);
@@ -133,20 +140,62 @@ fn pass_vertical(src: &[u8], w: usize, c: &Coeffs) -> Vec<u8> {
 /// `Image.resize((width, height), Image.BICUBIC)` on an RGB image. Zero-sized input or
 /// output gives an all-black image of the requested size.
 pub(crate) fn resize_bicubic(img: &RgbImage, width: u32, height: u32) -> RgbImage {
+    resize_bicubic_window(img, (width, height), (0, 0, width, height))
+}
+
+/// The window `(left, top, w, h)` of `Image.resize((width, height), Image.BICUBIC)`, pixel for
+/// pixel, computed without the rest of the resized image: only the source rows the window's
+/// vertical taps read go through the horizontal pass, and only the window's columns are made.
+/// So a crop after a large upscale (CLIP's shortest side of a 1,000,000 x 2 strip is 224 pixels
+/// tall and 112 million wide) costs the window, not the whole resized image. The window must
+/// lie inside `width x height`; an empty window or image gives a black image of its size.
+pub(crate) fn resize_bicubic_window(
+    img: &RgbImage,
+    (width, height): (u32, u32),
+    (left, top, w, h): (u32, u32, u32, u32),
+) -> RgbImage {
     let (iw, ih) = (img.width() as usize, img.height() as usize);
     let (ow, oh) = (width as usize, height as usize);
-    if iw == 0 || ih == 0 || ow == 0 || oh == 0 {
-        return RgbImage::new(width, height);
+    let (x0, y0, cw, ch) = (left as usize, top as usize, w as usize, h as usize);
+    if iw == 0 || ih == 0 || cw == 0 || ch == 0 || x0 + cw > ow || y0 + ch > oh {
+        return RgbImage::new(w, h);
     }
-    if (iw, ih) == (ow, oh) {
-        return img.clone();
+    // Source rows the window needs: all of them when the height does not change (Pillow
+    // skips that pass), else those under the window's vertical taps.
+    let vertical = (ih != oh).then(|| coeffs_window(ih, oh, y0, ch));
+    let (row_first, row_end) = match &vertical {
+        Some(v) => {
+            let end = v.start.iter().zip(&v.len).map(|(s, l)| s + l).max().unwrap_or(0);
+            (v.start.iter().copied().min().unwrap_or(0), end)
+        }
+        None => (y0, y0 + ch),
+    };
+    let rows = &img.as_raw()[row_first * iw * 3..row_end * iw * 3];
+    let mut buf = if iw != ow {
+        pass_horizontal(rows, iw, &coeffs_window(iw, ow, x0, cw))
+    } else {
+        // No horizontal resampling: the window's columns are the source's.
+        rows.chunks_exact(iw * 3).flat_map(|r| &r[x0 * 3..(x0 + cw) * 3]).copied().collect()
+    };
+    if let Some(mut v) = vertical {
+        for s in &mut v.start {
+            *s -= row_first;
+        }
+        buf = pass_vertical(&buf, cw, &v);
     }
-    let mut buf = if iw != ow { pass_horizontal(img.as_raw(), iw, &coeffs(iw, ow)) } else { img.as_raw().clone() };
-    if ih != oh {
-        buf = pass_vertical(&buf, ow, &coeffs(ih, oh));
-    }
-    // The buffer holds exactly width * height * 3 bytes by construction.
-    RgbImage::from_raw(width, height, buf).unwrap_or_else(|| RgbImage::new(width, height))
+    // The buffer holds exactly w * h * 3 bytes by construction.
+    RgbImage::from_raw(w, h, buf).unwrap_or_else(|| RgbImage::new(w, h))
+}
+
+/// Peak bytes of [`resize_bicubic_window`] besides its input: the horizontal pass's rows, the
+/// output, and both axes' weights (an upper bound: every source row, `ksize` weights per output).
+pub(crate) fn window_peak_bytes(in_size: (u32, u32), out_size: (u32, u32), window: (u32, u32)) -> u64 {
+    let (iw, ih) = (u64::from(in_size.0), u64::from(in_size.1));
+    let (ow, oh) = (u64::from(out_size.0.max(1)), u64::from(out_size.1.max(1)));
+    let (cw, ch) = (u64::from(window.0), u64::from(window.1));
+    let ksize = |i: u64, o: u64| 2 * (2 * i).div_ceil(o).max(2) + 1;
+    let weights = 4 * (cw * ksize(iw, ow) + ch * ksize(ih, oh));
+    cw * ih * 3 + cw * ch * 3 + weights
 }
 
 #[cfg(test)]
@@ -169,6 +218,22 @@ mod tests {
             for x in 0..o {
                 let s: i32 = c.weights[x * c.ksize..x * c.ksize + c.len[x]].iter().sum();
                 assert!((s - (1 << PRECISION_BITS)).abs() <= c.ksize as i32, "{i}->{o} at {x}");
+            }
+        }
+    }
+
+    /// A window is exactly the same pixels as the crop of the whole resize.
+    #[test]
+    fn windows_equal_crops_of_the_full_resize() {
+        let img = RgbImage::from_fn(53, 31, |x, y| image::Rgb([(x * 7 + y * 3) as u8, (x * y) as u8, (200 - x) as u8]));
+        for (ow, oh) in [(224, 131), (53, 80), (20, 31), (17, 9), (300, 31)] {
+            let full = resize_bicubic(&img, ow, oh);
+            for (l, t, w, h) in
+                [(0, 0, ow, oh), (ow / 3, oh / 4, ow / 2, oh / 2), (ow - 1, oh - 1, 1, 1), (1, 0, 3, oh)]
+            {
+                let window = resize_bicubic_window(&img, (ow, oh), (l, t, w, h));
+                let crop = image::imageops::crop_imm(&full, l, t, w, h).to_image();
+                assert_eq!(window, crop, "{ow}x{oh} window {l},{t} {w}x{h}");
             }
         }
     }

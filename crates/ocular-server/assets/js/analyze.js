@@ -5,6 +5,7 @@
 import { api, errorText } from './api.js';
 import { $, h, showStatus } from './dom.js';
 import { photoPicker } from './drop.js';
+import { pageUrl, remember } from './mine.js';
 import { renderAnalysis } from './result.js';
 
 const form = $('#analyze-form');
@@ -57,8 +58,15 @@ async function analyse(force) {
       form: buildForm(),
       query: { gradcam: form.elements.gradcam.checked, force },
     });
+    // Only this browser (or whoever gets the link) can open it again: keep its token.
+    const kept = remember(analysis);
     showStatus(status, 'ok', 'Done. The analysis is saved: ');
-    status.append(h('a', { href: `/analyses/${encodeURIComponent(analysis.id)}` }, 'permanent link'), '.');
+    status.append(
+      h('a', { href: pageUrl(analysis.id, analysis.token) }, 'private link'),
+      kept
+        ? '. Only this browser, or someone you give the link to, can open it.'
+        : '. This browser cannot remember it: keep the link, it is the only way back.',
+    );
     renderAnalysis(result, analysis).focus();
   } catch (err) {
     if (err.code === 'not_a_skin_photo') {

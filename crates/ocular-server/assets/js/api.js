@@ -47,11 +47,11 @@ export function withQuery(path, query = {}) {
 }
 
 /**
- * Calls the API. options: {method, query, json, form}. Resolves to the parsed body (null for
- * 204), or rejects with an ApiError.
+ * Calls the API. options: {method, query, json, form, headers}. Resolves to the parsed body
+ * (null for 204), or rejects with an ApiError.
  */
-export async function api(path, { method = 'GET', query, json, form } = {}) {
-  const init = { method, headers: { Accept: 'application/json' } };
+export async function api(path, { method = 'GET', query, json, form, headers = {} } = {}) {
+  const init = { method, headers: { Accept: 'application/json', ...headers } };
   const key = method === 'GET' ? null : apiKey();
   if (key) init.headers['X-Api-Key'] = key;
   if (json !== undefined) {

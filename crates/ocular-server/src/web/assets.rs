@@ -41,6 +41,7 @@ pub(super) static ASSETS: &[Asset] = &[
     asset!("js/result.js", JS),
     asset!("js/analyses.js", JS),
     asset!("js/analysis.js", JS),
+    asset!("js/mine.js", JS),
     asset!("js/search.js", JS),
     asset!("js/products.js", JS),
     asset!("js/card.js", JS),

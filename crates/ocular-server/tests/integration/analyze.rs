@@ -42,23 +42,36 @@ async fn a_lesion_is_analysed_stored_and_served() {
     }
     assert!(body["disclaimer"].as_str().unwrap().contains("not a diagnosis"));
 
+    // The answer carries the analysis's capability token, shown this once; a stranger without
+    // it finds nothing (see privacy.rs for every route).
     let id = body["id"].as_str().expect("id").to_string();
-    let (status, stored) = app.get(&format!("/api/v1/analyses/{id}")).await;
+    let token = body["token"].as_str().expect("token").to_string();
+    assert_eq!(body["page_url"], json!(format!("/analyses/{id}#token={token}")));
+    let (status, _) = app.get(&format!("/api/v1/analyses/{id}")).await;
+    assert_eq!(status, 404, "no token, no analysis");
+    let with_token = |req: axum::http::request::Builder| {
+        req.header("x-analysis-token", token.as_str()).body(axum::body::Body::empty()).unwrap()
+    };
+    let (status, stored) =
+        crate::common::split(app.send(with_token(axum::http::Request::get(format!("/api/v1/analyses/{id}")))).await)
+            .await;
     assert_eq!(status, 200);
     assert_eq!(stored["probabilities"], body["probabilities"]);
     for url in [body["heatmap"]["url"].as_str().unwrap(), body["image_url"].as_str().unwrap()] {
+        assert!(url.contains("?token="), "{url}");
         let resp = app.send(axum::http::Request::get(url).body(axum::body::Body::empty()).unwrap()).await;
         assert_eq!(resp.status(), 200, "{url}");
         assert_eq!(resp.headers()["content-type"], "image/jpeg");
+        assert_eq!(resp.headers()["cache-control"], "private, no-store");
     }
-    let (_, list) = app.get("/api/v1/analyses").await;
-    assert_eq!(list["items"][0]["id"], json!(id));
+    let (status, _) = app.get("/api/v1/analyses").await;
+    assert_eq!(status, 401, "only the API key lists analyses");
 
-    let resp = app
-        .send(axum::http::Request::delete(format!("/api/v1/analyses/{id}")).body(axum::body::Body::empty()).unwrap())
-        .await;
+    let resp = app.send(with_token(axum::http::Request::delete(format!("/api/v1/analyses/{id}")))).await;
     assert_eq!(resp.status(), 204);
-    let (status, body) = app.get(&format!("/api/v1/analyses/{id}")).await;
+    let (status, body) =
+        crate::common::split(app.send(with_token(axum::http::Request::get(format!("/api/v1/analyses/{id}")))).await)
+            .await;
     assert_eq!((status, body["error"]["code"].clone()), (404, json!("not_found")));
 }
 
@@ -122,11 +135,14 @@ async fn image_retention_purges_photos_and_keeps_the_result() {
     let (status, body) = app.post_form("/api/v1/analyze", &[], Some(("image", &ellipse()))).await;
     assert_eq!(status, 200, "{body}");
     let id = body["id"].as_str().expect("id").to_string();
+    let token = body["token"].as_str().expect("token").to_string();
+    let image_url = body["image_url"].as_str().expect("image url").to_string();
+    assert_eq!(app.get(&image_url).await.0, 200, "the photo is there at first");
     // The first tick of the retention task runs at once; with 0 hours every image is due.
     let task = tokio::spawn(ocular_server::analyze::enforce_image_retention(app.state.clone()));
     let mut purged = false;
     for _ in 0..50 {
-        let (status, _) = app.get(&format!("/api/v1/analyses/{id}/image.jpg")).await;
+        let (status, _) = app.get(&image_url).await;
         if status == 404 {
             purged = true;
             break;
@@ -135,7 +151,7 @@ async fn image_retention_purges_photos_and_keeps_the_result() {
     }
     task.abort();
     assert!(purged, "the photo is gone after the retention period");
-    let (status, stored) = app.get(&format!("/api/v1/analyses/{id}")).await;
+    let (status, stored) = app.get(&format!("/api/v1/analyses/{id}?token={token}")).await;
     assert_eq!(status, 200);
     assert_eq!(stored["probabilities"], body["probabilities"], "the result itself is kept");
 }

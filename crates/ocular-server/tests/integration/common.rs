@@ -42,6 +42,15 @@ pub struct TestApp {
 impl TestApp {
     /// `extra` flags are appended to the defaults (e.g. `--preload false`).
     pub fn new(extra: &[&str]) -> Self {
+        Self::build(extra, None)
+    }
+
+    /// [`TestApp::new`] over a store the test also holds (to lock it, say).
+    pub fn with_store(extra: &[&str], store: Arc<dyn ocular_store::Store>) -> Self {
+        Self::build(extra, Some(store))
+    }
+
+    fn build(extra: &[&str], store: Option<Arc<dyn ocular_store::Store>>) -> Self {
         let models = tempfile::tempdir().expect("tempdir");
         let data = tempfile::tempdir().expect("tempdir");
         let fixture = models.path().join("fixture");
@@ -57,7 +66,9 @@ impl TestApp {
         ];
         args.extend_from_slice(extra);
         let config = config(&args);
-        let store = ocular_store::open(&ocular_store::Location::Sqlite(data.path().join("t.db")), true).expect("store");
+        let store = store.unwrap_or_else(|| {
+            ocular_store::open(&ocular_store::Location::Sqlite(data.path().join("t.db")), true).expect("store")
+        });
         let registry = Registry::discover(RegistryOptions {
             models_dir: config.models_dir.clone(),
             ort_library: Some(ort_library()),

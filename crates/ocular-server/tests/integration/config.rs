@@ -72,6 +72,42 @@ fn secrets_are_redacted() {
     let text = c.redacted().to_string();
     assert!(!text.contains("hunter2") && !text.contains("secret"), "{text}");
     assert!(text.contains("postgres://me:***@db/ocular"), "{text}");
+    // `Debug` too: a config printed by `{:?}` (a panic, a debug log) shows no secret.
+    let debug = format!("{c:?} {c:#?}");
+    assert!(!debug.contains("hunter2") && !debug.contains("secret"), "{debug}");
+    assert!(debug.contains("***"), "{debug}");
+}
+
+/// Every setting a request checks is checked against the same bound at start-up: `TOP_K=200`
+/// used to pass, then every search without `top_k` answered 400 (issue 16).
+#[test]
+fn settings_are_validated_against_the_request_limits() {
+    let err = config(&["--top-k", "200"]).validate().expect_err("TOP_K above what a request may ask");
+    assert!(err.contains("top_k 200") && err.contains("100"), "{err}");
+    config(&["--top-k", "100"]).validate().expect("the request maximum is a valid default");
+    let err = config(&["--max-json-bytes", "100"]).validate().expect_err("tiny JSON cap");
+    assert!(err.contains("max_json_bytes"), "{err}");
+    let err = config(&["--max-json-bytes", "30000000"]).validate().expect_err("JSON cap above the body cap");
+    assert!(err.contains("max_json_bytes"), "{err}");
+    let err = config(&["--max-inflight-body-bytes", "1000000"]).validate().expect_err("budget below one upload");
+    assert!(err.contains("max_inflight_body_bytes"), "{err}");
+    assert!(config(&["--max-connections", "0"]).validate().is_err());
+    let err = config(&["--queue-timeout-ms", "40000"]).validate().expect_err("queue wait past the deadline");
+    assert!(err.contains("queue_timeout_ms"), "{err}");
+    assert!(config(&["--max-image-pixels", "0"]).validate().is_err());
+}
+
+/// A non-loopback address needs the key, or the explicit opt-in (which `serve` logs).
+#[test]
+fn public_binds_need_a_key_or_an_explicit_opt_in() {
+    assert_eq!(config(&[]).check_public_bind(), Ok(None), "loopback needs nothing");
+    assert_eq!(config(&["--host", "::1"]).check_public_bind(), Ok(None));
+    let err = config(&["--host", "0.0.0.0"]).check_public_bind().expect_err("public without a key");
+    assert!(err.contains("OCULAR_API_KEY") && err.contains("OCULAR_ALLOW_PUBLIC_WITHOUT_KEY"), "{err}");
+    assert_eq!(config(&["--host", "0.0.0.0", "--api-key", "0123456789abcdef"]).check_public_bind(), Ok(None));
+    let warning = config(&["--host", "10.0.0.5", "--allow-public-without-key", "true"]).check_public_bind();
+    assert!(warning.expect("opted in").expect("a warning").contains("10.0.0.5:8000"));
+    assert!(config(&["--host", "0.0.0.0"]).is_public() && !config(&[]).is_public());
 }
 
 /// `--image-precision` / `--skin-precision` reach the registry (they once only worked as

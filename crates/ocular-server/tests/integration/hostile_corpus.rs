@@ -45,6 +45,14 @@ pub fn uploads() -> Vec<(Upload, Expect)> {
         // Within the cap (64x64), but the IDAT inflates to 64 MB: the decoder must stop reading
         // at the 12 KB the header declares instead of inflating everything.
         upload("deflate bomb in a small canvas", png_header(64, 64, &deflate_zeros(64 << 20)), Accepted),
+        // 2 megapixels, far under the pixel cap, but 500,000:1: CLIP's shortest-side resize of
+        // it was 112 million pixels wide (29 s, 6.7 GB, issue 16). Refused from the header.
+        upload(
+            "PNG strip of 1000000x2 pixels",
+            png_header(1_000_000, 2, &deflate_zeros(2 * 3_000_001)),
+            Error(422, "image_aspect_ratio"),
+        ),
+        upload("JPEG strip of 2x60000 pixels", jpeg_header(2, 60_000), Error(422, "image_aspect_ratio")),
         upload("truncated JPEG", jpeg[..jpeg.len() / 2].to_vec(), unreadable),
         upload("truncated PNG", png[..png.len() / 2].to_vec(), unreadable),
         upload("truncated WebP", webp[..webp.len() / 2].to_vec(), unreadable),

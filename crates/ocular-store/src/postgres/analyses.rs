@@ -42,7 +42,8 @@ fn check_json(what: &'static str, v: &serde_json::Value) -> Result<(), StoreErro
 
 fn get(db: Db<'_>, id: &str) -> Result<Option<Analysis>, StoreError> {
     let Some(row) = db.query_opt(
-        "SELECT id, created_at, input, result, timings, thumbnail_jpeg, heatmap_jpeg FROM analyses WHERE id = $1",
+        "SELECT id, created_at, input, result, timings, thumbnail_jpeg, heatmap_jpeg, token_sha256
+         FROM analyses WHERE id = $1",
         &[&id],
     )?
     else {
@@ -55,6 +56,7 @@ fn get(db: Db<'_>, id: &str) -> Result<Option<Analysis>, StoreError> {
         input: s.input,
         result: s.result,
         timings: s.timings,
+        token_sha256: row.try_get(7)?,
         thumbnail_jpeg: row.try_get(5)?,
         heatmap_jpeg: row.try_get(6)?,
     }))
@@ -85,9 +87,19 @@ impl AnalysisStore for PgStore {
         check_json("analysis timings", &a.timings)?;
         self.read(|db| {
             let inserted = db.execute(
-                "INSERT INTO analyses (id, created_at, input, result, timings, thumbnail_jpeg, heatmap_jpeg)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
-                &[&a.id, &a.created_at, &a.input, &a.result, &a.timings, &a.thumbnail_jpeg, &a.heatmap_jpeg],
+                "INSERT INTO analyses
+                     (id, created_at, input, result, timings, thumbnail_jpeg, heatmap_jpeg, token_sha256)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+                &[
+                    &a.id,
+                    &a.created_at,
+                    &a.input,
+                    &a.result,
+                    &a.timings,
+                    &a.thumbnail_jpeg,
+                    &a.heatmap_jpeg,
+                    &a.token_sha256,
+                ],
             )?;
             if inserted == 0 {
                 return Err(StoreError::Conflict(format!("analysis {}", a.id)));
@@ -101,6 +113,20 @@ impl AnalysisStore for PgStore {
             return Ok(None);
         }
         self.read(|db| get(db, id))
+    }
+
+    fn analysis_token_sha256(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let found = if plausible_id(id) {
+            self.read(|db| {
+                db.query_opt("SELECT token_sha256 FROM analyses WHERE id = $1", &[&id])?
+                    .map(|r| r.try_get::<_, Option<String>>(0))
+                    .transpose()
+                    .map_err(StoreError::from)
+            })?
+        } else {
+            None
+        };
+        found.ok_or_else(|| StoreError::NotFound(format!("analysis {id}")))
     }
 
     fn list_analyses(&self, offset: usize, limit: usize) -> Result<Page<AnalysisSummary>, StoreError> {

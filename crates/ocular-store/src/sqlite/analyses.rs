@@ -41,7 +41,8 @@ fn image_column(which: AnalysisImage) -> &'static str {
 
 fn get(c: &Connection, id: &str) -> Result<Option<Analysis>, StoreError> {
     let mut stmt = c.prepare_cached(
-        "SELECT id, created_at, input, result, timings, thumbnail_jpeg, heatmap_jpeg FROM analyses WHERE id = ?1",
+        "SELECT id, created_at, input, result, timings, thumbnail_jpeg, heatmap_jpeg, token_sha256
+         FROM analyses WHERE id = ?1",
     )?;
     let mut rows = stmt.query([id])?;
     let Some(row) = rows.next()? else { return Ok(None) };
@@ -52,6 +53,7 @@ fn get(c: &Connection, id: &str) -> Result<Option<Analysis>, StoreError> {
         input: s.input,
         result: s.result,
         timings: s.timings,
+        token_sha256: row.get(7)?,
         thumbnail_jpeg: row.get(5)?,
         heatmap_jpeg: row.get(6)?,
     }))
@@ -85,10 +87,11 @@ impl AnalysisStore for SqliteStore {
         self.write(|tx| {
             let inserted = tx
                 .prepare_cached(
-                    "INSERT INTO analyses (id, created_at, input, result, timings, thumbnail_jpeg, heatmap_jpeg)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
+                    "INSERT INTO analyses
+                         (id, created_at, input, result, timings, thumbnail_jpeg, heatmap_jpeg, token_sha256)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO NOTHING",
                 )?
-                .execute(params![a.id, row.0, row.1, row.2, row.3, a.thumbnail_jpeg, a.heatmap_jpeg])?;
+                .execute(params![a.id, row.0, row.1, row.2, row.3, a.thumbnail_jpeg, a.heatmap_jpeg, a.token_sha256])?;
             if inserted == 0 {
                 return Err(StoreError::Conflict(format!("analysis {}", a.id)));
             }
@@ -98,6 +101,16 @@ impl AnalysisStore for SqliteStore {
 
     fn get_analysis(&self, id: &str) -> Result<Option<Analysis>, StoreError> {
         self.read(|c| get(c, id))
+    }
+
+    fn analysis_token_sha256(&self, id: &str) -> Result<Option<String>, StoreError> {
+        self.read(|c| {
+            let found: Option<Option<String>> = c
+                .prepare_cached("SELECT token_sha256 FROM analyses WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()?;
+            found.ok_or_else(|| StoreError::NotFound(format!("analysis {id}")))
+        })
     }
 
     fn list_analyses(&self, offset: usize, limit: usize) -> Result<Page<AnalysisSummary>, StoreError> {

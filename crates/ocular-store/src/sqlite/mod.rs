@@ -217,6 +217,31 @@ mod tests {
     }
 
     #[test]
+    fn analyses_stored_before_tokens_open_with_the_key_only() {
+        use crate::analyses::AnalysisStore;
+        let store = SqliteStore::in_memory().unwrap();
+        let id = uuid::Uuid::new_v4().to_string();
+        store
+            .write(|tx| {
+                tx.execute_batch(
+                    "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+                )?;
+                for m in SQLITE.iter().filter(|m| m.version <= 4) {
+                    apply(tx, m)?;
+                }
+                tx.execute(
+                    "INSERT INTO analyses (id, created_at, input, result, timings) VALUES (?1, 0, '{}', '{}', '{}')",
+                    [&id],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(store.migrate().unwrap(), vec![5]);
+        assert_eq!(store.analysis_token_sha256(&id).unwrap(), None, "no token: only the API key opens it");
+        assert_eq!(store.get_analysis(&id).unwrap().unwrap().token_sha256, None);
+    }
+
+    #[test]
     fn newer_schema_is_refused() {
         let store = SqliteStore::in_memory().unwrap();
         store.migrate().unwrap();

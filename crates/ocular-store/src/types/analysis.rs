@@ -24,6 +24,11 @@ pub struct Analysis {
     pub result: Value,
     /// Milliseconds per stage.
     pub timings: Value,
+    /// SHA-256 (64 lower-case hex digits) of the capability token that lets the person who
+    /// made this analysis read and delete it; the token itself is never stored. `None` for
+    /// analyses stored before tokens existed: only the API key opens those.
+    #[serde(skip)]
+    pub token_sha256: Option<String>,
     /// Binary data has no place in JSON; it is served by its own route.
     #[serde(skip)]
     pub thumbnail_jpeg: Option<Vec<u8>>,
@@ -40,6 +45,7 @@ impl Analysis {
             input,
             result,
             timings,
+            token_sha256: None,
             thumbnail_jpeg: None,
             heatmap_jpeg: None,
         }

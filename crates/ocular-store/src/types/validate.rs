@@ -148,6 +148,9 @@ pub fn analysis(a: &Analysis) -> Result<(), StoreError> {
     if canonical.as_deref() != Ok(a.id.as_str()) {
         return Err(invalid("analysis id", "must be a hyphenated lower-case UUID"));
     }
+    if let Some(hash) = &a.token_sha256 {
+        sha256_hex("analysis token_sha256", hash)?;
+    }
     Ok(())
 }
 

@@ -18,6 +18,16 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(config = %config.redacted(), "effective configuration");
+    // Before anything is opened: a public address without a key is refused unless the
+    // operator opted in, and then said loudly.
+    match config.check_public_bind() {
+        Ok(None) => {}
+        Ok(Some(exposed)) => {
+            tracing::warn!("OCULAR_ALLOW_PUBLIC_WITHOUT_KEY=true: {exposed}");
+            eprintln!("WARNING: OCULAR_ALLOW_PUBLIC_WITHOUT_KEY=true: {exposed}");
+        }
+        Err(refusal) => anyhow::bail!(refusal),
+    }
     let store = super::open_store(&config)?;
     let options = RegistryOptions {
         models_dir: config.models_dir.clone(),

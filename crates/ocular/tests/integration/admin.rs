@@ -138,3 +138,23 @@ fn a_mongo_uri_from_the_old_service_gets_a_clear_message() {
     assert!(ok, "{out}");
     assert!(out.contains("MONGO_URI is set") && out.contains("mongoexport") && out.contains("ocular import"), "{out}");
 }
+
+/// A public address without an API key is refused before anything is opened (issue 16), and
+/// the explicit opt-in starts with a loud warning. The models directory is trapped, so the
+/// refusal provably happens before any model or the runtime is touched.
+#[test]
+fn serve_refuses_a_public_address_without_a_key() {
+    let models = trapped_models_dir();
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut cmd = ocular();
+    cmd.args(["serve", "--host", "0.0.0.0", "--port", "0", "--models-dir"])
+        .arg(models.path())
+        .arg("--data-dir")
+        .arg(data.path())
+        .env_remove("OCULAR_API_KEY")
+        .env_remove("OCULAR_ALLOW_PUBLIC_WITHOUT_KEY");
+    let (ok, out, _) = run_bounded(cmd);
+    assert!(!ok, "serve started on 0.0.0.0 without a key: {out}");
+    assert!(out.contains("refusing to start") && out.contains("OCULAR_ALLOW_PUBLIC_WITHOUT_KEY"), "{out}");
+    assert!(!data.path().join("ocular.db").exists(), "the refusal comes before the database is opened");
+}

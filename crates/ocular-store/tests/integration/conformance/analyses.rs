@@ -59,6 +59,32 @@ pub fn crud_and_images(s: Dyn) {
     assert_eq!(s.get_analysis(&fresh.id).unwrap().unwrap().created_at, fresh.created_at);
 }
 
+/// Only the token's hash is stored; it comes back with the analysis and on its own (without
+/// image bytes), and a malformed hash is refused.
+pub fn access_tokens(s: Dyn) {
+    let mut a = analysis(base(), "bcc", true);
+    a.token_sha256 = Some("0123456789abcdef".repeat(4));
+    s.insert_analysis(&a).unwrap();
+    assert_eq!(s.get_analysis(&a.id).unwrap().as_ref(), Some(&a), "the hash round-trips");
+    assert_eq!(s.analysis_token_sha256(&a.id).unwrap(), a.token_sha256);
+
+    let legacy = analysis(base(), "nv", false);
+    s.insert_analysis(&legacy).unwrap();
+    assert_eq!(s.analysis_token_sha256(&legacy.id).unwrap(), None);
+
+    let unknown = uuid::Uuid::new_v4().to_string();
+    assert!(matches!(s.analysis_token_sha256(&unknown), Err(StoreError::NotFound(_))));
+    assert!(matches!(s.analysis_token_sha256("not\0a uuid"), Err(StoreError::NotFound(_))));
+
+    for bad in ["ABCDEF".repeat(10) + "ABCD", "0".repeat(63), "g".repeat(64)] {
+        let mut b = analysis(base(), "x", false);
+        b.token_sha256 = Some(bad.clone());
+        assert!(matches!(s.insert_analysis(&b), Err(StoreError::Invalid { .. })), "{bad}");
+    }
+    s.delete_analysis(&a.id).unwrap();
+    assert!(matches!(s.analysis_token_sha256(&a.id), Err(StoreError::NotFound(_))));
+}
+
 pub fn newest_first_pagination(s: Dyn) {
     let mut inserted = Vec::new();
     for i in 0..13 {

@@ -78,6 +78,7 @@ macro_rules! conformance_tests {
             search::hostile_queries_are_never_errors,
             search::filters_and_index_maintenance,
             analyses::crud_and_images,
+            analyses::access_tokens,
             analyses::newest_first_pagination,
             analyses::retention,
             imports::resume_by_digest,

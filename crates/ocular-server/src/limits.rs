@@ -1,0 +1,225 @@
+//! Bounds on what strangers can make the server hold before any handler decides anything.
+//!
+//! Request bodies are buffered whole (a photo must be complete to be decoded), so each
+//! upload in flight is memory, up to `OCULAR_MAX_BODY_BYTES` (20 MB) apiece, and nothing
+//! bounded how many were in flight: 20 anonymous uploads were 400 MB before admission control
+//! had seen any of them (issue 16). This module adds, in order:
+//!
+//! - **an early refusal**: a `Content-Length` above the body limit is `413` before a byte is
+//!   read;
+//! - **a global in-flight body budget** (`OCULAR_MAX_INFLIGHT_BODY_BYTES`): every body chunk
+//!   received is counted against it as it arrives and given back when its request ends; a
+//!   chunk that finds the budget spent fails the request with `503 body_budget_exceeded` +
+//!   `Retry-After`. Counting what really arrived, rather than what a client declares, means a
+//!   slow client that announces 20 MB and trickles bytes holds only what it has sent;
+//! - **a cross-site write refusal**: a browser marks every request with `Sec-Fetch-Site`;
+//!   a state-changing request (`POST`, `PUT`, `PATCH`, `DELETE`) from another site is
+//!   `403 cross_site_request` unless that origin is allowed by `OCULAR_CORS_ORIGINS`. A
+//!   multipart form is a "simple" request that needs no CORS preflight, so without this any
+//!   page a user visited could upload to a server on their network.
+//!
+//! The connection cap is in [`crate::listen`].
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+#[cfg(test)]
+use http_body_util::BodyExt;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Budget accounting is in KiB so 4 GiB budgets fit tokio's `u32` permit counts.
+const UNIT: usize = 1024;
+
+/// Default of `OCULAR_MAX_INFLIGHT_BODY_BYTES`: three largest-possible uploads, or dozens of
+/// phone photos, at once.
+pub const DEFAULT_INFLIGHT_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// The in-flight body budget shared by every request of one server.
+#[derive(Debug, Clone)]
+pub struct BodyBudget {
+    units: Arc<Semaphore>,
+    total_units: usize,
+}
+
+impl BodyBudget {
+    pub fn new(bytes: usize) -> Self {
+        let total_units = bytes.div_ceil(UNIT).clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+        Self { units: Arc::new(Semaphore::new(total_units)), total_units }
+    }
+
+    /// Bytes of bodies held right now.
+    pub fn in_use_bytes(&self) -> usize {
+        (self.total_units - self.units.available_permits()) * UNIT
+    }
+
+    pub fn limit_bytes(&self) -> usize {
+        self.total_units * UNIT
+    }
+}
+
+/// The error a budgeted body yields when the budget is spent; found again in error chains by
+/// [`is_budget_error`].
+#[derive(Debug, thiserror::Error)]
+#[error("the in-flight request body budget is spent")]
+pub struct BudgetSpent;
+
+/// Whether `e` or one of its sources is [`BudgetSpent`].
+pub fn is_budget_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<BudgetSpent>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// What one request holds of the budget, given back when the last reference drops (the
+/// middleware's, once the response is ready, and the body's).
+type Held = Arc<Mutex<Option<OwnedSemaphorePermit>>>;
+
+/// A request body that takes budget for each chunk as it arrives (rounded up to whole KiB, so
+/// many tiny chunks are counted too), into one permit in `held`.
+struct Budgeted<B> {
+    inner: B,
+    budget: Arc<Semaphore>,
+    held: Held,
+}
+
+impl<B> HttpBody for Budgeted<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<axum::BoxError>,
+{
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = &mut *self;
+        let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => frame,
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(axum::Error::new(e)))),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => return Poll::Pending,
+        };
+        if let Some(data) = frame.data_ref()
+            && !data.is_empty()
+        {
+            let spent = || Poll::Ready(Some(Err(axum::Error::new(BudgetSpent))));
+            let Ok(units) = u32::try_from(data.len().div_ceil(UNIT)) else { return spent() };
+            match this.budget.clone().try_acquire_many_owned(units) {
+                Ok(permit) => {
+                    if let Ok(mut held) = this.held.lock() {
+                        match held.as_mut() {
+                            Some(all) => all.merge(permit),
+                            None => *held = Some(permit),
+                        }
+                    }
+                }
+                Err(_) => return spent(),
+            }
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn writes(method: &Method) -> bool {
+    matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
+}
+
+/// The middleware: early `Content-Length` refusal, cross-site refusal, body budget.
+pub async fn bound_bodies(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let max = state.config.max_body_bytes;
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return ApiError::PayloadTooLarge { max }.into_response();
+    }
+    if writes(req.method())
+        && let Some(site) = cross_site(&state, req.headers())
+    {
+        return ApiError::CrossSite(site).into_response();
+    }
+    if declared == Some(0) || (declared.is_none() && req.body().is_end_stream()) {
+        return next.run(req).await;
+    }
+    let held: Held = Arc::new(Mutex::new(None));
+    let (parts, body) = req.into_parts();
+    let body = Budgeted { inner: body, budget: state.body_budget.units.clone(), held: held.clone() };
+    let resp = next.run(Request::from_parts(parts, Body::new(body))).await;
+    // The handler is done with the body (it has answered): its bytes go back to the budget.
+    drop(held);
+    resp
+}
+
+/// `Some(value of Sec-Fetch-Site)` when a browser says the request comes from another site
+/// whose origin is not allowed by CORS. Requests without the header (curl, programs, old
+/// browsers) are not browsers' cross-site requests and pass.
+fn cross_site(state: &AppState, headers: &axum::http::HeaderMap) -> Option<String> {
+    let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())?.to_ascii_lowercase();
+    if site != "cross-site" && site != "same-site" {
+        return None;
+    }
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let allowed = match crate::cors::parse_origins(&state.config.cors_origins) {
+        Ok(Some(crate::cors::Origins::Any)) => true,
+        Ok(Some(crate::cors::Origins::List(list))) => list.iter().any(|a| a.eq_ignore_ascii_case(origin)),
+        _ => false,
+    };
+    (!allowed).then_some(site)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+
+    /// A body that yields the given chunks.
+    struct Chunks(VecDeque<Bytes>);
+
+    impl HttpBody for Chunks {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            Poll::Ready(self.0.pop_front().map(|b| Ok(Frame::data(b))))
+        }
+    }
+
+    #[tokio::test]
+    async fn chunks_take_budget_until_the_request_ends() {
+        let budget = BodyBudget::new(8 * UNIT);
+        let held: Held = Arc::new(Mutex::new(None));
+        let chunks = [3 * UNIT, 10, 5 * UNIT].map(|n| Bytes::from(vec![0u8; n]));
+        let body = Budgeted { inner: Chunks(chunks.into()), budget: budget.units.clone(), held: held.clone() };
+        let err = body.collect().await.map(|_| ()).expect_err("3 + 1 + 5 units do not fit in 8");
+        assert!(is_budget_error(&err), "{err}");
+        assert_eq!(budget.in_use_bytes(), 4 * UNIT, "what arrived is held until the request ends");
+        drop(held);
+        assert_eq!(budget.in_use_bytes(), 0);
+    }
+}
