@@ -589,22 +589,20 @@ pub fn install_int8(
     let (self_check, check_files) =
         self_check::build(&m, &mut f, &mut q, &candidates, meta, &probabilities, &features, &dir)
             .map_err(convert_err(model))?;
-    for entry in check_files {
+    // Each graph is written beside and renamed in, so a reader never sees half a file.
+    let mut entries = check_files;
+    for (name, bytes) in [(INT8_FILE, &int8), (INT8_VNNI_FILE, &int8_vnni)] {
+        let partial = format!(".{name}.partial");
+        let entry = write_file(&dir, &partial, bytes)?;
+        let dest = dir.join(name);
+        std::fs::rename(dir.join(&partial), &dest).map_err(write_err(&dest))?;
+        entries.push(FileEntry { path: name.into(), ..entry });
+    }
+    for entry in entries {
         m.files.retain(|f| f.path != entry.path);
         m.files.push(entry);
     }
-    let tmp = dir.join(format!(".{INT8_FILE}.partial"));
-    let entry = write_file(&dir, &format!(".{INT8_FILE}.partial"), &int8)?;
     let dest = dir.join(INT8_FILE);
-    std::fs::rename(&tmp, &dest).map_err(write_err(&dest))?;
-    m.files.retain(|f| f.path != INT8_FILE);
-    m.files.push(FileEntry { path: INT8_FILE.into(), ..entry });
-    let tmp = dir.join(format!(".{INT8_VNNI_FILE}.partial"));
-    let entry = write_file(&dir, &format!(".{INT8_VNNI_FILE}.partial"), &int8_vnni)?;
-    let vnni_dest = dir.join(INT8_VNNI_FILE);
-    std::fs::rename(&tmp, &vnni_dest).map_err(write_err(&vnni_dest))?;
-    m.files.retain(|f| f.path != INT8_VNNI_FILE);
-    m.files.push(FileEntry { path: INT8_VNNI_FILE.into(), ..entry });
     m.set_variant(Variant {
         precision: Precision::Int8,
         onnx: INT8_FILE.into(),
