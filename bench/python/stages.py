@@ -44,12 +44,17 @@ def main():
     n = doc["servers"][0]["products"]
     db = sqlite3.connect(f"file:{os.path.join(work, f'catalog-{n}', 'ocular', 'ocular.db')}?mode=ro", uri=True)
     ocular = [json.loads(t) for (t,) in db.execute("SELECT timings FROM analyses ORDER BY created_at, rowid")]
-    db = sqlite3.connect(f"file:{os.path.join(work, 'python-skin', 'analyses.db')}?mode=ro", uri=True)
-    python = [json.loads(r)["timings_ms"] for (r,) in db.execute("SELECT result FROM analyses ORDER BY created")]
+    python_db = os.path.join(work, 'python-skin', 'analyses.db')
+    python = []
+    if any(s["side"] == "python-skin" for s in doc["servers"]) and os.path.exists(python_db):
+        db = sqlite3.connect(f"file:{python_db}?mode=ro", uri=True)
+        python = [json.loads(r)["timings_ms"] for (r,) in db.execute("SELECT result FROM analyses ORDER BY created")]
     layout = cells(doc)
     print("| cell | side | " + "stage medians (ms) |")
     print("|---|---|---|")
     for side, rows in (("ocular", ocular), ("Python", python)):
+        if not rows:
+            continue
         for name, timings in split(rows, layout).items():
             m = medians(timings)
             print(f"| {name} | {side} | " + ", ".join(f"{k} {v:.1f}" for k, v in m.items()) + " |")

@@ -7,6 +7,10 @@
 //!     --photo a.jpg --photo b.jpg --text "a cup of coffee" --json out.json --label baseline
 //! ```
 
+#![forbid(unsafe_code)]
+// Outside tests a panic is a bug report, not error handling (docs/TESTING.md, Lint policy).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod client;
 mod duration;
 mod mix;

@@ -106,8 +106,12 @@ pub async fn phase(ctx: Arc<Ctx>, progress: Arc<Progress>, concurrency: usize, s
     }
     let mut samples = Vec::new();
     for task in tasks {
-        // A client task only ends by returning; a panic there is a bug worth surfacing.
-        samples.extend(task.await.expect("a load client panicked"));
+        // A client task only ends by returning (none is ever aborted); a panic there is a bug
+        // worth surfacing, with its own message.
+        match task.await {
+            Ok(client) => samples.extend(client),
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
     }
     samples
 }

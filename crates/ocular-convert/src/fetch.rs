@@ -240,11 +240,13 @@ mod tests {
     }
 
     #[test]
+    #[allow(unsafe_code, reason = "the only way to point the fetcher at a missing pip")]
     fn missing_pip_is_a_clear_error() {
         // SAFETY: single-threaded use of this variable within this test binary.
         unsafe { std::env::set_var("OCULAR_PIP", "/nonexistent/pip") };
         let dir = tempfile::tempdir().unwrap();
         let err = wheel(&SKLESION, dir.path()).unwrap_err();
+        // SAFETY: as above.
         unsafe { std::env::remove_var("OCULAR_PIP") };
         assert!(matches!(err, FetchError::PipMissing(_)), "{err}");
         assert!(err.to_string().contains("pip"));

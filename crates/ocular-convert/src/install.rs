@@ -451,7 +451,7 @@ fn import_clip_export(
                 files: vec![FileEntry { path: file_name.clone(), sha256: digest.clone(), bytes }],
                 inputs: tower.header.inputs.clone(),
                 outputs: tower.header.outputs.clone(),
-                // OpenAI CLIP's recipe (MODELS.md §4); the same constants as ocular-models' `clip`.
+                // OpenAI CLIP's recipe (docs/MODELS.md §4); the same constants as ocular-models' `clip`.
                 image: (!clip_text).then_some(ImagePreprocess {
                     width: size,
                     height: size,
@@ -477,10 +477,13 @@ fn import_clip_export(
 }
 
 /// Version of the int8 recipe (`crate::quantize`); a variant written by an older one is redone.
-pub const QUANTIZER_VERSION: u32 = 1;
+pub const QUANTIZER_VERSION: u32 = 3;
 
-/// File name of the int8 graph beside `model.onnx`.
+/// File name of the int8 graph beside `model.onnx` (uint8 weights: exact on every x86 CPU).
 pub const INT8_FILE: &str = "model.int8.onnx";
+
+/// File name of the same graph with int8 weights, for CPUs with VNNI (faster kernels there).
+pub const INT8_VNNI_FILE: &str = "model.int8-vnni.onnx";
 
 /// Adds the statically quantised graph `model.int8.onnx` to an installed model folder
 /// (`sklesion` or `efficientnet-lite0`) and records it in the manifest with its calibration
@@ -494,7 +497,7 @@ pub fn install_int8(
     env: &ort::environment::Environment,
     progress: &mut dyn Progress,
 ) -> Result<Outcome, InstallError> {
-    use crate::quantize::{Calibration, Method, data, eval};
+    use crate::quantize::{Calibration, Method, Recipe, data, eval, gate, self_check};
     use ocular_core::manifest::{Precision, Variant};
 
     let dir = models_dir.join(model);
@@ -540,9 +543,12 @@ pub fn install_int8(
             "features".to_string(),
         ),
     };
-    progress.step(&format!("{model}: calibrating int8 on {} images ({})", samples.len(), method.describe()));
+    let recipe = Recipe::new(method); // uint8 weights, see `quantize::params`
+    progress.step(&format!("{model}: calibrating int8 on {} images ({})", samples.len(), recipe.describe()));
     let cal = Calibration::new(env, &fp32, &samples).map_err(convert_err(model))?;
-    let int8 = cal.quantize(method).map_err(convert_err(model))?;
+    let int8 = cal.quantize(&recipe).map_err(convert_err(model))?;
+    let vnni_recipe = Recipe { weights: crate::quantize::WeightFormat::S8, ..recipe.clone() };
+    let int8_vnni = cal.quantize(&vnni_recipe).map_err(convert_err(model))?;
     progress.step(&format!("{model}: measuring int8 against fp32"));
     let meta = (m.kind == ModelKind::SkinClassifier).then(|| data::unknown_metadata(&m));
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -554,19 +560,60 @@ pub fn install_int8(
         let a = eval::compare(&mut f, &mut q, &s, &probabilities, &features).map_err(convert_err(model))?;
         accuracy.insert(set.into(), serde_json::to_value(a).unwrap_or_default());
     }
+    progress.step(&format!("{model}: gating int8 on held-out images"));
+    let gate = match m.kind {
+        ModelKind::SkinClassifier => {
+            let lesions = data::samples(&m, &eval_lesion_refs, meta);
+            let photos = data::samples(&m, &photo_refs, meta);
+            gate::skin(&mut f, &mut q, &[&lesions, &photos], &probabilities)
+        }
+        _ => {
+            let variants: Vec<_> = photos.iter().flat_map(|(_, i)| gate::variants(i)).collect();
+            let catalog = data::samples(&m, &variants.iter().chain(&eval_lesions).collect::<Vec<_>>(), None);
+            let photo_samples = data::samples(&m, &photo_refs, None);
+            gate::image(&mut f, &mut q, &catalog, &photo_samples, &probabilities, &features)
+        }
+    }
+    .map_err(convert_err(model))?;
+    accuracy.insert("gate".into(), serde_json::to_value(&gate).unwrap_or_default());
+    progress.step(&format!(
+        "{model}: int8 gate {} ({})",
+        if gate.passed { "passed" } else { "failed: stays fp32 by default" },
+        gate.measured
+    ));
+    progress.step(&format!("{model}: recording the load-time self-check"));
+    let candidates: Vec<_> = match m.kind {
+        ModelKind::SkinClassifier => eval_lesion_refs.clone(),
+        _ => photo_refs.clone(),
+    };
+    let (self_check, check_files) =
+        self_check::build(&m, &mut f, &mut q, &candidates, meta, &probabilities, &features, &dir)
+            .map_err(convert_err(model))?;
+    for entry in check_files {
+        m.files.retain(|f| f.path != entry.path);
+        m.files.push(entry);
+    }
     let tmp = dir.join(format!(".{INT8_FILE}.partial"));
     let entry = write_file(&dir, &format!(".{INT8_FILE}.partial"), &int8)?;
     let dest = dir.join(INT8_FILE);
     std::fs::rename(&tmp, &dest).map_err(write_err(&dest))?;
     m.files.retain(|f| f.path != INT8_FILE);
     m.files.push(FileEntry { path: INT8_FILE.into(), ..entry });
+    let tmp = dir.join(format!(".{INT8_VNNI_FILE}.partial"));
+    let entry = write_file(&dir, &format!(".{INT8_VNNI_FILE}.partial"), &int8_vnni)?;
+    let vnni_dest = dir.join(INT8_VNNI_FILE);
+    std::fs::rename(&tmp, &vnni_dest).map_err(write_err(&vnni_dest))?;
+    m.files.retain(|f| f.path != INT8_VNNI_FILE);
+    m.files.push(FileEntry { path: INT8_VNNI_FILE.into(), ..entry });
     m.set_variant(Variant {
         precision: Precision::Int8,
         onnx: INT8_FILE.into(),
+        vnni_onnx: Some(INT8_VNNI_FILE.into()),
         quantizer: QUANTIZER_VERSION,
-        method: method.describe(),
+        method: recipe.describe(),
         calibration,
         accuracy: serde_json::Value::Object(accuracy),
+        self_check: Some(self_check),
     });
     // Written beside and renamed over, so a reader never sees half a manifest.
     let text = serde_json::to_string_pretty(&m).map_err(convert_err(model))? + "\n";

@@ -4,6 +4,10 @@
 //! This crate has no heavy dependencies on purpose: admin commands and the storage layer can
 //! use it without linking ONNX Runtime or any model code.
 
+#![forbid(unsafe_code)]
+// Outside tests a panic is a bug report, not error handling (docs/TESTING.md, Lint policy).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod head;
 pub mod manifest;
 

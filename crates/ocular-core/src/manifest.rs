@@ -208,6 +208,11 @@ pub struct Variant {
     pub precision: Precision,
     /// The ONNX file, relative to the folder.
     pub onnx: String,
+    /// The same integer arithmetic with int8 instead of uint8 weights, which ONNX Runtime
+    /// runs on its faster u8 × s8 kernels. Exact (and so equal to `onnx`) only on CPUs with
+    /// VNNI; the runtime uses it there and nowhere else (docs/QUANTIZATION.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vnni_onnx: Option<String>,
     /// Version of the quantiser that wrote it; `ocular models fetch` rewrites older ones.
     pub quantizer: u32,
     /// Activation range method (`minmax`, `percentile-99.999`).
@@ -217,6 +222,44 @@ pub struct Variant {
     /// Measured agreement with the float graph (see `ocular_convert::quantize::eval`).
     #[serde(default)]
     pub accuracy: serde_json::Value,
+    /// Reference outputs of the float graph that the runtime compares the variant's outputs
+    /// with when it loads it (absent in manifests written before the self-check existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_check: Option<SelfCheck>,
+}
+
+/// A load-time check of a quantised graph on the CPU that runs it: a few stored inputs and
+/// what the float graph answered for them, with the tolerance the variant promises.
+///
+/// Why: integer kernels are chosen by instruction set, and some (u8 × s8 on AVX2 without
+/// VNNI) saturate, so a graph that agreed with its float original where it was made can
+/// disagree elsewhere. The runtime runs these inputs once at load and serves the float graph
+/// instead when the answers are out of tolerance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SelfCheck {
+    pub cases: Vec<SelfCheckCase>,
+    /// Output compared by cosine similarity (e.g. an embedding), if any.
+    #[serde(default)]
+    pub cosine_output: Option<String>,
+    /// Lowest acceptable cosine between the variant's and the float `cosine_output`.
+    #[serde(default)]
+    pub min_cosine: f32,
+    /// Output compared element-wise and by argmax (e.g. class probabilities).
+    pub probability_output: String,
+    /// Largest acceptable |variant − float| over the `probability_output` values.
+    pub max_abs_diff: f32,
+}
+
+/// One self-check input and the float graph's outputs for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SelfCheckCase {
+    /// A PNG in the model folder (listed in `files`), preprocessed by the manifest's recipe.
+    pub image: String,
+    /// The second (metadata) input, for models that have one.
+    #[serde(default)]
+    pub meta: Option<Vec<f32>>,
+    /// Float outputs by name.
+    pub outputs: std::collections::BTreeMap<String, Vec<f32>>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -32,6 +32,10 @@
 //! # }
 //! ```
 
+#![forbid(unsafe_code)]
+// Outside tests a panic is a bug report, not error handling (docs/TESTING.md, Lint policy).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod allow;
 pub mod classify;
 mod connect;

@@ -10,6 +10,10 @@
 //!
 //! Errors carry stable codes ([`ImageError::code`]) for the HTTP layer.
 
+#![forbid(unsafe_code)]
+// Outside tests a panic is a bug report, not error handling (docs/TESTING.md, Lint policy).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod decode;
 mod encode;
 mod error;

@@ -36,15 +36,23 @@ pub enum IndexError {
 
     #[error("rescorer failed to fetch full-precision vectors")]
     Rescorer(#[source] Box<dyn std::error::Error + Send + Sync>),
+
+    #[error("id {id} is too large for a compact index (ids must be below 2^32)")]
+    IdOutOfRange { id: u64 },
+
+    #[error("the compact index's vector file could not be written")]
+    Io(#[source] std::io::Error),
 }
 
 impl IndexError {
     /// Who is at fault, for mapping to an HTTP status.
     pub fn fault(&self) -> Fault {
         match self {
-            Self::DimensionMismatch { .. } | Self::NonFinite | Self::ZeroVector => Fault::Input,
+            Self::DimensionMismatch { .. } | Self::NonFinite | Self::ZeroVector | Self::IdOutOfRange { .. } => {
+                Fault::Input
+            }
             Self::InvalidConfig(_) => Fault::Config,
-            Self::Capacity { .. } | Self::RescorerDimension { .. } | Self::Rescorer(_) => Fault::Runtime,
+            Self::Capacity { .. } | Self::RescorerDimension { .. } | Self::Rescorer(_) | Self::Io(_) => Fault::Runtime,
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Bounding concurrency bounds memory only in the average case: ten 12-megapixel uploads at once
 //! need far more than ten thumbnails, and the services ocular replaces were killed by the kernel
-//! exactly then. So each request states its peak extra cost before it runs (see [`estimate`],
+//! exactly then. So each request states its peak extra cost before it runs (see [`crate::estimate`],
 //! derived from the code and measured by `examples/request_peak.rs`) and reserves it here. A
 //! request fits when
 //!

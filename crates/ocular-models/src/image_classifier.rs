@@ -48,6 +48,11 @@ impl ImageClassifier {
         format!("{}@{}", self.name, self.version)
     }
 
+    /// The model's session and its inference lane.
+    pub fn session(&self) -> &OnnxSession {
+        &self.session
+    }
+
     /// Embeds and classifies a batch of decoded images.
     pub fn run(&self, images: &[&RgbImage]) -> Result<Vec<ImageFeatures>, ModelError> {
         if images.is_empty() {

@@ -1,10 +1,16 @@
 //! The model registry: one [`Slot`] per configured model, each loaded at most once.
 //!
-//! A slot owns a single-flight cell (`tokio::sync::OnceCell`): however many requests ask for a
-//! model at once, exactly one load runs and everyone awaits it. A failed load leaves the cell
-//! empty, records the error and a back-off deadline, and the next request after the deadline
-//! tries again, so a transient failure (a model file still being written) heals itself and a
-//! permanent one costs one cheap error per request instead of a crash loop.
+//! A slot owns a single-flight cell (the loaded model behind a lock, loads serialised by an async
+//! mutex): however many requests ask for a model at once, exactly one load runs and everyone
+//! awaits it. A failed load leaves the cell empty, records the error and a back-off deadline,
+//! and the next request after the deadline tries again, so a transient failure (a model file
+//! still being written) heals itself and a permanent one costs one cheap error per request
+//! instead of a crash loop.
+//!
+//! Idle unload (`OCULAR_MODEL_IDLE_UNLOAD_S`, off by default, as immich's machine-learning
+//! service offers): a model no request has used for that long, and that no request holds right
+//! now, is dropped and its memory returned; the next request loads it again through the same
+//! single flight ([`Registry::unload_idle`]).
 //!
 //! Building a registry only reads `manifest.json` files; ONNX Runtime and model files are
 //! touched when a slot loads. Commands that never build a registry never load anything.
@@ -13,7 +19,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ocular_core::manifest::Precision;
@@ -26,6 +32,7 @@ use crate::error::ModelError;
 use crate::fixture::FixtureModel;
 use crate::image_classifier::ImageClassifier;
 use crate::runtime::OrtRuntime;
+use crate::self_check;
 use crate::session::SessionOptions;
 use crate::skin::SkinModel;
 use crate::text_encoder::TextEncoder;
@@ -38,6 +45,8 @@ pub enum ModelState {
     Loading,
     Ready,
     Failed,
+    /// Was ready, unloaded after being idle; loads again on the next request.
+    Unloaded,
 }
 
 /// What `/health?verbose=1` reports per model.
@@ -52,6 +61,8 @@ pub struct ModelStatus {
     pub load_ms: Option<u64>,
     pub error: Option<String>,
     pub loads: usize,
+    /// Times it was unloaded for being idle.
+    pub unloads: usize,
 }
 
 /// Everything a model needs to load itself.
@@ -99,19 +110,135 @@ impl Default for Precisions {
     }
 }
 
-/// The manifest at `precision`, or the float one (with a warning) when that graph is missing.
-fn at_precision(manifest: Manifest, precision: Precision) -> Manifest {
-    match manifest.at_precision(precision) {
-        Some(m) => m,
-        None => {
-            tracing::warn!(
-                model.name = %manifest.name,
-                precision = precision.as_str(),
-                "graph not installed (run `ocular models fetch`); using fp32"
+/// An int8 graph that did not pass its self-check on this CPU (or could not run it): the
+/// float graph serves instead. Reported in the log and in `/health?verbose=1`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PrecisionFallback {
+    pub model: String,
+    pub requested: &'static str,
+    pub serving: &'static str,
+    pub reason: String,
+}
+
+/// Self-check verdicts by graph path: discovery may run twice per process
+/// (`ocular_server::search_models::leave_out_unused`), the check once.
+static VERDICTS: std::sync::LazyLock<Mutex<std::collections::HashMap<PathBuf, Result<self_check::Verdict, String>>>> =
+    std::sync::LazyLock::new(Default::default);
+
+fn verdict(
+    dir: &Path,
+    view: &Manifest,
+    check: &ocular_core::manifest::SelfCheck,
+    options: &RegistryOptions,
+) -> Result<self_check::Verdict, String> {
+    let key = dir.join(&view.onnx);
+    if let Some(v) = VERDICTS.lock().get(&key) {
+        return v.clone();
+    }
+    let v = OrtRuntime::get_or_init(options.ort_library.as_deref(), &options.models_dir)
+        .map_err(|e| error_chain(&e))
+        .and_then(|rt| self_check::run(rt, dir, view, check, options.session).map_err(|e| error_chain(&e)));
+    crate::session::release_free_memory();
+    VERDICTS.lock().insert(key, v.clone());
+    v
+}
+
+/// Whether ONNX Runtime's u8 × s8 kernels accumulate exactly here (AVX-512 VNNI or AVX-VNNI).
+fn cpu_has_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512vnni") || std::arch::is_x86_feature_detected!("avxvnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The manifest at `precision`: the variant's view when it is installed and passes its
+/// self-check on this CPU, else the float one (with a warning, and a [`PrecisionFallback`]
+/// when the variant exists but failed).
+fn at_precision(
+    dir: &Path,
+    manifest: Manifest,
+    precision: Precision,
+    options: &RegistryOptions,
+    fallbacks: &mut Vec<PrecisionFallback>,
+    warnings: &mut Vec<String>,
+) -> Manifest {
+    let Some(view) = manifest.at_precision(precision) else {
+        tracing::warn!(
+            model.name = %manifest.name,
+            precision = precision.as_str(),
+            "graph not installed (run `ocular models fetch`); using fp32"
+        );
+        return manifest;
+    };
+    if precision == Precision::Fp32 {
+        return view;
+    }
+    let Some(variant) = manifest.variants().into_iter().find(|v| v.precision == precision) else { return view };
+    // The VNNI graph computes the same integers as the portable one, faster, where the CPU
+    // accumulates u8 × s8 products in int32; elsewhere only the portable one is exact.
+    let mut candidates = Vec::new();
+    if let Some(vnni) = variant.vnni_onnx.as_ref().filter(|f| cpu_has_vnni() && dir.join(f).is_file()) {
+        candidates.push(Manifest { onnx: vnni.clone(), ..view.clone() });
+    }
+    candidates.push(view);
+    let mut reasons = Vec::new();
+    for candidate in candidates {
+        let Some(check) = &variant.self_check else {
+            reasons.push(
+                "the manifest stores no self-check for it (installed by an older `ocular models fetch`; fetch again)"
+                    .to_string(),
             );
-            manifest
+            break;
+        };
+        match verdict(dir, &candidate, check, options) {
+            Ok(v) if v.passed => {
+                // Exact here, but is it accurate enough? `ocular models fetch` gated it on
+                // held-out images; serving one that failed is the operator's choice, said aloud.
+                let gate = &variant.accuracy["gate"];
+                if gate["passed"] == serde_json::Value::Bool(false) {
+                    let warning = format!(
+                        "{} int8 failed its accuracy gate at install ({}; measured {}): served because it was configured",
+                        manifest.name, gate["criteria"], gate["measured"]
+                    );
+                    tracing::warn!(model.name = %manifest.name, "{warning}");
+                    warnings.push(warning);
+                }
+                tracing::info!(
+                    model.name = %manifest.name,
+                    model.onnx = %candidate.onnx,
+                    result = %v.describe(),
+                    "int8 self-check passed"
+                );
+                return candidate;
+            }
+            Ok(v) => reasons.push(format!(
+                "{}: outputs on this CPU out of tolerance ({}; allowed: min cosine {}, max |dp| {}, no top-class change)",
+                candidate.onnx,
+                v.describe(),
+                check.min_cosine,
+                check.max_abs_diff
+            )),
+            Err(e) => reasons.push(format!("{}: the self-check could not run: {e}", candidate.onnx)),
         }
     }
+    let reason = reasons.join("; ");
+    tracing::warn!(
+        model.name = %manifest.name,
+        requested = precision.as_str(),
+        reason = %reason,
+        "int8 graph not used; serving fp32"
+    );
+    fallbacks.push(PrecisionFallback {
+        model: manifest.name.clone(),
+        requested: precision.as_str(),
+        serving: Precision::Fp32.as_str(),
+        reason,
+    });
+    manifest
 }
 
 #[derive(Debug, Default)]
@@ -128,9 +255,23 @@ pub struct Slot<T> {
     dir: PathBuf,
     manifest: Manifest,
     options: Arc<RegistryOptions>,
-    cell: tokio::sync::OnceCell<Arc<T>>,
+    current: Mutex<Option<Arc<T>>>,
+    loading: tokio::sync::Mutex<()>,
     status: Mutex<SlotStatus>,
     loads: AtomicUsize,
+    unloads: AtomicUsize,
+    /// When a request last got the model, in ms since [`epoch`].
+    last_used_ms: AtomicU64,
+}
+
+/// The process's reference instant for idle times.
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_ms() -> u64 {
+    epoch().elapsed().as_millis() as u64
 }
 
 /// Back-off after the n-th consecutive failure: 1 s, 2 s, 4 s ... capped at one minute.
@@ -144,9 +285,12 @@ impl<T: Loadable> Slot<T> {
             dir,
             manifest,
             options,
-            cell: tokio::sync::OnceCell::new(),
+            current: Mutex::new(None),
+            loading: tokio::sync::Mutex::new(()),
             status: Mutex::new(SlotStatus::default()),
             loads: AtomicUsize::new(0),
+            unloads: AtomicUsize::new(0),
+            last_used_ms: AtomicU64::new(now_ms()),
         }
     }
 
@@ -156,18 +300,53 @@ impl<T: Loadable> Slot<T> {
 
     /// The loaded model if it is ready; never starts a load.
     pub fn loaded(&self) -> Option<Arc<T>> {
-        self.cell.get().cloned()
+        self.current.lock().clone()
+    }
+
+    fn used(&self, m: Arc<T>) -> Arc<T> {
+        self.last_used_ms.store(now_ms(), Ordering::Relaxed);
+        m
     }
 
     /// The model, loading it first if needed (single-flight, with back-off after failures).
     pub async fn get(&self) -> Result<Arc<T>, ModelError> {
-        if let Some(m) = self.cell.get() {
-            return Ok(m.clone());
+        if let Some(m) = self.loaded() {
+            return Ok(self.used(m));
         }
         if let Some(err) = self.backing_off() {
             return Err(err);
         }
-        self.cell.get_or_try_init(|| self.load_now()).await.cloned()
+        let _flight = self.loading.lock().await;
+        // Loaded by the flight we waited behind, or failed there and backing off now.
+        if let Some(m) = self.loaded() {
+            return Ok(self.used(m));
+        }
+        if let Some(err) = self.backing_off() {
+            return Err(err);
+        }
+        let m = self.load_now().await?;
+        *self.current.lock() = Some(m.clone());
+        Ok(self.used(m))
+    }
+
+    /// Drops the model if no request has used it for `idle` and none holds it now (nor is one
+    /// loading it). True when it was unloaded.
+    pub fn unload_if_idle(&self, idle: Duration) -> bool {
+        let since = now_ms().saturating_sub(self.last_used_ms.load(Ordering::Relaxed));
+        if since < idle.as_millis() as u64 {
+            return false;
+        }
+        let Ok(_flight) = self.loading.try_lock() else { return false };
+        let mut current = self.current.lock();
+        // Held by a request (its Arc is out there): the memory would not be freed anyway.
+        if current.as_ref().is_none_or(|m| Arc::strong_count(m) != 1) {
+            return false;
+        }
+        *current = None;
+        self.unloads.fetch_add(1, Ordering::SeqCst);
+        self.status.lock().state = Some(ModelState::Unloaded);
+        tracing::info!(model.name = %self.manifest.name, idle_s = since / 1000, "model unloaded after being idle");
+        true
     }
 
     fn backing_off(&self) -> Option<ModelError> {
@@ -231,6 +410,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 /// Object-safe view of a slot for status listing and preloading.
 pub trait AnySlot: Send + Sync {
     fn status(&self) -> ModelStatus;
+    fn unload_if_idle(&self, idle: Duration) -> bool;
     fn preload(&self) -> Pin<Box<dyn Future<Output = Result<(), ModelError>> + Send + '_>>;
 }
 
@@ -246,11 +426,16 @@ impl<T: Loadable> AnySlot for Slot<T> {
             load_ms: st.load_ms,
             error: st.error.clone(),
             loads: self.loads.load(Ordering::SeqCst),
+            unloads: self.unloads.load(Ordering::SeqCst),
         }
     }
 
     fn preload(&self) -> Pin<Box<dyn Future<Output = Result<(), ModelError>> + Send + '_>> {
         Box::pin(async move { self.get().await.map(|_| ()) })
+    }
+
+    fn unload_if_idle(&self, idle: Duration) -> bool {
+        Slot::unload_if_idle(self, idle)
     }
 }
 
@@ -265,16 +450,23 @@ pub struct Registry {
     /// CLIP towers, each loadable alone (image-only search needs no text tower).
     pub clip_image: Option<Arc<Slot<ClipImageEncoder>>>,
     pub clip_text: Option<Arc<Slot<ClipTextEncoder>>>,
+    /// Quantised graphs configured but not served on this CPU (see [`PrecisionFallback`]).
+    pub fallbacks: Vec<PrecisionFallback>,
+    /// Quantised graphs served although they failed their accuracy gate at install.
+    pub warnings: Vec<String>,
 }
 
 impl Registry {
-    /// Reads every `*/manifest.json` under the models directory. Loads nothing. Uses the
-    /// default [`Precisions`].
+    /// Reads every `*/manifest.json` under the models directory. Loads nothing (the default
+    /// [`Precisions`] are fp32, so no self-check runs either).
     pub fn discover(options: RegistryOptions) -> Result<Self, ModelError> {
         Self::discover_with(options, Precisions::default())
     }
 
-    /// [`Registry::discover`] with explicit precisions.
+    /// [`Registry::discover`] with explicit precisions. An int8 precision runs that graph's
+    /// self-check once per process (a short session of its own, `crate::self_check`) and
+    /// falls back to fp32 when it fails: the slot, and the model id its vectors carry, are
+    /// the float graph's from the start, so a catalog never mixes the two.
     pub fn discover_with(options: RegistryOptions, precisions: Precisions) -> Result<Self, ModelError> {
         let options = Arc::new(options);
         let mut registry = Registry::default();
@@ -295,8 +487,22 @@ impl Registry {
                 continue;
             }
             let manifest = match manifest.kind {
-                ModelKind::SkinClassifier => at_precision(manifest, precisions.skin),
-                ModelKind::ImageClassifier => at_precision(manifest, precisions.image),
+                ModelKind::SkinClassifier => at_precision(
+                    &dir,
+                    manifest,
+                    precisions.skin,
+                    &options,
+                    &mut registry.fallbacks,
+                    &mut registry.warnings,
+                ),
+                ModelKind::ImageClassifier => at_precision(
+                    &dir,
+                    manifest,
+                    precisions.image,
+                    &options,
+                    &mut registry.fallbacks,
+                    &mut registry.warnings,
+                ),
                 _ => manifest,
             };
             registry.add(dir, manifest, &options);
@@ -334,7 +540,19 @@ impl Registry {
 
     /// True when every configured model is loaded.
     pub fn all_ready(&self) -> bool {
-        self.slots.iter().all(|s| s.status().state == ModelState::Ready)
+        // An idle-unloaded model was ready and loads on demand: readiness does not flap.
+        self.slots.iter().all(|s| matches!(s.status().state, ModelState::Ready | ModelState::Unloaded))
+    }
+
+    /// Unloads every model idle for `idle` (see [`Slot::unload_if_idle`]) and returns the
+    /// freed heap to the operating system; returns the names unloaded.
+    pub fn unload_idle(&self, idle: Duration) -> Vec<String> {
+        let names: Vec<String> =
+            self.slots.iter().filter(|s| s.unload_if_idle(idle)).map(|s| s.status().name).collect();
+        if !names.is_empty() {
+            crate::session::release_free_memory();
+        }
+        names
     }
 
     /// Loads every model, one after the other; returns the errors (the process keeps running).

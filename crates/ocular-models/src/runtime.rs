@@ -4,11 +4,17 @@
 //! `onnxruntime` wheel that `ocular models fetch` unpacks into the models directory, so a build
 //! never downloads anything and a missing library is a clear error at the moment a model is
 //! first needed, not a panic and not a start-up cost for admin commands.
+//!
+//! One thread budget: a server calls [`share_threads`] before its first model loads, and every
+//! session then runs on one intra-op pool of that many threads instead of a pool per session,
+//! so an analysis's skin model and another request's image model running at the same moment
+//! share the cores rather than each spawning a full set of threads on them.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ort::environment::Environment;
+use ort::environment::{Environment, GlobalThreadPoolOptions};
 
 /// Folder under the models directory where `ocular models fetch` puts the library.
 pub const ORT_SUBDIR: &str = "onnxruntime";
@@ -29,10 +35,21 @@ pub enum RuntimeError {
 pub struct OrtRuntime {
     pub library: PathBuf,
     pub environment: Environment,
+    /// Threads of the one intra-op pool all sessions share, when [`share_threads`] set it.
+    pub shared_threads: Option<usize>,
 }
 
 static RUNTIME: OnceLock<OrtRuntime> = OnceLock::new();
 static INIT: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+static SHARED_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Makes every session of this process share one intra-op pool of `threads` threads (spinning
+/// off). Takes effect when ONNX Runtime is first loaded; returns false when it already was
+/// (its sessions then keep their own pools).
+pub fn share_threads(threads: usize) -> bool {
+    SHARED_THREADS.store(threads.max(1), Ordering::SeqCst);
+    RUNTIME.get().is_none()
+}
 
 /// Where to look for the library, in order: the explicit setting, the `ORT_DYLIB_PATH`
 /// variable that `ort` itself documents, then the models directory.
@@ -80,10 +97,21 @@ impl OrtRuntime {
         }
         let library = locate(explicit, models_dir)?;
         let load_err = |message: String| RuntimeError::Load { path: library.clone(), message };
-        let builder = ort::init_from(&library).map_err(|e| load_err(e.to_string()))?;
-        let environment = builder.with_name("ocular").build().map_err(|e| load_err(e.to_string()))?;
-        tracing::info!(ort.library = %library.display(), "ONNX Runtime loaded");
-        Ok(RUNTIME.get_or_init(|| OrtRuntime { library, environment }))
+        let builder = ort::init_from(&library).map_err(|e| load_err(e.to_string()))?.with_name("ocular");
+        let threads = SHARED_THREADS.load(Ordering::SeqCst);
+        let (builder, shared_threads) = if threads > 0 {
+            let pool = GlobalThreadPoolOptions::default()
+                .with_intra_threads(threads)
+                .and_then(|p| p.with_inter_threads(1))
+                .and_then(|p| p.with_spin_control(false))
+                .map_err(|e| load_err(e.to_string()))?;
+            (builder.with_global_thread_pool(pool), Some(threads))
+        } else {
+            (builder, None)
+        };
+        let environment = builder.build().map_err(|e| load_err(e.to_string()))?;
+        tracing::info!(ort.library = %library.display(), ort.shared_threads = ?shared_threads, "ONNX Runtime loaded");
+        Ok(RUNTIME.get_or_init(|| OrtRuntime { library, environment, shared_threads }))
     }
 
     /// The runtime if some model already loaded it; never loads anything.

@@ -1,18 +1,33 @@
-//! One ONNX Runtime session with the options ocular runs every model with.
+//! One ONNX Runtime session per model, with the options ocular runs every model with, reached
+//! through an inference [`Lane`]: a lone request runs at once on every intra-op thread, and
+//! requests that arrive while the model is busy are run together as one batch (see
+//! [`crate::lanes`]). The admission layer ([`crate::admission`]) bounds how many wait here.
 //!
-//! `ort` sessions need `&mut self` to run, so each is behind a mutex: on a 2-core host one
-//! session using both cores per inference beats several sessions fighting for them, and the
-//! admission layer ([`crate::admission`]) already bounds how many requests wait here.
+//! Session options, by measurement (docs/BENCHMARKS.md, "Serving engine"):
+//! - float graphs keep ONNX Runtime's weight pre-packing off: the packed copies cost more
+//!   resident memory than they save time;
+//! - int8 graphs (found in the graph itself: quantize/dequantize or integer-matmul operators)
+//!   turn it on: without it ONNX Runtime re-packs the int8 weights on every run and the int8
+//!   graph is slower than the float one;
+//! - no page-fault storm: the CPU arena stays off (it would keep each session's peak
+//!   activations resident for good) and so does the *memory pattern* (one block for all of a
+//!   run's activations, 40+ MB for sklesion: above any glibc mmap threshold, so it was mapped,
+//!   faulted in page by page and unmapped on every run). Each activation is then its own
+//!   allocation below the mmap threshold (`tune_allocator` in ocular-server's `memory.rs`),
+//!   served from glibc's heap, whose pages the next run reuses. Measured with
+//!   `examples/bench_bare.rs`: sklesion fp32 6,581 → 0 minor faults per run, EfficientNet-Lite0
+//!   1,729 → 0, and no slower.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::Path;
 
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
-use ort::value::Tensor;
-use parking_lot::Mutex;
+use ort::value::{DynValue, Tensor};
 
 use crate::error::ModelError;
+use crate::lanes::{Batchable, Lane, LaneCounts, Runner};
 use crate::runtime::OrtRuntime;
 
 /// Per-session threading; see `Config::intra_threads`.
@@ -22,11 +37,16 @@ pub struct SessionOptions {
 }
 
 impl Default for SessionOptions {
+    /// Every core the process may use: `available_parallelism` counts the CPU affinity mask
+    /// and a cgroup CPU quota (v1 and v2), so a container limited to 2 CPUs gets 2 threads.
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self { intra_threads: cores }
     }
 }
+
+/// Rows one batch may hold unless a model sets its own ([`OnnxSession::with_max_batch`]).
+pub const DEFAULT_MAX_BATCH: usize = 8;
 
 /// An input tensor, borrowed so large images are not copied again.
 pub enum Input<'a> {
@@ -39,34 +59,65 @@ pub type Outputs = HashMap<String, (Vec<i64>, Vec<f32>)>;
 
 pub struct OnnxSession {
     name: String,
-    session: Mutex<Session>,
+    lane: Lane<OrtRunner>,
     input_names: Vec<String>,
     output_names: Vec<String>,
+    /// Every input and output has a free first (batch) dimension.
+    batchable: bool,
+    int8: bool,
 }
 
 impl OnnxSession {
     pub fn load(rt: &OrtRuntime, name: &str, path: &Path, opts: SessionOptions) -> Result<Self, ModelError> {
         let ctx = |what: &str| format!("{what} for model {name} ({})", path.display());
+        let int8 = is_int8_graph(path).map_err(|source| ModelError::File { path: path.to_path_buf(), source })?;
         let builder = Session::builder(&rt.environment).map_err(ModelError::ort(ctx("session builder")))?;
         let opts_err = |e: ort::Error<_>| ModelError::Ort { context: ctx("session options"), source: e.into() };
         let builder = builder.with_optimization_level(GraphOptimizationLevel::Level3).map_err(opts_err)?;
         let builder = builder.with_intra_threads(opts.intra_threads).map_err(opts_err)?;
         // Spinning threads burn a whole core between requests on a small shared host.
         let builder = builder.with_intra_op_spinning(false).map_err(opts_err)?;
-        // Memory over a few percent of speed, measured on sklesion (idle RSS, one model):
-        // the CPU arena keeps peak activations resident forever (+30–60 MB), and pre-packed
-        // weight copies cost more than they save once the originals are freed.
+        // The CPU arena keeps each session's peak activations resident for good (+30–60 MB
+        // idle for sklesion); glibc's heap, tuned in ocular-server's `memory.rs`, reuses them,
+        // provided no single activation block exceeds its mmap threshold: no memory pattern.
         let builder = builder
             .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
             .map_err(opts_err)?;
-        let mut builder = builder.with_prepacking(false).map_err(opts_err)?;
+        let builder = builder.with_memory_pattern(false).map_err(opts_err)?;
+        let mut builder = builder.with_prepacking(int8).map_err(opts_err)?;
         let session = builder.commit_from_file(path).map_err(ModelError::ort(ctx("loading")))?;
         // Loading parses the whole protobuf and frees it again; give those pages back to the OS
         // instead of keeping them in glibc's free lists (332 → 176 MB idle for sklesion).
         release_free_memory();
         let input_names = session.inputs().iter().map(|i| i.name().to_string()).collect();
-        let output_names = session.outputs().iter().map(|o| o.name().to_string()).collect();
-        Ok(Self { name: name.to_string(), session: Mutex::new(session), input_names, output_names })
+        let output_names: Vec<String> = session.outputs().iter().map(|o| o.name().to_string()).collect();
+        let free_batch = |dtype: &ort::value::ValueType| dtype.tensor_shape().is_some_and(|s| s.first() == Some(&-1));
+        let batchable = session.inputs().iter().all(|i| free_batch(i.dtype()))
+            && session.outputs().iter().all(|o| free_batch(o.dtype()));
+        tracing::debug!(model.name = name, int8, batchable, "session options chosen");
+        let runner = OrtRunner { session, name: name.to_string(), output_names: output_names.clone() };
+        let max_rows = if batchable { DEFAULT_MAX_BATCH } else { 1 };
+        Ok(Self {
+            name: name.to_string(),
+            lane: Lane::new(runner, max_rows),
+            input_names,
+            output_names,
+            batchable,
+            int8,
+        })
+    }
+
+    /// Sets the most rows one batch may hold (1 turns batching off); ignored for graphs with a
+    /// fixed batch size, which never batch.
+    pub fn with_max_batch(mut self, rows: usize) -> Self {
+        if self.batchable {
+            self.lane.set_max_rows(rows);
+        }
+        self
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub fn input_names(&self) -> &[String] {
@@ -77,40 +128,245 @@ impl OnnxSession {
         &self.output_names
     }
 
-    /// Runs the graph and returns the requested float outputs (all when `wanted` is empty).
+    /// Whether the graph is quantised (and so runs with weight pre-packing).
+    pub fn is_int8(&self) -> bool {
+        self.int8
+    }
+
+    /// Rows one batch may hold (1 when the graph cannot batch).
+    pub fn max_batch(&self) -> usize {
+        self.lane.max_rows()
+    }
+
+    /// What the lane has run so far.
+    pub fn lane_counts(&self) -> LaneCounts {
+        self.lane.counts()
+    }
+
+    /// Requests waiting for the model now.
+    pub fn queued(&self) -> usize {
+        self.lane.queued()
+    }
+
+    /// Holds the model: requests queue until the guard drops, then run as batches. For tests
+    /// and benchmarks that form a batch on purpose.
+    #[doc(hidden)]
+    pub fn hold(&self) -> impl Drop + '_ {
+        self.lane.hold()
+    }
+
+    /// Runs the graph and returns the requested float outputs (all when `wanted` is empty),
+    /// alone or batched with concurrent requests of the same shape; the answer is this
+    /// request's own rows either way.
     pub fn run(&self, inputs: &[Input<'_>], wanted: &[&str]) -> Result<Outputs, ModelError> {
-        let ctx = |what: &str| format!("{what} ({})", self.name);
-        let mut values = Vec::with_capacity(inputs.len());
-        for input in inputs {
-            let (name, value) = match input {
-                Input::F32 { name, shape, data } => (
-                    *name,
-                    Tensor::from_array((shape.clone(), data.to_vec()))
-                        .map_err(ModelError::ort(ctx("input tensor")))?
-                        .into_dyn(),
-                ),
-                Input::I64 { name, shape, data } => (
-                    *name,
-                    Tensor::from_array((shape.clone(), data.to_vec()))
-                        .map_err(ModelError::ort(ctx("input tensor")))?
-                        .into_dyn(),
-                ),
-            };
-            values.push((name.to_string(), value));
+        let tensors: Vec<Owned> = inputs
+            .iter()
+            .map(|input| match input {
+                Input::F32 { name, shape, data } => {
+                    Owned { name: name.to_string(), shape: shape.clone(), data: Data::F32(data.to_vec()) }
+                }
+                Input::I64 { name, shape, data } => {
+                    Owned { name: name.to_string(), shape: shape.clone(), data: Data::I64(data.to_vec()) }
+                }
+            })
+            .collect();
+        let first = tensors.first().and_then(|t| t.shape.first().copied());
+        let uniform = first.is_some_and(|n| n > 0 && tensors.iter().all(|t| t.shape.first() == Some(&n)));
+        let rows = if uniform { first.unwrap_or(1) as usize } else { 1 };
+        let wanted = wanted.iter().map(|w| w.to_string()).collect();
+        self.lane.submit(TensorJob { tensors, wanted, rows, joinable: uniform && self.batchable })
+    }
+}
+
+enum Data {
+    F32(Vec<f32>),
+    I64(Vec<i64>),
+}
+
+struct Owned {
+    name: String,
+    shape: Vec<i64>,
+    data: Data,
+}
+
+impl Owned {
+    fn same_kind(&self, other: &Owned) -> bool {
+        let kinds_match =
+            matches!((&self.data, &other.data), (Data::F32(_), Data::F32(_)) | (Data::I64(_), Data::I64(_)));
+        kinds_match && self.name == other.name && self.shape.get(1..) == other.shape.get(1..)
+    }
+}
+
+/// One request's inputs, owned so that whichever request runs the batch can read them.
+struct TensorJob {
+    tensors: Vec<Owned>,
+    wanted: Vec<String>,
+    rows: usize,
+    /// Every input has the same first dimension and the graph batches.
+    joinable: bool,
+}
+
+impl Batchable for TensorJob {
+    type Output = Result<Outputs, ModelError>;
+
+    fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn joins(&self, first: &Self) -> bool {
+        self.joinable
+            && first.joinable
+            && self.tensors.len() == first.tensors.len()
+            && self.tensors.iter().zip(&first.tensors).all(|(a, b)| a.same_kind(b))
+    }
+}
+
+struct OrtRunner {
+    session: Session,
+    name: String,
+    output_names: Vec<String>,
+}
+
+impl Runner for OrtRunner {
+    type Job = TensorJob;
+
+    fn run(&mut self, jobs: Vec<TensorJob>) -> Vec<Result<Outputs, ModelError>> {
+        if jobs.len() > 1 {
+            match self.run_together(&jobs) {
+                Ok(outputs) => return outputs.into_iter().map(Ok).collect(),
+                // One request's bad input must not fail the others: run them one by one.
+                Err(e) => tracing::warn!(model.name = %self.name, error = %e, "batched run failed; retrying alone"),
+            }
         }
-        let mut session = self.session.lock();
-        let outputs = session.run(values).map_err(ModelError::ort(ctx("inference")))?;
-        let mut out = Outputs::new();
+        jobs.into_iter().map(|job| self.run_alone(job)).collect()
+    }
+
+    fn panicked(&self) -> Result<Outputs, ModelError> {
+        Err(ModelError::Invalid { model: self.name.clone(), reason: "inference panicked".into() })
+    }
+}
+
+impl OrtRunner {
+    fn ctx(&self, what: &str) -> String {
+        format!("{what} ({})", self.name)
+    }
+
+    /// One request: its buffers move into the tensors, no copy.
+    fn run_alone(&mut self, job: TensorJob) -> Result<Outputs, ModelError> {
+        let TensorJob { tensors, wanted, rows, .. } = job;
+        let mut values = Vec::with_capacity(tensors.len());
+        for t in tensors {
+            values.push((t.name, tensor(t.shape, t.data).map_err(ModelError::ort(self.ctx("input tensor")))?));
+        }
+        let mut outs = self.run_values(values, &[(rows, &wanted)])?;
+        Ok(outs.pop().unwrap_or_default())
+    }
+
+    /// Several requests as one batch: inputs concatenated along the first dimension, outputs
+    /// split back by each request's rows.
+    fn run_together(&mut self, jobs: &[TensorJob]) -> Result<Vec<Outputs>, ModelError> {
+        let total: usize = jobs.iter().map(|j| j.rows).sum();
+        let mut values = Vec::with_capacity(jobs[0].tensors.len());
+        for (i, first) in jobs[0].tensors.iter().enumerate() {
+            let mut shape = first.shape.clone();
+            shape[0] = total as i64;
+            let data = match &first.data {
+                Data::F32(_) => Data::F32(concat(jobs, i, |d| if let Data::F32(v) = d { Some(v) } else { None })),
+                Data::I64(_) => Data::I64(concat(jobs, i, |d| if let Data::I64(v) = d { Some(v) } else { None })),
+            };
+            values.push((first.name.clone(), tensor(shape, data).map_err(ModelError::ort(self.ctx("input tensor")))?));
+        }
+        let parts: Vec<(usize, &Vec<String>)> = jobs.iter().map(|j| (j.rows, &j.wanted)).collect();
+        self.run_values(values, &parts)
+    }
+
+    fn run_values(
+        &mut self,
+        values: Vec<(String, DynValue)>,
+        parts: &[(usize, &Vec<String>)],
+    ) -> Result<Vec<Outputs>, ModelError> {
+        let ctx = |what: &str| format!("{what} ({})", self.name);
+        let outputs = self.session.run(values).map_err(ModelError::ort(ctx("inference")))?;
+        let total: usize = parts.iter().map(|p| p.0).sum();
+        let mut result = vec![Outputs::new(); parts.len()];
         for name in &self.output_names {
-            if !wanted.is_empty() && !wanted.contains(&name.as_str()) {
+            let wants = |w: &Vec<String>| w.is_empty() || w.contains(name);
+            if !parts.iter().any(|(_, w)| wants(w)) {
                 continue;
             }
             let Some(value) = outputs.get(name.as_str()) else { continue };
             let (shape, data) = value.try_extract_tensor::<f32>().map_err(ModelError::ort(ctx("reading output")))?;
-            out.insert(name.clone(), (shape.to_vec(), data.to_vec()));
+            if let [(_, _)] = parts {
+                result[0].insert(name.clone(), (shape.to_vec(), data.to_vec()));
+                continue;
+            }
+            if shape.first() != Some(&(total as i64)) || total == 0 || data.len() % total != 0 {
+                let reason = format!("output {name} of shape {:?} does not split into {total} rows", shape.to_vec());
+                return Err(ModelError::Invalid { model: self.name.clone(), reason });
+            }
+            let per = data.len() / total;
+            let mut offset = 0;
+            for ((rows, wanted), out) in parts.iter().zip(result.iter_mut()) {
+                if wants(wanted) {
+                    let mut s = shape.to_vec();
+                    s[0] = *rows as i64;
+                    out.insert(name.clone(), (s, data[offset * per..(offset + rows) * per].to_vec()));
+                }
+                offset += rows;
+            }
         }
-        Ok(out)
+        Ok(result)
     }
+}
+
+fn concat<T: Copy>(jobs: &[TensorJob], input: usize, pick: impl Fn(&Data) -> Option<&Vec<T>>) -> Vec<T> {
+    let len = jobs.iter().filter_map(|j| pick(&j.tensors[input].data)).map(Vec::len).sum();
+    let mut out = Vec::with_capacity(len);
+    for j in jobs {
+        if let Some(v) = pick(&j.tensors[input].data) {
+            out.extend_from_slice(v);
+        }
+    }
+    out
+}
+
+fn tensor(shape: Vec<i64>, data: Data) -> Result<DynValue, ort::Error> {
+    Ok(match data {
+        Data::F32(v) => Tensor::from_array((shape, v))?.into_dyn(),
+        Data::I64(v) => Tensor::from_array((shape, v))?.into_dyn(),
+    })
+}
+
+/// Operator names that only quantised graphs contain: QDQ (`QuantizeLinear`,
+/// `DequantizeLinear`, `DynamicQuantizeLinear`), QOperator (`QLinearConv`, `QLinearMatMul`,
+/// ...) and integer kernels (`MatMulInteger`, `ConvInteger`, `DynamicQuantizeMatMul`).
+const INT8_OPS: [&[u8]; 4] = [b"uantizeLinear", b"QLinear", b"Integer", b"QuantizeMatMul"];
+
+/// Whether the ONNX file at `path` is a quantised graph: its operator names appear in the
+/// protobuf as plain strings. Streamed in 1 MiB pieces, so a large float graph is never held
+/// twice in memory.
+pub fn is_int8_graph(path: &Path) -> std::io::Result<bool> {
+    const CHUNK: usize = 1 << 20;
+    const KEEP: usize = 16;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; CHUNK + KEEP];
+    let mut carried = 0;
+    loop {
+        let n = file.read(&mut buf[carried..])?;
+        if n == 0 {
+            return Ok(false);
+        }
+        let filled = carried + n;
+        if contains_any(&buf[..filled], &INT8_OPS) {
+            return Ok(true);
+        }
+        carried = filled.min(KEEP);
+        buf.copy_within(filled - carried..filled, 0);
+    }
+}
+
+fn contains_any(hay: &[u8], needles: &[&[u8]]) -> bool {
+    hay.iter().enumerate().any(|(i, &b)| needles.iter().any(|n| n[0] == b && hay.get(i..i + n.len()) == Some(*n)))
 }
 
 /// Returns freed heap pages to the operating system (glibc `malloc_trim`).
@@ -124,5 +380,28 @@ pub fn release_free_memory() {
         unsafe {
             malloc_trim(0);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantised_operator_names_are_found_across_chunk_edges() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("g.onnx");
+        // The first read takes 1 MiB + 16 bytes; the name starts 5 bytes before its end.
+        let mut bytes = vec![7u8; (1 << 20) + 16 - 5];
+        std::fs::write(&path, &bytes).expect("write");
+        assert!(!is_int8_graph(&path).expect("scan"));
+        bytes.extend_from_slice(b"DequantizeLinear");
+        bytes.extend_from_slice(&[0u8; 100]);
+        std::fs::write(&path, &bytes).expect("write");
+        assert!(is_int8_graph(&path).expect("scan"));
+        std::fs::write(&path, b"..MatMulInteger..").expect("write");
+        assert!(is_int8_graph(&path).expect("scan"));
+        std::fs::write(&path, b"Conv Relu MatMul Gemm Add Softmax").expect("write");
+        assert!(!is_int8_graph(&path).expect("scan"));
     }
 }

@@ -104,6 +104,11 @@ pub struct SkinModel {
 }
 
 impl SkinModel {
+    /// The model's session and its inference lane.
+    pub fn session(&self) -> &OnnxSession {
+        &self.session
+    }
+
     /// Whether exact Grad-CAM is available for this model.
     pub fn has_gradcam(&self) -> bool {
         self.gradcam.is_some()

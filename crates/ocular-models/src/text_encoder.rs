@@ -21,6 +21,11 @@ pub struct TextEncoder {
 }
 
 impl TextEncoder {
+    /// The model's session and its inference lane.
+    pub fn session(&self) -> &OnnxSession {
+        &self.session
+    }
+
     pub fn model_id(&self) -> String {
         format!("{}@{}", self.name, self.version)
     }

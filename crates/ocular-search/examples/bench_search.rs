@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p ocular-search --example bench_search                 # 100k products
-//! cargo run --release -p ocular-search --example bench_search -- --products=20000 --precision=f16
+//! cargo run --release -p ocular-search --example bench_search -- --products=20000 --precision=f16   # or store, compact (default)
 //! ```
 //!
 //! 1. A catalog of `--products` (100k) in a temporary SQLite store: the 21 demo photos' real
@@ -40,7 +40,7 @@ struct Options {
 }
 
 fn parse_options() -> Options {
-    let mut o = Options { products: 100_000, queries: 200, ingest: 200, precision: Precision::Store };
+    let mut o = Options { products: 100_000, queries: 200, ingest: 200, precision: Precision::default() };
     for arg in std::env::args().skip(1) {
         let (k, v) = arg.split_once('=').unwrap_or((arg.as_str(), ""));
         let n = || v.parse::<usize>().unwrap_or_else(|_| panic!("{k} needs a number"));
@@ -48,7 +48,14 @@ fn parse_options() -> Options {
             "--products" => o.products = n(),
             "--queries" => o.queries = n(),
             "--ingest" => o.ingest = n(),
-            "--precision" => o.precision = if v == "f16" { Precision::F16 } else { Precision::Store },
+            "--precision" => {
+                o.precision = match v {
+                    "f16" => Precision::F16,
+                    "store" => Precision::Store,
+                    "compact" => Precision::Compact,
+                    _ => panic!("--precision is compact, store or f16"),
+                }
+            }
             _ => panic!("unknown option {arg}"),
         }
     }

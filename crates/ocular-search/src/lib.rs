@@ -18,6 +18,10 @@
 //! Everything here blocks (inference, SQLite); the server calls it on blocking threads after
 //! admission, the CLI on its main thread.
 
+#![forbid(unsafe_code)]
+// Outside tests a panic is a bug report, not error handling (docs/TESTING.md, Lint policy).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod catalog;
 pub mod embed;
 pub mod error;

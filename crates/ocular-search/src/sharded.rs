@@ -1,33 +1,65 @@
 //! An index split into shards searched in parallel, one per core.
 //!
-//! An exact int8 scan is bound by memory bandwidth: 100k × 1280-d codes are 128 MB read per
-//! query, 8.4 ms on one core of the project's VM (`ocular-index`'s `bench_index`). Splitting
-//! the rows over the cores lets each core scan its share; the per-shard top-k lists are then
-//! merged, which is exact because every row lives in exactly one shard. Ids go to shard
-//! `id % shards`, so a product's upserts and removals always reach the same shard.
+//! A scan is bound by memory bandwidth: 100k × 1280-d int8 codes are 128 MB read per query,
+//! 8.4 ms on one core of the project's VM (`ocular-index`'s `bench_index`). Splitting the rows
+//! over the cores lets each core scan its share; the per-shard top-k lists are then merged,
+//! which is exact because every row lives in exactly one shard. Ids go to shard
+//! `id % shards`, so a product's upserts and removals always reach the same shard (and a
+//! compact shard can address its ids through a dense table indexed by `id / shards`).
 
-use ocular_index::{Hit, IndexError, QuantizedConfig, QuantizedIndex, VectorIndex};
+use ocular_index::{CompactConfig, CompactIndex, Hit, IndexError, QuantizedConfig, QuantizedIndex, VectorIndex};
 
 /// A filter that may be called from several threads at once.
 pub type SyncFilter<'a> = &'a (dyn Fn(u64) -> bool + Sync);
 
+/// One shard: either index kind, behind the same trait.
+enum Shard {
+    Quantized(QuantizedIndex),
+    Compact(CompactIndex),
+}
+
+impl Shard {
+    fn index(&self) -> &dyn VectorIndex {
+        match self {
+            Shard::Quantized(i) => i,
+            Shard::Compact(i) => i,
+        }
+    }
+}
+
 pub struct ShardedIndex {
-    shards: Vec<QuantizedIndex>,
+    shards: Vec<Shard>,
 }
 
 impl ShardedIndex {
+    /// int8 codes in memory (see `ocular_index::QuantizedIndex`).
     pub fn new(config: QuantizedConfig, shards: usize) -> Result<Self, IndexError> {
-        let shards = (0..shards.max(1)).map(|_| QuantizedIndex::new(config.clone())).collect::<Result<_, _>>()?;
+        let shards = (0..shards.max(1))
+            .map(|_| QuantizedIndex::new(config.clone()).map(Shard::Quantized))
+            .collect::<Result<_, _>>()?;
         Ok(Self { shards })
     }
 
-    fn shard(&self, id: u64) -> &QuantizedIndex {
-        // `shards` is never empty (`new` makes at least one).
-        &self.shards[(id % self.shards.len() as u64) as usize]
+    /// One-bit codes in memory, vectors in a mapped file (see `ocular_index::CompactIndex`).
+    pub fn compact(config: CompactConfig, shards: usize) -> Result<Self, IndexError> {
+        let n = shards.max(1);
+        let config = config.id_stride(n as u64);
+        let shards = (0..n).map(|_| CompactIndex::new(config.clone()).map(Shard::Compact)).collect::<Result<_, _>>()?;
+        Ok(Self { shards })
+    }
+
+    fn shard(&self, id: u64) -> &dyn VectorIndex {
+        // `shards` is never empty (the constructors make at least one).
+        self.shards[(id % self.shards.len() as u64) as usize].index()
     }
 
     pub fn len(&self) -> usize {
-        self.shards.iter().map(VectorIndex::len).sum()
+        self.shards.iter().map(|s| s.index().len()).sum()
+    }
+
+    /// Bytes of the compact shards' vector files: page cache, not anonymous memory.
+    pub fn mapped_bytes(&self) -> usize {
+        self.shards.iter().map(|s| if let Shard::Compact(c) = s { c.mapped_bytes() } else { 0 }).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -35,7 +67,7 @@ impl ShardedIndex {
     }
 
     pub fn memory_bytes(&self) -> usize {
-        self.shards.iter().map(VectorIndex::memory_bytes).sum()
+        self.shards.iter().map(|s| s.index().memory_bytes()).sum()
     }
 
     pub fn upsert(&self, id: u64, vector: &[f32]) -> Result<(), IndexError> {
@@ -48,7 +80,35 @@ impl ShardedIndex {
 
     /// The `k` best hits over all shards, best first, ties to the smaller id.
     pub fn search(&self, query: &[f32], k: usize, filter: Option<SyncFilter<'_>>) -> Result<Vec<Hit>, IndexError> {
-        let one = |shard: &QuantizedIndex| shard.search(query, k, filter.map(|f| f as &dyn Fn(u64) -> bool));
+        self.search_inner(query, k, filter, None)
+    }
+
+    /// Like [`Self::search`], but compact shards rescore at most `max_rescored` rows each (see
+    /// `CompactIndex::search_bounded`); int8 shards search as usual.
+    pub fn search_bounded(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<SyncFilter<'_>>,
+        max_rescored: usize,
+    ) -> Result<Vec<Hit>, IndexError> {
+        self.search_inner(query, k, filter, Some(max_rescored))
+    }
+
+    fn search_inner(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<SyncFilter<'_>>,
+        max_rescored: Option<usize>,
+    ) -> Result<Vec<Hit>, IndexError> {
+        let one = |shard: &Shard| {
+            let filter = filter.map(|f| f as &dyn Fn(u64) -> bool);
+            match (shard, max_rescored) {
+                (Shard::Compact(c), Some(max)) => c.search_bounded(query, k, filter, max).map(|(hits, _)| hits),
+                _ => shard.index().search(query, k, filter),
+            }
+        };
         let (first, rest) = self.shards.split_first().ok_or(IndexError::InvalidConfig("no shards"))?;
         if rest.is_empty() {
             return one(first);
@@ -74,8 +134,15 @@ mod tests {
 
     #[test]
     fn shards_return_the_same_hits_as_one_index() {
-        let one = ShardedIndex::new(QuantizedConfig::new(8), 1).unwrap();
-        let three = ShardedIndex::new(QuantizedConfig::new(8), 3).unwrap();
+        shards_agree(
+            ShardedIndex::new(QuantizedConfig::new(8), 1).unwrap(),
+            ShardedIndex::new(QuantizedConfig::new(8), 3).unwrap(),
+        );
+        let compact = || CompactConfig::new(8).dir(std::env::temp_dir());
+        shards_agree(ShardedIndex::compact(compact(), 1).unwrap(), ShardedIndex::compact(compact(), 3).unwrap());
+    }
+
+    fn shards_agree(one: ShardedIndex, three: ShardedIndex) {
         let mut x = 7u64;
         for id in 0..500u64 {
             let v: Vec<f32> = (0..8)

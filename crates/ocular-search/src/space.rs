@@ -9,22 +9,23 @@
 //! The loader and writers take the same lock around each index operation, so for any key
 //! the index ends with whichever happened last.
 //!
-//! By default ([`Precision::Store`]) vectors are kept as int8 codes only, because f16 copies
-//! would triple memory on a 512 MB host: 100k products cost about 133 MB for `image` (1280-d)
-//! and 43 MB per 384-d space. A search takes an oversampled int8 shortlist (`4k + 16`) and
-//! rescores it with the f32 vectors the store keeps anyway, so scores are exact cosines and the
-//! ranking is exact unless a true top-k row fell outside the shortlist, which needs an int8
-//! error several times the typical one. (The index's own provably exact mode rescores its whole
-//! error band; on a catalog with many near-duplicates that band holds thousands of rows:
-//! measured 110 ms per search at 100k products when fetched from SQLite.)
-//! [`Precision::F16`] keeps f16 copies in memory instead: exact and fast, about 3× the memory.
+//! By default ([`Precision::Compact`]) a space keeps one-bit codes in anonymous memory (71 B
+//! per product for `image`, 39 B per 384-d space, ids included) and its f32 vectors in a mapped,
+//! unlinked file in the temporary directory (`TMPDIR`; page cache the kernel can reclaim),
+//! from which every search rescores the rows that may still rank: see `ocular_index::compact`
+//! for the recall this keeps (measured, not proven). Codes are relative to k-means centroids
+//! trained, when loading starts, on the first [`CENTROID_SAMPLE`] stored vectors of the space.
+//! [`Precision::Store`] keeps int8 codes only (2 KiB per product for the three spaces) and
+//! rescores an oversampled shortlist (`4k + 16`) with the f32 vectors from the store;
+//! [`Precision::F16`] keeps int8 codes and f16 copies in memory: provably exact, about 3× the
+//! memory of `Store`.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ocular_index::{Hit, QuantizedConfig, Rescore};
+use ocular_index::{CompactConfig, Hit, QuantizedConfig, Rescore, train_centroids};
 use ocular_store::{ProductKey, Store};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
@@ -53,15 +54,24 @@ pub enum SpaceState {
     },
 }
 
-/// How shortlists are rescored at full precision.
+/// What a space keeps in memory and how shortlists are rescored at full precision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {
-    /// int8 in memory; the oversampled shortlist rescored from the store's f32 vectors.
+    /// One-bit codes in memory; rows that may rank rescored from a mapped f32 vector file.
     #[default]
+    Compact,
+    /// int8 in memory; the oversampled shortlist rescored from the store's f32 vectors.
     Store,
     /// int8 + f16 in memory, the index's exact rescoring (about 3× the memory).
     F16,
 }
+
+/// Stored vectors k-means trains the centroids of a compact space on.
+pub const CENTROID_SAMPLE: usize = 2048;
+
+/// Centroids of a compact space (at most 256). Training runs in `begin_loading`, on the
+/// caller's thread: 2048 × 32 × 1280 × 6 multiply-adds, about 0.1 s.
+const CENTROIDS: usize = 32;
 
 /// Shortlist length for `k` results under [`Precision::Store`].
 fn shortlist(k: usize) -> usize {
@@ -90,7 +100,7 @@ impl SpaceIndex {
         precision: Precision,
         shards: usize,
     ) -> Result<Self, SearchError> {
-        let index = Self::empty(&model, precision, shards)?;
+        let index = Self::empty(&model, precision, shards, Vec::new())?;
         let pg = match store.as_postgres() {
             Some(pg) => Some(
                 ocular_store::postgres::PgVectorIndex::new(
@@ -116,12 +126,38 @@ impl SpaceIndex {
         })
     }
 
-    fn empty(model: &SpaceModel, precision: Precision, shards: usize) -> Result<Arc<ShardedIndex>, SearchError> {
+    fn empty(
+        model: &SpaceModel,
+        precision: Precision,
+        shards: usize,
+        centroids: Vec<Vec<f32>>,
+    ) -> Result<Arc<ShardedIndex>, SearchError> {
+        let dim = model.dim.max(1);
         let rescore = match precision {
+            Precision::Compact => {
+                return Ok(Arc::new(ShardedIndex::compact(CompactConfig::new(dim).centroids(centroids), shards)?));
+            }
             Precision::F16 => Rescore::F16,
             Precision::Store => Rescore::Off,
         };
-        Ok(Arc::new(ShardedIndex::new(QuantizedConfig::new(model.dim.max(1)).rescore(rescore), shards)?))
+        Ok(Arc::new(ShardedIndex::new(QuantizedConfig::new(dim).rescore(rescore), shards)?))
+    }
+
+    /// Centroids for a compact index, trained on the first [`CENTROID_SAMPLE`] stored vectors
+    /// of this space's model (none for other precisions or an empty space: codes are then
+    /// relative to the origin, still correct, only less tight).
+    fn centroids(&self) -> Result<Vec<Vec<f32>>, SearchError> {
+        if self.precision != Precision::Compact || self.pg.is_some() {
+            return Ok(Vec::new());
+        }
+        let mut sample = Vec::new();
+        self.store.for_each_embedding(self.model.space, &mut |e| {
+            if e.model == self.model.model && e.vector.len() == self.model.dim {
+                sample.push(e.vector.to_vec());
+            }
+            if sample.len() >= CENTROID_SAMPLE { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        })?;
+        Ok(train_centroids(self.model.dim, &sample, CENTROIDS, 6))
     }
 
     pub fn space(&self) -> &'static str {
@@ -139,7 +175,7 @@ impl SpaceIndex {
     /// Marks the space as loading (so searches answer `index_loading` rather than stale or
     /// empty results) before the load itself runs, possibly on another thread.
     pub fn begin_loading(&self) -> Result<(), SearchError> {
-        let fresh = Self::empty(&self.model, self.precision, self.shards)?;
+        let fresh = Self::empty(&self.model, self.precision, self.shards, self.centroids()?)?;
         let mut touched = self.touched.lock();
         *self.index.write() = fresh;
         *touched = Some(HashSet::new());
@@ -165,8 +201,8 @@ impl SpaceIndex {
                 SpaceState::Ready { vectors, load_ms: started.elapsed().as_millis() as u64 }
             }
             Ok(found) => {
-                *self.index.write() =
-                    Self::empty(&self.model, self.precision, self.shards).unwrap_or_else(|_| self.index.read().clone());
+                *self.index.write() = Self::empty(&self.model, self.precision, self.shards, Vec::new())
+                    .unwrap_or_else(|_| self.index.read().clone());
                 tracing::error!(
                     space = self.model.space, expected = %self.model.model, found = ?found,
                     "stored embeddings were made by another model; this space refuses to search until `ocular reindex` runs"
@@ -263,7 +299,8 @@ impl SpaceIndex {
             return self.search_pg(pg, query, k, filter);
         }
         let index = self.index.read().clone();
-        if self.precision == Precision::F16 {
+        if self.precision != Precision::Store {
+            // Both rescore inside the index: f32 from the mapped file, or f16 from memory.
             return Ok(index.search(query, k, filter)?);
         }
         let candidates = index.search(query, shortlist(k), filter)?;
@@ -278,7 +315,8 @@ impl SpaceIndex {
     }
 
     /// The `k` best hits by the in-memory scores alone: int8 cosines (within about 0.01 of
-    /// the exact value) under [`Precision::Store`], exact under [`Precision::F16`]. For
+    /// the exact value) under [`Precision::Store`], exact under [`Precision::F16`], and under
+    /// [`Precision::Compact`] exact for the `4k + 16` rows rescored, estimates below them. For
     /// rankings that are fused by rank, where a database round trip per candidate buys nothing.
     pub fn search_fast(
         &self,
@@ -291,7 +329,9 @@ impl SpaceIndex {
             return self.search_pg(pg, query, k, filter);
         }
         let index = self.index.read().clone();
-        Ok(index.search(query, k, filter)?)
+        // Compact spaces rescore no more than the int8 shortlist would (`4k + 16`): on
+        // structureless vectors their band covers most of the catalog.
+        Ok(index.search_bounded(query, k, filter, shortlist(k))?)
     }
 
     /// pgvector search; its scores are exact cosines of the stored f32 vectors.

@@ -53,6 +53,12 @@ pub struct Config {
     #[arg(long, env = "OCULAR_ENABLE_GRADCAM", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub enable_gradcam: bool,
 
+    /// The in-memory vector index: `auto` (int8 codes below 50,000 products at start, one-bit
+    /// compact codes from there), `int8` (fastest, ~2.2 KB per product) or `compact` (~150 B per
+    /// product, f32 vectors in a mapped file in TMPDIR).
+    #[arg(long, env = "OCULAR_INDEX", value_enum, default_value_t = crate::search::IndexChoice::Auto, global = true)]
+    pub index: crate::search::IndexChoice,
+
     /// Models behind product search: `default` (EfficientNet-Lite0 + MiniLM, ConSE for
     /// text-to-image) or `clip` (the CLIP towers installed by `ocular models import-clip`; the
     /// text tower is optional). Switching needs `ocular reindex`.
@@ -82,6 +88,11 @@ pub struct Config {
     /// Longest wait for an inference slot, in milliseconds, before 503.
     #[arg(long, env = "OCULAR_QUEUE_TIMEOUT_MS", default_value_t = 5000, global = true)]
     pub queue_timeout_ms: u64,
+
+    /// Unload a model no request has used for this many seconds (0: never); the next request
+    /// loads it again. Gives the memory of rarely used models back on small hosts.
+    #[arg(long, env = "OCULAR_MODEL_IDLE_UNLOAD_S", default_value_t = 0, global = true)]
+    pub model_idle_unload_s: u64,
 
     /// ONNX Runtime threads per inference (default: all cores).
     #[arg(long, env = "OCULAR_INTRA_THREADS", global = true)]

@@ -53,6 +53,9 @@ async fn body(state: &AppState, verbose: bool) -> (bool, Value) {
     if verbose {
         let (max_concurrency, max_queue) = state.admission.capacity();
         v["models"] = json!(state.registry.statuses());
+        // int8 graphs configured but not served because they failed their self-check here.
+        v["precision_fallbacks"] = json!(state.registry.fallbacks);
+        v["precision_warnings"] = json!(state.registry.warnings);
         v["memory"] = json!(memory::usage());
         // Admission's view: the limit and where it came from (config, cgroup, none), what running
         // requests have reserved, RSS now, and the baseline requests are admitted against.
@@ -60,6 +63,8 @@ async fn body(state: &AppState, verbose: bool) -> (bool, Value) {
         v["uptime_s"] = json!(state.started.elapsed().as_secs());
         v["version"] = json!(env!("CARGO_PKG_VERSION"));
         v["preload"] = json!(state.config.preload);
+        // 0: never; models unloaded after that many idle seconds show `unloaded`.
+        v["model_idle_unload_s"] = json!(state.config.model_idle_unload_s);
         let schema = tokio::time::timeout(STORAGE_TIMEOUT, state.db(|s| s.schema_version())).await;
         v["storage"] = json!({ "backend": state.store.backend(), "schema_version": schema.ok().and_then(Result::ok) });
         v["admission"] = json!({

@@ -3,6 +3,9 @@
 //! Handlers translate requests into calls on models and storage and results into responses;
 //! they hold no model or storage logic themselves.
 
+// Outside tests a panic is a bug report, not error handling (docs/TESTING.md, Lint policy).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod access;
 pub mod analyze;
 pub mod config;
@@ -21,6 +24,7 @@ pub mod routes;
 pub mod search;
 pub mod search_models;
 pub mod state;
+pub mod trace;
 pub mod web;
 
 use std::time::Duration;
@@ -60,16 +64,18 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), limits::bound_bodies))
         .layer(middleware::from_fn(metrics::track))
         .with_state(state);
-    // Outermost, so a preflight is answered before routing; invalid origins were refused at
-    // start-up (`Config::validate`), and are never half-applied here.
-    match cors {
+    // Outermost but one, so a preflight is answered before routing; invalid origins were
+    // refused at start-up (`Config::validate`), and are never half-applied here.
+    let app = match cors {
         Ok(Some(layer)) => app.layer(layer),
         Ok(None) => app,
         Err(e) => {
             tracing::error!(error = %e, "invalid OCULAR_CORS_ORIGINS; no CORS headers are sent");
             app
         }
-    }
+    };
+    // Outermost: everything a request logs, its error line included, carries its route and id.
+    app.layer(middleware::from_fn(trace::span))
 }
 
 async fn no_route(req: Request) -> ApiError {

@@ -200,18 +200,59 @@ pub fn budget(setting: BudgetSetting) -> ocular_models::MemoryBudget {
     ocular_models::MemoryBudget::new(limit, source, std::sync::Arc::new(in_use))
 }
 
+/// How long the process must run no inference before [`spawn_idle_trim`] returns free pages.
+pub const IDLE_TRIM_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Under load the heap keeps the pages one request freed for the next one (that is what ends
+/// the page-fault storm, see [`tune_allocator`]); once no inference has run for
+/// [`IDLE_TRIM_AFTER`], a thread hands those free pages back to the kernel (`malloc_trim`), so
+/// an idle server holds what its models and catalog need and no more. The thread wakes once
+/// per [`IDLE_TRIM_AFTER`] and trims at most once per quiet spell.
+pub fn spawn_idle_trim() -> std::io::Result<()> {
+    std::thread::Builder::new().name("idle-trim".into()).spawn(|| {
+        let mut seen = ocular_models::lanes::inference_runs();
+        let mut trimmed = seen;
+        loop {
+            std::thread::sleep(IDLE_TRIM_AFTER);
+            let now = ocular_models::lanes::inference_runs();
+            if now == seen && now != trimmed {
+                ocular_models::session::release_free_memory();
+                trimmed = now;
+            }
+            seen = now;
+        }
+    })?;
+    Ok(())
+}
+
+/// Allocations at least this large are mapped by glibc and unmapped when freed; smaller ones
+/// come from the heap and are reused. 8 MiB holds the largest activation of the models served
+/// (sklesion's 124×124×128 floats, 7.9 MB), so inference stops faulting (measured: 0 faults per
+/// run, `ocular-models/examples/bench_bare.rs`), while photo-sized buffers (a 12 MP decode is
+/// 36 MB) stay mapped and go back at once; 32 MiB (glibc's maximum) kept more of a 12 MP burst
+/// resident (docs/BENCHMARKS.md, "Serving engine").
+pub const MMAP_THRESHOLD: i32 = 8 << 20;
+
 /// Tunes glibc's malloc to give memory back; call first thing in `main`, before threads start.
 /// Measured under 20 analyses of a 12 MP photo (docs/DEPLOY.md, "Memory"): RSS 10 s after the
-/// burst 586 → 244 MiB, peak 766 → 440 MiB, latency no worse. Two settings:
+/// burst 586 → 244 MiB, peak 766 → 440 MiB, latency no worse. Three settings:
 /// - at most 2 arenas instead of 8 per core: each thread that ever allocated (tokio workers,
 ///   ONNX Runtime's pool, blocking threads) otherwise gets its own arena, whose freed pages
 ///   stay with it;
 /// - a fixed 32 MiB trim threshold, which also turns off glibc's *dynamic* mmap threshold:
 ///   otherwise, after the first 36 MB decode buffer is freed, the threshold climbs to 32 MiB and
-///   later large buffers come from the heap and stay there.
+///   later large buffers come from the heap and stay there;
+/// - a fixed mmap threshold of [`MMAP_THRESHOLD`]: fixing the trim threshold also froze the mmap
+///   threshold at glibc's 128 KiB, so with ONNX Runtime's arena off every activation buffer of
+///   every inference was mapped, faulted in page by page and unmapped again (~2,400 minor faults
+///   per photo embedding, ~9,900 per analysis). Below the threshold those buffers come from the
+///   heap and the next request reuses the pages; the free pages the heap keeps under load go
+///   back when the process goes idle ([`spawn_idle_trim`]) or when the memory budget needs them
+///   (its `malloc_trim` before refusing).
 ///
 /// ONNX Runtime allocates through the same malloc, so this covers its activations too. The
-/// `MALLOC_ARENA_MAX` and `MALLOC_TRIM_THRESHOLD_` environment variables still win.
+/// `MALLOC_ARENA_MAX`, `MALLOC_TRIM_THRESHOLD_` and `MALLOC_MMAP_THRESHOLD_` environment
+/// variables still win (`MALLOC_MMAP_THRESHOLD_=131072` restores the behaviour before).
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -219,10 +260,13 @@ pub fn tune_allocator() {
             fn mallopt(param: i32, value: i32) -> i32;
         }
         const M_TRIM_THRESHOLD: i32 = -1;
+        const M_MMAP_THRESHOLD: i32 = -3;
         const M_ARENA_MAX: i32 = -8;
-        for (param, value, env) in
-            [(M_ARENA_MAX, 2, "MALLOC_ARENA_MAX"), (M_TRIM_THRESHOLD, 32 << 20, "MALLOC_TRIM_THRESHOLD_")]
-        {
+        for (param, value, env) in [
+            (M_ARENA_MAX, 2, "MALLOC_ARENA_MAX"),
+            (M_TRIM_THRESHOLD, 32 << 20, "MALLOC_TRIM_THRESHOLD_"),
+            (M_MMAP_THRESHOLD, MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_"),
+        ] {
             if std::env::var_os(env).is_none() {
                 // SAFETY: mallopt only sets glibc's tuning parameters; any value is accepted.
                 unsafe {

@@ -16,6 +16,7 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use ocular_fetch::{AllowList, FetchPolicy, Fetcher};
 use ocular_models::Registry;
+use ocular_search::space::Precision;
 use ocular_search::{Catalog, CatalogOptions, SearchError, SearchOptions, SearchResults};
 use ocular_store::{ProductFilter, Store, StoreError};
 use serde::Deserialize;
@@ -34,6 +35,36 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/search/text", post(by_text))
 }
 
+/// `--index`: which in-memory index the embedded backend keeps (PostgreSQL searches pgvector).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IndexChoice {
+    /// int8 below [`AUTO_COMPACT_FROM`] products at start, compact from there.
+    #[default]
+    Auto,
+    /// int8 codes, shortlist rescored from the store: the fastest searches, ~2.2 KB per product.
+    Int8,
+    /// One-bit codes (~150 B per product), f32 vectors in a mapped file: for large catalogs.
+    Compact,
+}
+
+/// Products at start from which `auto` picks the compact index. Why 50,000: int8 codes cost
+/// ~2.2 KB per product, so 50k products take ~108 MB next to ~250 MB of process and models —
+/// the most a 512 MB host carries with room for requests — while below it the compact index
+/// only adds latency (docs/BENCHMARKS.md, "A million products": hybrid text search 34.6 vs
+/// 2.4 ms, photo search index 9.2 ms vs ~5 ms at 100k on a loaded machine).
+pub const AUTO_COMPACT_FROM: u64 = 50_000;
+
+/// The index precision for `choice` over a catalog of `products`.
+pub fn index_precision(choice: IndexChoice, products: u64) -> Precision {
+    match choice {
+        IndexChoice::Int8 => Precision::Store,
+        IndexChoice::Compact => Precision::Compact,
+        IndexChoice::Auto if products >= AUTO_COMPACT_FROM => Precision::Compact,
+        IndexChoice::Auto => Precision::Store,
+    }
+}
+
 /// Builds the catalog over the configured search models (`--search-models`) when they are
 /// installed (loads nothing).
 pub fn catalog(config: &Config, registry: &Registry, store: &Arc<dyn Store>) -> Option<Arc<Catalog>> {
@@ -44,7 +75,17 @@ pub fn catalog(config: &Config, registry: &Registry, store: &Arc<dyn Store>) -> 
             return None;
         }
     };
+    // One indexed count at start; a catalog that grows past the threshold switches on restart.
+    let products = match config.index {
+        IndexChoice::Auto => {
+            store.list_products(&ocular_store::ProductFilter::default(), 0, 1).ok().and_then(|p| p.total).unwrap_or(0)
+        }
+        _ => 0,
+    };
+    let precision = index_precision(config.index, products);
+    tracing::info!(index = ?config.index, products, precision = ?precision, "search index");
     let options = CatalogOptions {
+        precision,
         image_limits: ocular_image::Limits { max_bytes: config.max_body_bytes, max_pixels: config.max_image_pixels },
         ..CatalogOptions::default()
     };
@@ -114,16 +155,16 @@ pub fn record_gauges(state: &AppState) {
             S::ReindexRequired { .. } => (3.0, 0),
             S::Failed { .. } => (4.0, 0),
         };
-        metrics::gauge!("search_index_state", "space" => s.space).set(code);
-        metrics::gauge!("search_index_vectors", "space" => s.space).set(vectors as f64);
-        metrics::gauge!("search_index_bytes", "space" => s.space).set(s.memory_bytes as f64);
+        metrics::gauge!(crate::metrics::names::SEARCH_INDEX_STATE, "space" => s.space).set(code);
+        metrics::gauge!(crate::metrics::names::SEARCH_INDEX_VECTORS, "space" => s.space).set(vectors as f64);
+        metrics::gauge!(crate::metrics::names::SEARCH_INDEX_BYTES, "space" => s.space).set(s.memory_bytes as f64);
     }
 }
 
 /// Records a search's total time by kind (`image`, `url`, `text`).
 fn observe(kind: &'static str, results: &SearchResults) {
     let ms = results.timings_ms.0.get("total").copied().unwrap_or_default();
-    metrics::histogram!("search_duration_seconds", "kind" => kind).record(ms / 1e3);
+    metrics::histogram!(crate::metrics::names::SEARCH_DURATION_SECONDS, "kind" => kind).record(ms / 1e3);
 }
 
 /// The catalog, or 404 `model_not_configured` when search models are missing.
@@ -317,4 +358,18 @@ async fn by_text(
         state.infer(move || catalog.search_text(embedders.as_ref(), &query, &opts).map_err(api_error)).await?;
     observe("text", &results);
     Ok(Json(results))
+}
+
+#[cfg(test)]
+mod index_choice_tests {
+    use super::*;
+
+    #[test]
+    fn auto_keeps_small_catalogs_on_the_fast_index_and_large_ones_compact() {
+        assert_eq!(index_precision(IndexChoice::Auto, 0), Precision::Store);
+        assert_eq!(index_precision(IndexChoice::Auto, AUTO_COMPACT_FROM - 1), Precision::Store);
+        assert_eq!(index_precision(IndexChoice::Auto, AUTO_COMPACT_FROM), Precision::Compact);
+        assert_eq!(index_precision(IndexChoice::Int8, 10_000_000), Precision::Store);
+        assert_eq!(index_precision(IndexChoice::Compact, 1), Precision::Compact);
+    }
 }

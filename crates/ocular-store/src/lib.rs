@@ -20,7 +20,12 @@
 //! A/B/C for title/category/description over accent-folded text (no stemming, as `unicode61`);
 //! an import claim `SELECT … FOR UPDATE SKIP LOCKED LIMIT 1` on `import_chunks`.
 
+#![forbid(unsafe_code)]
+// Outside tests a panic is a bug report, not error handling (docs/TESTING.md, Lint policy).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod analyses;
+pub mod backup;
 pub mod catalog;
 pub mod error;
 pub mod imports;

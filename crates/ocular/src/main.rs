@@ -2,6 +2,10 @@
 //! one process. Subcommands load only what they need: `migrate` and other admin commands never
 //! touch ONNX Runtime or a model file.
 
+#![forbid(unsafe_code)]
+// Outside tests a panic is a bug report, not error handling (docs/TESTING.md, Lint policy).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod commands;
 
 /// glibc's malloc, tuned ([`ocular_server::memory::tune_allocator`]), won the measurement
@@ -41,6 +45,11 @@ enum Command {
     Search(commands::search::SearchArgs),
     /// Recompute stored vectors after a model change.
     Reindex(commands::reindex::ReindexArgs),
+    /// Write a consistent copy of the SQLite database (photos included) while serving. Never
+    /// loads a model.
+    Backup(commands::backup::BackupArgs),
+    /// Restore the SQLite database from a file written by `ocular backup`. Never loads a model.
+    Restore(commands::backup::RestoreArgs),
     /// Manage models: list what is installed.
     #[command(subcommand)]
     Models(commands::models::ModelsCommand),
@@ -59,6 +68,7 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::from(2);
     }
     init_logging(&cli.config);
+    warn_about_mongo_uri();
     let result = match cli.command {
         Command::Serve => commands::serve::run(cli.config),
         Command::Migrate => commands::migrate::run(&cli.config),
@@ -71,6 +81,8 @@ fn main() -> std::process::ExitCode {
         Command::Search(args) => commands::search::run(&cli.config, args),
         Command::Reindex(args) => commands::reindex::run(&cli.config, args),
         Command::Analyze(args) => commands::analyze::run(&cli.config, args),
+        Command::Backup(args) => commands::backup::run_backup(&cli.config, args),
+        Command::Restore(args) => commands::backup::run_restore(&cli.config, args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -78,6 +90,18 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// The product-search service ocular replaces read its catalog from MongoDB (`MONGO_URI`).
+/// ocular stores the catalog itself; say so instead of ignoring the variable silently.
+fn warn_about_mongo_uri() {
+    if std::env::var_os("MONGO_URI").is_some_and(|v| !v.is_empty()) {
+        tracing::warn!(
+            "MONGO_URI is set, but ocular does not read MongoDB: export the collection \
+             (`mongoexport --uri \"$MONGO_URI\" --collection products --out products.json`) and load it \
+             with `ocular import products.json --format mongo` (resumable; run it again to sync)"
+        );
     }
 }
 

@@ -5,13 +5,13 @@
 //! legacy HDF5 models (`.h5` with a `model_config` attribute and a `model_weights` group, as
 //! written by Keras 2 and by Keras 3's `model.save("x.h5")`). The pipeline:
 //!
-//! 1. [`config`] parses the topology (both config dialects) and [`flat`] inlines nested models
+//! 1. `config` parses the topology (both config dialects) and `flat` inlines nested models
 //!    into one list of layer calls;
-//! 2. [`weights`] finds each layer's variables (Keras 3 stores them by auto-generated path,
+//! 2. `weights` finds each layer's variables (Keras 3 stores them by auto-generated path,
 //!    legacy files by layer name);
-//! 3. [`graph`] and [`layers`] emit ONNX operators, keeping feature maps NCHW inside the
+//! 3. `graph` and `layers` emit ONNX operators, keeping feature maps NCHW inside the
 //!    graph while inputs and outputs keep Keras' NHWC;
-//! 4. [`head`] looks for a classifier head behind global average pooling; when found, the
+//! 4. `head` looks for a classifier head behind global average pooling; when found, the
 //!    pooled feature map becomes an extra output and the head is described for exact
 //!    Grad-CAM (`ocular_core::head`).
 //!
@@ -65,6 +65,8 @@ pub struct Converted {
     pub head: Option<HeadSpec>,
     /// How to compute Grad-CAM with this graph and head.
     pub gradcam: Option<GradcamSpec>,
+    /// Why exact Grad-CAM is not available, when it is not (which layer, and what it needs).
+    pub gradcam_unavailable: Option<String>,
     /// Keras layer calls converted (nested models inlined; containers not counted).
     pub layers: usize,
     /// Keras weights read (BatchNorm statistics included, as Keras' `count_params`).
@@ -145,7 +147,10 @@ fn build(
     let emitted =
         graph::emit(&flat, store, &model.name, keras_version.as_deref().is_some_and(|v| v.starts_with("2.")))?;
     let mut cx = emitted.cx;
-    let head = head::find(&flat, &cx, store)?;
+    let (head, gradcam_unavailable) = match head::find(&flat, &cx, store)? {
+        Ok(found) => (Some(found), None),
+        Err(why) => (None, Some(why)),
+    };
 
     let mut outputs = Vec::new();
     let mut names: HashSet<String> = flat.inputs.iter().map(|i| i.name.clone()).collect();
@@ -182,6 +187,7 @@ fn build(
         outputs,
         head: head.map(|h| h.spec),
         gradcam,
+        gradcam_unavailable,
         layers: emitted.layers,
         params: emitted.params,
     })

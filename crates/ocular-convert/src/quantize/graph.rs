@@ -23,6 +23,8 @@ use crate::onnx::proto::{self, attribute_type, data_type};
 /// weights become int8.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// Conv node names, index-aligned with `convs`.
+    pub names: Vec<String>,
     pub tensors: Vec<String>,
     pub convs: Vec<usize>,
 }
@@ -43,11 +45,18 @@ fn initializer<'a>(graph: &'a proto::GraphProto, name: &str) -> Option<&'a proto
 
 /// Plans the rewrite: Conv nodes with float constant weights and the tensors around them.
 pub fn plan(graph: &proto::GraphProto) -> Plan {
+    plan_keeping_float(graph, &BTreeSet::new())
+}
+
+/// [`plan`] without the Conv nodes named in `keep_float` (they and any tensor only they touch
+/// stay float: the layers a sensitivity search found the quantised model most hurt by).
+pub fn plan_keeping_float(graph: &proto::GraphProto, keep_float: &BTreeSet<String>) -> Plan {
     let users = consumers(graph);
     let outputs: BTreeSet<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
     let mut seen = BTreeSet::new();
     let mut tensors = Vec::new();
     let mut convs = Vec::new();
+    let mut names = Vec::new();
     let mut add = |t: &str, tensors: &mut Vec<String>| {
         // A graph output cannot be renamed; its producer simply stays float.
         if !outputs.contains(t) && seen.insert(t.to_string()) {
@@ -59,10 +68,11 @@ pub fn plan(graph: &proto::GraphProto) -> Plan {
         if n.op_type != "Conv" || weight.is_none_or(|w| w.data_type != data_type::FLOAT || w.dims.len() != 4) {
             continue;
         }
-        if outputs.contains(n.input[0].as_str()) {
+        if outputs.contains(n.input[0].as_str()) || keep_float.contains(&n.name) {
             continue;
         }
         convs.push(i);
+        names.push(n.name.clone());
         add(&n.input[0], &mut tensors);
         let out = n.output[0].as_str();
         let after = match users.get(out).map(Vec::as_slice) {
@@ -73,7 +83,7 @@ pub fn plan(graph: &proto::GraphProto) -> Plan {
         };
         add(after, &mut tensors);
     }
-    Plan { tensors, convs }
+    Plan { names, tensors, convs }
 }
 
 fn tensor(name: String, dims: Vec<i64>, data_type: i32, raw_data: Vec<u8>) -> proto::TensorProto {
@@ -105,7 +115,12 @@ fn f32_data(t: &proto::TensorProto) -> Vec<f32> {
 
 /// Rewrites `graph` in place: QDQ pairs on the planned tensors with `act` parameters, int8
 /// per-channel weights and int32 biases on the planned Convs. Returns how many Convs changed.
-pub fn rewrite(graph: &mut proto::GraphProto, plan: &Plan, act: &HashMap<String, ActParams>) -> usize {
+pub fn rewrite(
+    graph: &mut proto::GraphProto,
+    plan: &Plan,
+    act: &HashMap<String, ActParams>,
+    format: params::WeightFormat,
+) -> usize {
     let mut head = Vec::new(); // weight dequantisation, first in the node list
     let mut rename: HashMap<String, String> = HashMap::new();
     let mut pairs: HashMap<String, [proto::NodeProto; 2]> = HashMap::new();
@@ -127,7 +142,7 @@ pub fn rewrite(graph: &mut proto::GraphProto, plan: &Plan, act: &HashMap<String,
         let Some(w) = initializer(graph, &n.input[1]) else { continue };
         let channels = w.dims[0] as usize;
         let wf = f32_data(w);
-        let mut wp = params::weights_per_channel(&wf, channels);
+        let mut wp = params::weights_per_channel(&wf, channels, format);
         let (wname, wdims) = (w.name.clone(), w.dims.clone());
         let bias = n.input.get(2).filter(|b| !b.is_empty()).and_then(|b| initializer(graph, b)).cloned();
         if let Some(b) = &bias {
@@ -141,11 +156,12 @@ pub fn rewrite(graph: &mut proto::GraphProto, plan: &Plan, act: &HashMap<String,
             format!("{prefix}_w_zero_point"),
             format!("{prefix}_w_dq"),
         );
+        let wtype = if format == params::WeightFormat::U8 { data_type::UINT8 } else { data_type::INT8 };
         graph.initializer.push(tensor(
             wq.clone(),
             wdims,
-            data_type::INT8,
-            wp.quantized.iter().map(|v| *v as u8).collect(),
+            wtype,
+            wp.quantized.iter().map(|v| format.store(*v)).collect(),
         ));
         graph.initializer.push(tensor(
             ws.clone(),
@@ -153,7 +169,7 @@ pub fn rewrite(graph: &mut proto::GraphProto, plan: &Plan, act: &HashMap<String,
             data_type::FLOAT,
             wp.scales.iter().flat_map(|v| v.to_le_bytes()).collect(),
         ));
-        graph.initializer.push(tensor(wz.clone(), vec![channels as i64], data_type::INT8, vec![0; channels]));
+        graph.initializer.push(tensor(wz.clone(), vec![channels as i64], wtype, vec![format.zero_point(); channels]));
         head.push(node("DequantizeLinear", format!("{prefix}_w_DequantizeLinear"), &[&wq, &ws, &wz], &wdq, Some(0)));
         new_inputs.push(wdq);
         drop.insert(wname);

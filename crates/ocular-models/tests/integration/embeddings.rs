@@ -1,5 +1,5 @@
 //! The installed embedding models through ocular's runtime wrappers (tokenizer, batching,
-//! normalisation), against the check values of MODELS.md.
+//! normalisation), against the check values of docs/MODELS.md.
 
 use ocular_image::Limits;
 

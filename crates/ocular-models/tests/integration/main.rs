@@ -5,6 +5,8 @@ mod clip;
 mod common;
 mod embeddings;
 mod input_check;
+mod int8;
+mod lanes;
 mod real;
 mod registry;
 mod skin;

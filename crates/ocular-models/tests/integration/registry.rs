@@ -92,3 +92,38 @@ async fn enabled_list_filters_models() {
     let registry = Registry::discover(opts).expect("discover");
     assert!(registry.is_empty());
 }
+
+/// Idle unload: a model nobody used for the idle time and nobody holds is dropped, readiness
+/// does not flap, and the next request loads it again through the same single flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_models_unload_and_reload_on_the_next_request() {
+    let dir = models_dir_with_fixture();
+    let registry = Registry::discover(options(dir.path())).expect("discover");
+    assert!(registry.preload_all().await.is_empty());
+    let slot = registry.fixture.clone().expect("fixture slot");
+    // Just used: not idle for a minute.
+    assert!(registry.unload_idle(Duration::from_secs(60)).is_empty());
+
+    // Held by a request: dropping it would free nothing and race the request.
+    let held = slot.get().await.expect("model");
+    assert!(registry.unload_idle(Duration::ZERO).is_empty());
+    drop(held);
+    assert_eq!(registry.unload_idle(Duration::ZERO), vec!["fixture".to_string()]);
+    let st = &registry.statuses()[0];
+    assert_eq!((st.state, st.loads, st.unloads), (ModelState::Unloaded, 1, 1));
+    assert!(slot.loaded().is_none());
+    assert!(registry.all_ready(), "an idle-unloaded model still counts as ready");
+
+    // Fifty requests at once after the unload: one reload, all answered.
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let slot = slot.clone();
+            tokio::spawn(async move { slot.get().await.and_then(|m| m.run(&[0.5, -1.0, 2.0, 0.25])).map(|y| y.len()) })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.expect("join").expect("inference"), 3);
+    }
+    let st = &registry.statuses()[0];
+    assert_eq!((st.state, st.loads, st.unloads), (ModelState::Ready, 2, 1));
+}

@@ -9,7 +9,7 @@
 //! `v(image) = L2norm(Σ_{i ∈ top10} p_i · MiniLM("a photo of a {class_i}"))`
 //!
 //! A MiniLM text query is then directly comparable with `v`. On the skimage photos 7 of 8
-//! queries found the right photo first (MODELS.md §3), but it only knows ImageNet's
+//! queries found the right photo first (docs/MODELS.md §3), but it only knows ImageNet's
 //! concepts: it is the fallback until a CLIP model is configured, never presented as CLIP.
 //!
 //! The 1000 prompt embeddings cost about a second of MiniLM time, so they are computed once per

@@ -54,7 +54,7 @@ impl TinyClip {
         install::import_clip(&export, dir.path(), "tiny", Precision::Float32, None, &mut |_: &str| {})
             .expect("import-clip");
         let models = common::root().join("models");
-        let ort = runtime::locate(None, &models).unwrap_or_else(|e| panic!("{e} (run `ocular models fetch`)"));
+        let ort = ocular_test_support::Need::Models.require(runtime::locate(None, &models));
         let registry = Registry::discover(RegistryOptions {
             models_dir: dir.path().to_path_buf(),
             ort_library: Some(ort),

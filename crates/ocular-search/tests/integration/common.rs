@@ -27,7 +27,7 @@ fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
     SHARED.get_or_init(|| {
         let models = root().join("models");
-        let ort = runtime::locate(None, &models).unwrap_or_else(|e| panic!("{e} (run `ocular models fetch`)"));
+        let ort = ocular_test_support::Need::Models.require(runtime::locate(None, &models));
         let registry = Registry::discover(RegistryOptions {
             models_dir: models,
             ort_library: Some(ort),

@@ -6,8 +6,8 @@
 //! from the binary that serves it. Pages hold no data: the browser fetches everything from the
 //! public API, so the page and a script see exactly the same behaviour and errors.
 //!
-//! - [`pages`]: the routes that answer HTML, rendered once from a shared layout;
-//! - [`assets`]: `/assets/{version}/…` with content types and year-long caching; `version` is a
+//! - `pages`: the routes that answer HTML, rendered once from a shared layout;
+//! - `assets`: `/assets/{version}/…` with content types and year-long caching; `version` is a
 //!   hash of every asset, so a new binary changes every asset URL and no browser keeps stale code.
 
 mod assets;

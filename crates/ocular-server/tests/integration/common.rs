@@ -31,8 +31,7 @@ pub fn workspace_root() -> PathBuf {
 
 pub fn ort_library() -> PathBuf {
     let explicit = std::env::var_os("OCULAR_ORT_LIBRARY").map(PathBuf::from);
-    runtime::locate(explicit.as_deref(), &workspace_root().join("models"))
-        .unwrap_or_else(|e| panic!("{e} (run scripts/setup.sh first)"))
+    ocular_test_support::Need::Models.require(runtime::locate(explicit.as_deref(), &workspace_root().join("models")))
 }
 
 pub struct TestApp {

@@ -74,12 +74,32 @@ async fn metrics_are_prometheus_text() {
     let text = body.as_str().expect("text body").to_string();
     assert_eq!(status, 200);
     for needle in [
-        "http_requests_total",
-        "http_request_duration_seconds",
-        "model_inference_duration_seconds",
-        "model_state",
-        "process_resident_memory_bytes",
+        "# TYPE ocular_http_requests_total counter",
+        "# TYPE ocular_http_request_duration_seconds histogram",
+        "# TYPE ocular_model_inference_duration_seconds histogram",
+        "# TYPE ocular_model_state gauge",
+        "# TYPE ocular_process_resident_memory_bytes gauge",
+        "# HELP ocular_http_requests_total ",
     ] {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
+    // One namespace, Prometheus's conventions: every sample is ours, and counters end in _total.
+    for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        assert!(line.starts_with("ocular_"), "metric outside the ocular_ namespace: {line}");
+    }
+    for line in text.lines().filter(|l| l.starts_with("# TYPE ") && l.ends_with(" counter")) {
+        assert!(line.trim_end_matches(" counter").ends_with("_total"), "counter without _total: {line}");
+    }
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let app = TestApp::new(&["--preload", "false"]);
+    let req = axum::http::Request::get("/health").header("x-request-id", "lb-7f3a").body(axum::body::Body::empty());
+    let resp = app.send(req.unwrap()).await;
+    assert_eq!(resp.headers()["x-request-id"], "lb-7f3a", "a load balancer's id flows through");
+    let resp = app.send(axum::http::Request::get("/no/such/route").body(axum::body::Body::empty()).unwrap()).await;
+    assert_eq!(resp.status(), 404);
+    let id = resp.headers()["x-request-id"].to_str().unwrap();
+    assert_eq!(id.len(), 36, "a fresh UUID when the client sent none: {id}");
 }

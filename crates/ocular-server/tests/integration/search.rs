@@ -99,7 +99,9 @@ async fn demo_catalog_over_http() {
     // Prometheus sees the indexes and the searches (values are process-wide, names are ours).
     let (_, metrics) = app.get("/metrics").await;
     let metrics = metrics.as_str().expect("text");
-    for name in ["search_index_vectors{space=\"image\"}", "search_index_state", "search_duration_seconds"] {
+    for name in
+        ["ocular_search_index_vectors{space=\"image\"}", "ocular_search_index_state", "ocular_search_duration_seconds"]
+    {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
 

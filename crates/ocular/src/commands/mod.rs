@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod analyze;
+pub mod backup;
 pub mod import;
 pub mod migrate;
 pub mod models;

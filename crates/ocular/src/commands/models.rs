@@ -189,7 +189,10 @@ fn import(config: &Config, file: &std::path::Path, name: Option<String>, skin: b
     }
     match &c.gradcam {
         Some(g) => println!("  Grad-CAM: exact, on layer {} (output {})", g.layer, g.feature_output),
-        None => println!("  Grad-CAM: not available (no global-average-pooling head found)"),
+        None => println!(
+            "  Grad-CAM: not available: {}",
+            c.gradcam_unavailable.as_deref().unwrap_or("no global-average-pooling head found")
+        ),
     }
     Ok(())
 }

@@ -3,6 +3,8 @@
 //! The listener is bound before models load so `/health` answers at once (liveness) while
 //! `/health/ready` stays 503 until every enabled model is loaded and warmed (preload mode).
 
+use std::time::Duration;
+
 use anyhow::Context;
 use ocular_models::RegistryOptions;
 use ocular_models::session::SessionOptions;
@@ -33,6 +35,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         session: config.intra_threads.map_or_else(SessionOptions::default, |n| SessionOptions { intra_threads: n }),
         enabled: config.models.clone(),
     };
+    // One intra-op pool for every model: the process's thread budget (cores, or the cgroup's
+    // CPU quota, unless --intra-threads says otherwise).
+    ocular_models::runtime::share_threads(options.session.intra_threads);
+    ocular_server::memory::spawn_idle_trim().context("starting the idle-trim thread")?;
     let registry = search_models::discover(options, config.search_models, config.precisions())
         .context("reading model manifests")?;
     // A chosen search model that is not installed stops start-up (the default models being
@@ -68,5 +74,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         });
     }
     tokio::spawn(ocular_server::analyze::enforce_image_retention(state.clone()));
+    if state.config.model_idle_unload_s > 0 {
+        let (registry, idle) = (state.registry.clone(), Duration::from_secs(state.config.model_idle_unload_s));
+        tokio::spawn(async move {
+            // Checked a few times per idle period, so a model goes at most ~25 % late.
+            let mut tick = tokio::time::interval((idle / 4).clamp(Duration::from_secs(1), Duration::from_secs(60)));
+            loop {
+                tick.tick().await;
+                let unloaded = registry.unload_idle(idle);
+                if !unloaded.is_empty() {
+                    let rss = ocular_server::memory::usage().rss_bytes.unwrap_or(0);
+                    tracing::info!(models = ?unloaded, rss_bytes = rss, "idle models unloaded");
+                }
+            }
+        });
+    }
     ocular_server::serve(state, listener).await.context("serving HTTP")
 }

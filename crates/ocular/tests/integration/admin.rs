@@ -6,7 +6,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn ocular() -> Command {
+pub(crate) fn ocular() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ocular"));
     // Keep the developer's environment from leaking into the tests.
     for var in [
@@ -17,6 +17,7 @@ fn ocular() -> Command {
         "ORT_DYLIB_PATH",
         "OCULAR_ORT_LIBRARY",
         "PORT",
+        "MONGO_URI",
     ] {
         c.env_remove(var);
     }
@@ -28,7 +29,7 @@ fn mkfifo(path: &std::path::Path) {
     assert!(status.success());
 }
 
-fn trapped_models_dir() -> tempfile::TempDir {
+pub(crate) fn trapped_models_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     let model = dir.path().join("fixture");
     std::fs::create_dir_all(&model).expect("mkdir");
@@ -41,7 +42,7 @@ fn trapped_models_dir() -> tempfile::TempDir {
 }
 
 /// Runs a command with a deadline; a hang means it opened a trapped file.
-fn run_bounded(mut cmd: Command) -> (bool, String, Duration) {
+pub(crate) fn run_bounded(mut cmd: Command) -> (bool, String, Duration) {
     let started = Instant::now();
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
     loop {
@@ -126,6 +127,16 @@ fn help_documents_every_environment_variable() {
     ] {
         assert!(out.contains(var), "--help lacks {var}");
     }
+}
+
+#[test]
+fn a_mongo_uri_from_the_old_service_gets_a_clear_message() {
+    let models = trapped_models_dir();
+    let mut c = ocular();
+    c.env("OCULAR_MODELS_DIR", models.path()).env("MONGO_URI", "mongodb://db:27017/shop").arg("config");
+    let (ok, out, _) = run_bounded(c);
+    assert!(ok, "{out}");
+    assert!(out.contains("MONGO_URI is set") && out.contains("mongoexport") && out.contains("ocular import"), "{out}");
 }
 
 /// A public address without an API key is refused before anything is opened (issue 16), and

@@ -1,6 +1,8 @@
 //! Tests of the `ocular` binary as a user runs it.
 
 mod admin;
+mod architecture;
+mod backup;
 mod import_keras;
 mod replicas;
 mod search_cli;

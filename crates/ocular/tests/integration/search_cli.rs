@@ -23,6 +23,9 @@ fn ocular(data: &Path, args: &[&str]) -> (bool, String, String) {
 
 #[test]
 fn import_search_and_reindex_from_the_shell() {
+    let manifest = root().join("models/efficientnet-lite0/manifest.json");
+    let installed = std::fs::metadata(&manifest).map_err(|e| format!("{}: {e}", manifest.display()));
+    let Some(_) = ocular_test_support::Need::Models.available(installed) else { return };
     let data = tempfile::tempdir().expect("tempdir");
     let catalog = root().join("demo/catalog.jsonl");
     let (ok, out, err) = ocular(data.path(), &["import", catalog.to_str().unwrap()]);

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use ocular_test_support::Need;
+
 pub struct Env {
     pub root: PathBuf,
     pub ocular: PathBuf,
@@ -30,14 +32,8 @@ impl Env {
                     .map(|(n, _)| *n)
                     .collect::<Vec<_>>()
                     .join(" and ");
-                let install = "crates/ocular-browser-tests/scripts/install-browser.sh";
-                if browser_required() {
-                    panic!("{missing} not found but OCULAR_REQUIRE_BROWSER is set: run {install}");
-                }
-                eprintln!(
-                    "skipping browser test {test}: {missing} not found (install with {install}; set OCULAR_REQUIRE_BROWSER=1 to fail instead)"
-                );
-                return None;
+                // Skips, or fails when OCULAR_REQUIRE_BROWSER is set (`ocular_test_support::Need`).
+                return Need::Browser.available(Err(format!("browser test {test}: {missing} not found")));
             }
         };
         let target = target_dir(&root);
@@ -49,10 +45,6 @@ impl Env {
         };
         Some(Env { models_dir: root.join("models"), root, ocular, chromium, chromedriver, screenshots, on_demand })
     }
-}
-
-fn browser_required() -> bool {
-    std::env::var("OCULAR_REQUIRE_BROWSER").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
 }
 
 /// `$name` if set, else the first of `candidates` that exists, else `names` on `PATH`.

@@ -219,7 +219,7 @@ mod tests {
 
     #[test]
     fn tf_same_padding_puts_the_odd_pixel_after() {
-        // The sklesion max-pool sizes from MODELS.md: 124, 62, 31, 16 -> (0,1) (0,1) (1,1) (0,1).
+        // The sklesion max-pool sizes from docs/MODELS.md: 124, 62, 31, 16 -> (0,1) (0,1) (1,1) (0,1).
         let w = win(3, 2, 1);
         assert_eq!([124, 62, 31, 16].map(|n| w.same_pads(0, n)), [(0, 1), (0, 1), (1, 1), (0, 1)]);
         assert_eq!(win(3, 1, 2).same_pads(0, 10), (2, 2));

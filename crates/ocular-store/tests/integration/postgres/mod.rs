@@ -9,7 +9,6 @@
 mod replicas;
 mod vectors;
 
-use std::io::Write;
 use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 
@@ -30,27 +29,15 @@ fn server() -> &'static Result<String, String> {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pg-test-server.sh");
         match std::process::Command::new("bash").arg(script).arg("url").output() {
             Ok(out) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout).trim().to_string()),
-            _ => Err("no PostgreSQL: set OCULAR_TEST_DATABASE_URL or run scripts/pg-test-server.sh start".into()),
+            _ => Err("no PostgreSQL for the storage suite".into()),
         }
     })
 }
 
 /// The server's URL; `None` (after saying so once, past the test harness's capture) when there
-/// is none and none is required.
+/// is none and none is required (`ocular_test_support::Need`).
 pub fn url() -> Option<String> {
-    match server() {
-        Ok(url) => Some(url.clone()),
-        Err(why) if std::env::var_os("OCULAR_REQUIRE_POSTGRES").is_some() => {
-            panic!("OCULAR_REQUIRE_POSTGRES is set but {why}")
-        }
-        Err(why) => {
-            static SAID: OnceLock<()> = OnceLock::new();
-            SAID.get_or_init(|| {
-                let _ = writeln!(std::io::stderr(), "skipping PostgreSQL tests: {why}");
-            });
-            None
-        }
-    }
+    ocular_test_support::Need::Postgres.available(server().clone())
 }
 
 /// Runs one SQL batch on the server as an administrator (outside any test schema).

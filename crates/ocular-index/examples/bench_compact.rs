@@ -1,0 +1,197 @@
+//! Recall, latency and memory of [`CompactIndex`] against an exact f32 scan, on the bench-like
+//! and the clustered catalogs of `tests/integration/catalogs.rs`: medians, never assertions.
+//!
+//! ```text
+//! cargo run --release -p ocular-index --example bench_compact -- --rows=10000,100000,1000000 --queries=50
+//! cargo run --release -p ocular-index --example bench_compact -- --rows=100000 --catalogs=bench-image --bits=384,512
+//! ```
+//!
+//! Per catalog and size: the index is built row by row while an exact top 10 (and an exact
+//! filtered top 10, every tenth id) is kept for every query; then each query is searched once
+//! (after one warm-up pass) on one thread. Options: `--z=2.5` (confidence; a list sweeps it), `--centroids=32`,
+//! `--sample=2048` (rows k-means trains on), `--bits=` (code bits; default per dimension),
+//! `--dir=` (where the vector file lives; the system's temporary directory by default).
+
+#[path = "../tests/integration/catalogs.rs"]
+mod catalogs;
+
+use std::time::Instant;
+
+use catalogs::{Catalog, ExactTopK, dot};
+use ocular_index::{CompactConfig, CompactIndex, VectorIndex, train_centroids};
+
+struct Options {
+    rows: Vec<usize>,
+    queries: usize,
+    catalogs: Vec<String>,
+    bits: Vec<usize>,
+    z: Vec<f32>,
+    centroids: usize,
+    sample: usize,
+    dir: Option<String>,
+}
+
+fn list<T: std::str::FromStr>(v: &str) -> Vec<T> {
+    v.split(',').map(|x| x.parse().unwrap_or_else(|_| panic!("bad list {v}"))).collect()
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        rows: vec![10_000, 100_000],
+        queries: 50,
+        catalogs: ["bench-image", "bench-text", "bench-image_text", "clustered-1280", "clustered-384"]
+            .map(String::from)
+            .to_vec(),
+        bits: Vec::new(),
+        z: vec![2.5],
+        centroids: 32,
+        sample: 2048,
+        dir: None,
+    };
+    for arg in std::env::args().skip(1) {
+        let (k, v) = arg.split_once('=').unwrap_or((arg.as_str(), ""));
+        match k {
+            "--rows" => o.rows = list(v),
+            "--queries" => o.queries = v.parse().expect("--queries"),
+            "--catalogs" => o.catalogs = list(v),
+            "--bits" => o.bits = list(v),
+            "--z" => o.z = list(v),
+            "--centroids" => o.centroids = v.parse().expect("--centroids"),
+            "--sample" => o.sample = v.parse().expect("--sample"),
+            "--dir" => o.dir = Some(v.to_string()),
+            _ => panic!("unknown option {arg}"),
+        }
+    }
+    o
+}
+
+fn catalog(name: &str, rows: usize) -> Catalog {
+    match name {
+        "bench-image" => Catalog::bench_image(1280, 1),
+        "bench-text" => Catalog::bench_text(384, 2),
+        "bench-image_text" => Catalog::bench_image_text(384, 3),
+        "clustered-1280" => Catalog::clustered(1280, rows, 100, 4),
+        "clustered-384" => Catalog::clustered(384, rows, 100, 5),
+        _ => panic!("unknown catalog {name}"),
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let o = options();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    println!("cpu: {cpu}; z = {:?}, centroids = {}, k-means sample = {}, one thread", o.z, o.centroids, o.sample);
+    println!(
+        "| catalog | rows | bits | z | build s | B/row (heap) | file MB | p50 ms | p95 ms | recall@10 mean / min | filtered recall | shortlist p50 | rescored p50 |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for &rows in &o.rows {
+        for name in &o.catalogs {
+            let dim = catalog(name, rows).dim;
+            let bits = if o.bits.is_empty() { vec![CompactConfig::new(dim).bits] } else { o.bits.clone() };
+            for &b in &bits {
+                run(&o, name, rows, b);
+            }
+        }
+    }
+}
+
+fn run(o: &Options, name: &str, rows: usize, bits: usize) {
+    let mut source = catalog(name, rows);
+    let dim = source.dim;
+    let queries: Vec<Vec<f32>> = (0..o.queries).map(|i| source.query(i)).collect();
+    let sample: Vec<Vec<f32>> = {
+        let mut c = catalog(name, rows);
+        (0..o.sample.min(rows)).map(|i| c.row(i)).collect()
+    };
+    let started = Instant::now();
+    let centroids = train_centroids(dim, &sample, o.centroids, 8);
+    let train_s = started.elapsed().as_secs_f64();
+    drop(sample);
+    let mut config = CompactConfig::new(dim).bits(bits).centroids(centroids);
+    if let Some(dir) = &o.dir {
+        config = config.dir(dir);
+    }
+    let index = CompactIndex::new(config).expect("index");
+    let filter = |id: u64| id % 10 == 3;
+    let mut exact: Vec<ExactTopK> = (0..queries.len()).map(|_| ExactTopK::new(10)).collect();
+    let mut exact_filtered: Vec<ExactTopK> = (0..queries.len()).map(|_| ExactTopK::new(10)).collect();
+    let mut build = 0.0;
+    for i in 0..rows {
+        let v = source.row(i);
+        let id = i as u64;
+        let t = Instant::now();
+        index.upsert(id, &v).expect("upsert");
+        build += t.elapsed().as_secs_f64();
+        for (q, (e, f)) in queries.iter().zip(exact.iter_mut().zip(exact_filtered.iter_mut())) {
+            let s = dot(q, &v);
+            e.push(s, id);
+            if filter(id) {
+                f.push(s, id);
+            }
+        }
+    }
+    for q in &queries {
+        index.search(q, 10, None).expect("warm-up");
+    }
+    for &z in &o.z {
+        measure(&index, &source.name, rows, bits, z, (build, train_s), &queries, (&exact, &exact_filtered));
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn measure(
+    index: &CompactIndex,
+    name: &str,
+    rows: usize,
+    bits: usize,
+    z: f32,
+    (build, train_s): (f64, f64),
+    queries: &[Vec<f32>],
+    (exact, exact_filtered): (&[ExactTopK], &[ExactTopK]),
+) {
+    let filter = |id: u64| id % 10 == 3;
+    let (mut lat, mut recall, mut frecall, mut short, mut resc) = (vec![], vec![], vec![], vec![], vec![]);
+    for (q, (e, f)) in queries.iter().zip(exact.iter().zip(exact_filtered)) {
+        let t = Instant::now();
+        let (hits, stats) = index.search_with_confidence(q, 10, None, z).expect("search");
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+        let want = e.ids();
+        recall.push(want.iter().filter(|id| hits.iter().any(|h| h.id == **id)).count() as f64 / want.len() as f64);
+        short.push(stats.shortlisted as f64);
+        resc.push(stats.rescored as f64);
+        let (fhits, _) = index.search_with_confidence(q, 10, Some(&filter), z).expect("filtered search");
+        let fwant = f.ids();
+        frecall.push(fwant.iter().filter(|id| fhits.iter().any(|h| h.id == **id)).count() as f64 / fwant.len() as f64);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let mut sorted = lat.clone();
+    sorted.sort_by(f64::total_cmp);
+    let p95 = sorted[((sorted.len() - 1) as f64 * 0.95).round() as usize];
+    println!(
+        "| {name} | {rows} | {bits} | {z} | {:.1} (+{:.1} k-means) | {} | {:.0} | {:.2} | {:.2} | {:.4} / {:.2} | {:.4} | {:.0} | {:.0} |",
+        build,
+        train_s,
+        index.memory_bytes() / rows,
+        index.mapped_bytes() as f64 / 1e6,
+        median(&mut lat),
+        p95,
+        mean(&recall),
+        min(&recall),
+        mean(&frecall),
+        median(&mut short),
+        median(&mut resc),
+    );
+}

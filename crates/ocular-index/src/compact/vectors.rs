@@ -1,0 +1,110 @@
+//! The full-precision side of the compact index: every row's unit vector as f32, in a file
+//! that is written with `pwrite` and read through a read-only memory map.
+//!
+//! Why a mapped file and not the heap: rescoring reads a few dozen to a few thousand rows per
+//! search, a vanishing fraction of a large catalog. In the page cache those bytes are memory
+//! the kernel can drop under pressure (and re-read on the next fault) instead of anonymous
+//! memory that a cgroup limit kills the process for. Writing with `pwrite` rather than through
+//! the map keeps written pages out of the process's resident set until a search reads them.
+//!
+//! The file is created in a directory the caller chooses and unlinked at once, so it is
+//! private to this index and disappears with it (even after a crash).
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use memmap2::Mmap;
+
+/// Rows the file grows by at least (its length doubles beyond that).
+const MIN_ROWS: usize = 1024;
+
+pub(crate) struct VectorFile {
+    file: File,
+    dim: usize,
+    /// Rows the file (and the map) can hold.
+    capacity: usize,
+    /// `None` while the file is empty (a zero-length map is an error on Linux).
+    map: Option<Mmap>,
+}
+
+impl VectorFile {
+    pub(crate) fn create(dir: &Path, dim: usize) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let mut attempt = 0u32;
+        loop {
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+            let path = dir.join(format!(".ocular-vectors-{}-{nanos}-{attempt}", std::process::id()));
+            match std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path) {
+                Ok(file) => {
+                    std::fs::remove_file(&path)?;
+                    return Ok(Self { file, dim, capacity: 0, map: None });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Writes `row`'s vector, growing the file (and re-mapping it) when needed.
+    pub(crate) fn write(&mut self, row: usize, vector: &[f32]) -> std::io::Result<()> {
+        debug_assert_eq!(vector.len(), self.dim);
+        if row >= self.capacity {
+            let capacity = (row + 1).max(self.capacity * 2).max(MIN_ROWS);
+            self.file.set_len((capacity * self.dim * 4) as u64)?;
+            // SAFETY: the file is unlinked and owned by this struct, so nothing outside it
+            // changes the bytes; this struct only writes while `&mut self` is held, i.e. while
+            // no slice returned by `row` is alive, and never shrinks the file below the map.
+            self.map = Some(unsafe { Mmap::map(&self.file)? });
+            self.capacity = capacity;
+        }
+        let bytes: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.file.write_all_at(&bytes, (row * self.dim * 4) as u64)
+    }
+
+    /// Copies row `from` to row `to` (used when the last row fills a removed one).
+    pub(crate) fn copy(&mut self, from: usize, to: usize) -> std::io::Result<()> {
+        let vector = self.row(from).map(<[f32]>::to_vec);
+        match vector {
+            Some(v) => self.write(to, &v),
+            None => Ok(()),
+        }
+    }
+
+    /// The vector of `row`, if written.
+    pub(crate) fn row(&self, row: usize) -> Option<&[f32]> {
+        let map = self.map.as_ref()?;
+        let bytes = map.get(row * self.dim * 4..(row + 1) * self.dim * 4)?;
+        // The map is page-aligned and every row starts at a multiple of 4 bytes, so the cast
+        // cannot fail; `align_to` checks anyway and a misaligned result reads as "not written".
+        // SAFETY: every bit pattern is a valid f32.
+        let (head, floats, tail) = unsafe { bytes.align_to::<f32>() };
+        (head.is_empty() && tail.is_empty()).then_some(floats)
+    }
+
+    /// Bytes of the file (page cache, not anonymous memory).
+    pub(crate) fn file_bytes(&self) -> usize {
+        self.capacity * self.dim * 4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_written_are_read_back_across_growth_and_copies() {
+        let dir = std::env::temp_dir();
+        let mut file = VectorFile::create(&dir, 3).unwrap();
+        assert!(file.row(0).is_none());
+        let v = |i: usize| [i as f32, -0.5, 0.25 * i as f32];
+        for i in 0..3000 {
+            file.write(i, &v(i)).unwrap();
+        }
+        assert!(file.file_bytes() >= 3000 * 6);
+        assert_eq!(file.row(2999).unwrap(), v(2999));
+        assert_eq!(file.row(7).unwrap(), v(7));
+        file.copy(2999, 7).unwrap();
+        assert_eq!(file.row(7).unwrap(), v(2999));
+    }
+}

@@ -1,0 +1,79 @@
+//! docs/ARCHITECTURE.md draws the crate graph; this keeps the drawing true. Each crate's
+//! `[dependencies]` on workspace crates must equal its row in the table between the
+//! `crate graph` markers, and every crate under `crates/` must have a row.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+type Graph = BTreeMap<String, BTreeSet<String>>;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The workspace crates named in the `[dependencies]` table of `manifest` (a line-based read:
+/// every dependency line in this workspace starts with the crate's name).
+fn dependencies(manifest: &str) -> BTreeSet<String> {
+    let mut in_deps = false;
+    let mut deps = BTreeSet::new();
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_deps = line == "[dependencies]";
+        } else if in_deps && line.starts_with("ocular") {
+            let name: String = line.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+            deps.insert(name);
+        }
+    }
+    deps
+}
+
+fn actual() -> Graph {
+    let mut graph = Graph::new();
+    for entry in std::fs::read_dir(root().join("crates")).expect("crates/") {
+        let manifest = entry.expect("entry").path().join("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(&manifest) else { continue };
+        let name = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("name = \"").and_then(|n| n.strip_suffix('"')))
+            .unwrap_or_else(|| panic!("no package name in {}", manifest.display()))
+            .to_string();
+        graph.insert(name, dependencies(&text));
+    }
+    graph
+}
+
+/// The rows of the table between the markers: `| \`crate\` | \`dep\`, \`dep\` |` (or `—`).
+fn documented(doc: &str) -> Graph {
+    let start = doc.find("<!-- crate graph").expect("start marker in docs/ARCHITECTURE.md");
+    let end = doc.find("<!-- end crate graph -->").expect("end marker in docs/ARCHITECTURE.md");
+    let mut graph = Graph::new();
+    for row in doc[start..end].lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let name = cells[1].trim_matches('`').to_string();
+        let deps =
+            cells[2].split(',').map(|d| d.trim().trim_matches('`').to_string()).filter(|d| d.starts_with("ocular"));
+        assert!(graph.insert(name.clone(), deps.collect()).is_none(), "{name} has two rows");
+    }
+    graph
+}
+
+#[test]
+fn the_documented_crate_graph_is_the_real_one() {
+    let doc = std::fs::read_to_string(root().join("docs/ARCHITECTURE.md")).expect("docs/ARCHITECTURE.md");
+    let (documented, actual) = (documented(&doc), actual());
+    assert!(actual.len() >= 10 && actual.contains_key("ocular-server"), "read the workspace: {actual:?}");
+    for (name, deps) in &actual {
+        let row = documented.get(name).unwrap_or_else(|| panic!("docs/ARCHITECTURE.md has no row for {name}"));
+        assert_eq!(row, deps, "docs/ARCHITECTURE.md's row for {name} differs from its Cargo.toml [dependencies]");
+    }
+    for name in documented.keys() {
+        assert!(actual.contains_key(name), "docs/ARCHITECTURE.md lists {name}, which is not a crate");
+    }
+}
+
+#[test]
+fn dependency_lines_are_read_only_from_the_dependencies_table() {
+    let manifest = "[package]\nname = \"x\"\n\n[dependencies]\nocular-core.workspace = true\n\
+                    ocular-fetch = { workspace = true }\nserde = \"1\"\n\n[dev-dependencies]\nocular-image.workspace = true\n";
+    assert_eq!(dependencies(manifest), BTreeSet::from(["ocular-core".to_string(), "ocular-fetch".to_string()]));
+}
