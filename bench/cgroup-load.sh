@@ -19,7 +19,11 @@
 # bench/out/cgroup/STAMP/. The server runs with its defaults; environment variables such as
 # OCULAR_MAX_CONCURRENCY or OCULAR_MEMORY_BUDGET are passed through to it. OCULAR_LOAD_PORT
 # picks the port; OCULAR_LOAD_BIN_DIR=DIR skips the build and runs the ocular and ocular-load
-# binaries found in DIR (e.g. copies taken while others rebuild target/).
+# binaries found in DIR (e.g. copies taken while others rebuild target/). OCULAR_LOAD_MIX
+# replaces the request mix; add issue 16's attacks to the normal load with
+#   OCULAR_LOAD_MIX=analyze=1,analyze_gradcam=1,search_photo=2,search_text=2,attack_json=1,attack_strip=1
+# (an 18 MB JSON search with an unknown field, and a 1,000,000 x 2 PNG strip): both must be
+# refused (413, 422) while the rest is served and the server stays inside its limit.
 #
 # Only loopback is ever contacted (the server listens on 127.0.0.1:$OCULAR_LOAD_PORT, default 18950).
 set -euo pipefail
@@ -164,7 +168,7 @@ photo_args=()
 for p in "${photos[@]}"; do photo_args+=(--photo "$p"); done
 run_phase() { # label clients name
     "$load" --url "http://127.0.0.1:$port" --concurrency "$2" --duration "${phase_s}s" --label "$1" \
-        --mix analyze=1,analyze_gradcam=1,search_photo=2,search_text=2 "${photo_args[@]}" \
+        --mix "${OCULAR_LOAD_MIX:-analyze=1,analyze_gradcam=1,search_photo=2,search_text=2}" "${photo_args[@]}" \
         --text "a cup of coffee" --text "red motorbike" --text "tabby cat print" --text "rocket launch poster" \
         --timeout 60s --json "$work/$3.json" > "$work/$3.txt" &
     local load_pid=$!

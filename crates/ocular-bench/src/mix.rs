@@ -11,10 +11,17 @@ pub enum Kind {
     AnalyzeGradcam,
     SearchPhoto,
     SearchText,
+    /// Issue 16's JSON attack: an 18 MB text search whose unknown `pad` field the server used to
+    /// keep at ~16x its size. Answered `413 payload_too_large` now, unread.
+    AttackJson,
+    /// Issue 16's strip: a PNG of 1,000,000 x 2 pixels to photo search (a 112-million-pixel-wide
+    /// intermediate under CLIP before). Answered `422 image_aspect_ratio` from its header now.
+    AttackStrip,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Analyze, Kind::AnalyzeGradcam, Kind::SearchPhoto, Kind::SearchText];
+    pub const ALL: [Kind; 6] =
+        [Kind::Analyze, Kind::AnalyzeGradcam, Kind::SearchPhoto, Kind::SearchText, Kind::AttackJson, Kind::AttackStrip];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -22,12 +29,14 @@ impl Kind {
             Kind::AnalyzeGradcam => "analyze_gradcam",
             Kind::SearchPhoto => "search_photo",
             Kind::SearchText => "search_text",
+            Kind::AttackJson => "attack_json",
+            Kind::AttackStrip => "attack_strip",
         }
     }
 
-    /// Whether the request uploads a photo (and so needs at least one `--photo`).
+    /// Whether the request uploads one of the `--photo`s (and so needs at least one).
     pub fn needs_photo(self) -> bool {
-        self != Kind::SearchText
+        matches!(self, Kind::Analyze | Kind::AnalyzeGradcam | Kind::SearchPhoto)
     }
 }
 

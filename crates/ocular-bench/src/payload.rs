@@ -81,6 +81,53 @@ pub struct Payloads {
     analyze: Vec<Bytes>,
     search: Vec<Bytes>,
     texts: Vec<Bytes>,
+    attack_json: Bytes,
+    attack_strip: Bytes,
+}
+
+/// `{"query":"cat","pad":[0,0,…]}` of about `bytes` bytes (issue 16's JSON attack).
+pub fn padded_json(bytes: usize) -> Bytes {
+    let mut body = br#"{"query":"cat","pad":["#.to_vec();
+    body.reserve(bytes + 2);
+    while body.len() + 4 < bytes {
+        body.extend_from_slice(b"0,");
+    }
+    body.extend_from_slice(b"0]}");
+    body.into()
+}
+
+/// A PNG that declares `width x height` RGB pixels, with an empty image stream: what a
+/// decoder would allocate is decided by the header alone.
+pub fn png_header(width: u32, height: u32) -> Vec<u8> {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let crc = crc32(&out[start..]);
+        out.extend_from_slice(&crc.to_be_bytes());
+    }
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    chunk(&mut png, b"IHDR", &ihdr);
+    // A stored (uncompressed) zlib stream of nothing: valid, and no pixels.
+    chunk(&mut png, b"IDAT", &[0x78, 0x01, 0x01, 0x00, 0x00, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x01]);
+    chunk(&mut png, b"IEND", &[]);
+    png
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
 }
 
 impl Payloads {
@@ -93,6 +140,8 @@ impl Payloads {
             analyze: photos.iter().map(|p| multipart(&analyze_fields, p)).collect(),
             search: photos.iter().map(|p| multipart(&[("top_k", &top_k_text)], p)).collect(),
             texts: texts.iter().map(|q| serde_json::json!({ "query": q, "top_k": top_k }).to_string().into()).collect(),
+            attack_json: padded_json(18_000_000),
+            attack_strip: multipart(&[], &Photo { name: "strip.png".into(), bytes: png_header(1_000_000, 2).into() }),
         }
     }
 
@@ -107,6 +156,8 @@ impl Payloads {
             Kind::AnalyzeGradcam => ("/api/v1/analyze?gradcam=true&force=true", form, pick(&self.analyze, rng)),
             Kind::SearchPhoto => ("/api/v1/search", form, pick(&self.search, rng)),
             Kind::SearchText => ("/api/v1/search/text", "application/json".into(), pick(&self.texts, rng)),
+            Kind::AttackJson => ("/api/v1/search/text", "application/json".into(), self.attack_json.clone()),
+            Kind::AttackStrip => ("/api/v1/search", form, self.attack_strip.clone()),
         };
         Prepared { path: format!("{}{path}", self.prefix), content_type, body }
     }
@@ -148,5 +199,22 @@ mod tests {
         assert_eq!((t.path.as_str(), t.content_type.as_str()), ("/base/api/v1/search/text", "application/json"));
         let json: serde_json::Value = serde_json::from_slice(&t.body).unwrap();
         assert_eq!(json, serde_json::json!({ "query": "a cup of coffee", "top_k": 7 }));
+        let j = p.prepare(Kind::AttackJson, &mut rng);
+        assert_eq!(j.path, "/base/api/v1/search/text");
+        assert!(j.body.len() >= 17_999_990 && j.body.len() <= 18_000_000, "{}", j.body.len());
+        let json: serde_json::Value = serde_json::from_slice(&j.body).unwrap();
+        assert_eq!(json["query"], "cat");
+        let strip = p.prepare(Kind::AttackStrip, &mut rng);
+        assert_eq!(strip.path, "/base/api/v1/search");
+        assert!(String::from_utf8_lossy(&strip.body).contains("filename=\"strip.png\""));
+    }
+
+    #[test]
+    fn the_strip_png_declares_its_size() {
+        let png = png_header(1_000_000, 2);
+        assert_eq!(&png[1..4], b"PNG");
+        assert_eq!(u32::from_be_bytes(png[16..20].try_into().unwrap()), 1_000_000);
+        assert_eq!(u32::from_be_bytes(png[20..24].try_into().unwrap()), 2);
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
     }
 }

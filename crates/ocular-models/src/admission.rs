@@ -116,6 +116,17 @@ impl Admission {
         Ok(Permit { _memory: memory, _run: run, _queue: queue })
     }
 
+    /// Refuses at once, as [`Self::admit_reserving`] would, when the queue is full right now;
+    /// takes nothing. Handlers call it before reading an upload, so a server at capacity
+    /// answers 503 without first receiving 20 MB it would refuse anyway. (Holding a queue slot
+    /// through the upload instead would let slow uploaders block inference.)
+    pub fn check_room(&self) -> Result<(), AdmissionError> {
+        if self.queue.available_permits() == 0 {
+            return Err(AdmissionError::Overloaded { retry_after_s: 1 });
+        }
+        Ok(())
+    }
+
     /// Requests running plus waiting right now.
     pub fn in_flight(&self) -> usize {
         self.max_concurrency + self.max_queue - self.queue.available_permits()
@@ -129,6 +140,16 @@ impl Admission {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_full_queue_is_seen_before_admission() {
+        let gate = Admission::new(1, 0, Duration::from_secs(5));
+        assert!(gate.check_room().is_ok());
+        let running = gate.admit().await.expect("runs");
+        assert_eq!(gate.check_room().map_err(|e| e.code()), Err("overloaded"));
+        drop(running);
+        assert!(gate.check_room().is_ok());
+    }
 
     #[tokio::test]
     async fn full_queue_is_refused_at_once() {

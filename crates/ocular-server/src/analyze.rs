@@ -82,6 +82,9 @@ fn parse_meta(form: &form::Form) -> Result<SkinMeta, ApiError> {
 async fn analyze(State(state): State<AppState>, req: Request) -> Result<impl IntoResponse, ApiError> {
     let Query(q) = Query::<AnalyzeQuery>::try_from_uri(req.uri())
         .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    // Refusals that need no photo come before reading it: no model, a full queue.
+    state.registry.skin.as_ref().ok_or_else(|| not_configured("sklesion"))?;
+    state.admission.check_room()?;
     let mut form = crate::search::read_form(req, &state, "image").await?;
     let meta = parse_meta(&form)?;
     let bytes = form.require_file("image")?;

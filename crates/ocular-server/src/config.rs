@@ -158,6 +158,13 @@ pub struct Config {
     #[serde(skip)]
     pub api_key: Option<String>,
 
+    /// Host names (comma-separated) this server answers to besides loopback ones, e.g. the name
+    /// a reverse proxy forwards in `Host`. On a loopback address any other `Host` is refused
+    /// (`400 host_not_allowed`): a web page that rebinds its own name to 127.0.0.1 (DNS
+    /// rebinding) cannot talk to it. On a public address, when set, only these are answered.
+    #[arg(long, env = "OCULAR_ALLOWED_HOSTS", default_value = "", global = true)]
+    pub allowed_hosts: String,
+
     /// Serve on a non-loopback address without OCULAR_API_KEY: anyone who can reach the port may
     /// then write the catalog. Without this, `serve` refuses to start that way.
     #[arg(long, env = "OCULAR_ALLOW_PUBLIC_WITHOUT_KEY", default_value_t = false, action = clap::ArgAction::Set, global = true)]
@@ -224,6 +231,14 @@ pub fn env_aliases(get: impl Fn(&str) -> Option<String>) -> Result<Vec<(&'static
     Ok(out)
 }
 
+/// A DNS name or an IP address, nothing else.
+fn is_host_name(h: &str) -> bool {
+    h.parse::<std::net::IpAddr>().is_ok()
+        || (h.len() <= 253
+            && h.split('.')
+                .all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')))
+}
+
 /// Python-style booleans as the original services accepted them.
 fn parse_bool(s: &str) -> Option<bool> {
     match s.trim().to_ascii_lowercase().as_str() {
@@ -282,6 +297,9 @@ impl Config {
                 self.max_inflight_body_bytes, self.max_body_bytes
             ));
         }
+        if let Some(bad) = self.allowed_host_list().iter().find(|h| !is_host_name(h)) {
+            problems.push(format!("OCULAR_ALLOWED_HOSTS: {bad:?} is not a host name (no scheme, port or path)"));
+        }
         if self.max_connections == 0 {
             problems.push("max_connections must be at least 1".into());
         }
@@ -336,6 +354,15 @@ impl Config {
     /// (verbose health, `/metrics`) then need the API key.
     pub fn is_public(&self) -> bool {
         !self.host.is_loopback()
+    }
+
+    /// `OCULAR_ALLOWED_HOSTS`, lower case.
+    pub fn allowed_host_list(&self) -> Vec<String> {
+        self.allowed_hosts
+            .split(',')
+            .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect()
     }
 
     /// The graphs the registry loads for the skin and image roles.

@@ -42,6 +42,7 @@ pub fn router() -> Router<AppState> {
 
 async fn image(State(state): State<AppState>, req: Request) -> Result<Json<Value>, ApiError> {
     let catalog = require_catalog(&state)?;
+    state.admission.check_room()?;
     let mut form = read_form(req, &state, "image").await?;
     let labels = form.fields.get("labels").map(|f| parse_labels(f)).transpose()?;
     if labels.is_some() && state.config.search_models != SearchModels::Clip {

@@ -46,6 +46,9 @@ pub enum ApiError {
     /// Request bodies being received right now already hold the whole in-flight budget.
     #[error("the server is receiving too much data at once; retry in 1 s")]
     BodyBudget,
+    /// A `Host` this server does not answer to (DNS rebinding, see `limits`).
+    #[error("this server does not answer to the host {0:?}; list it in OCULAR_ALLOWED_HOSTS if it should")]
+    HostNotAllowed(String),
     /// A browser sent a state-changing request from another site (CSRF).
     #[error("cross-site requests may not change anything here (Sec-Fetch-Site: {0})")]
     CrossSite(String),
@@ -97,6 +100,7 @@ impl ApiError {
             ApiError::UnsupportedContentType { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_content_type"),
             ApiError::BodyBudget => (StatusCode::SERVICE_UNAVAILABLE, "body_budget_exceeded"),
             ApiError::CrossSite(_) => (StatusCode::FORBIDDEN, "cross_site_request"),
+            ApiError::HostNotAllowed(_) => (StatusCode::BAD_REQUEST, "host_not_allowed"),
             // A request larger than the whole memory budget can never run here: the client must
             // send less (413, no Retry-After); anything else is load and passes (503).
             ApiError::Overloaded(e) if e.is_client_error() => (StatusCode::PAYLOAD_TOO_LARGE, e.code()),

@@ -18,6 +18,12 @@
 //!   multipart form is a "simple" request that needs no CORS preflight, so without this any
 //!   page a user visited could upload to a server on their network.
 //!
+//! - **a Host check** against DNS rebinding: a web page can point its own name at 127.0.0.1
+//!   and then talk to a loopback-bound server as its own origin (so neither CORS nor the
+//!   cross-site check above stops it). On a loopback address only loopback names and
+//!   `OCULAR_ALLOWED_HOSTS` are answered (`400 host_not_allowed`); on a public one, only
+//!   `OCULAR_ALLOWED_HOSTS` when it is set. A request without `Host` (HTTP/1.0) passes.
+//!
 //! The connection cap is in [`crate::listen`].
 
 use std::pin::Pin;
@@ -147,8 +153,11 @@ fn writes(method: &Method) -> bool {
     matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
 }
 
-/// The middleware: early `Content-Length` refusal, cross-site refusal, body budget.
+/// The middleware: Host check, early `Content-Length` refusal, cross-site refusal, body budget.
 pub async fn bound_bodies(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(host) = disallowed_host(&state, req.headers()) {
+        return ApiError::HostNotAllowed(host).into_response();
+    }
     let max = state.config.max_body_bytes;
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -170,6 +179,39 @@ pub async fn bound_bodies(State(state): State<AppState>, req: Request, next: Nex
     // The handler is done with the body (it has answered): its bytes go back to the budget.
     drop(held);
     resp
+}
+
+/// `Some(host)` when the request's `Host` is not one this server answers to (see the module
+/// header).
+fn disallowed_host(state: &AppState, headers: &axum::http::HeaderMap) -> Option<String> {
+    let raw = headers.get(header::HOST).and_then(|v| v.to_str().ok())?;
+    let name = host_name(raw);
+    let listed = state.config.allowed_host_list();
+    let allowed = if state.config.is_public() {
+        listed.is_empty() || listed.contains(&name)
+    } else {
+        is_loopback_name(&name) || listed.contains(&name)
+    };
+    (!allowed).then(|| raw.chars().take(100).collect())
+}
+
+/// The name of a `Host` value: without its port, brackets and trailing dot, lower case.
+fn host_name(raw: &str) -> String {
+    let raw = raw.trim();
+    let name = match raw.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => {
+            raw.rsplit_once(':').map_or(raw, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { raw })
+        }
+    };
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// `localhost`, `*.localhost` (RFC 6761) and loopback addresses.
+fn is_loopback_name(name: &str) -> bool {
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 /// `Some(value of Sec-Fetch-Site)` when a browser says the request comes from another site
@@ -207,6 +249,20 @@ mod tests {
             _: &mut Context<'_>,
         ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
             Poll::Ready(self.0.pop_front().map(|b| Ok(Frame::data(b))))
+        }
+    }
+
+    #[test]
+    fn host_names() {
+        assert_eq!(host_name("127.0.0.1:8000"), "127.0.0.1");
+        assert_eq!(host_name("[::1]:80"), "::1");
+        assert_eq!(host_name("LocalHost."), "localhost");
+        assert_eq!(host_name("shop.example.com"), "shop.example.com");
+        for ok in ["localhost", "app.localhost", "127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1"] {
+            assert!(is_loopback_name(ok), "{ok}");
+        }
+        for no in ["evil.example", "localhost.evil.example", "10.0.0.1", "0.0.0.0"] {
+            assert!(!is_loopback_name(no), "{no}");
         }
     }
 

@@ -106,6 +106,7 @@ fn is_multipart(headers: &HeaderMap) -> bool {
 /// A write's body: the fields (as JSON) and an uploaded photo, from JSON or a form.
 async fn read_body(state: &AppState, req: Request) -> Result<(Value, Option<Bytes>), ApiError> {
     if is_multipart(req.headers()) {
+        state.admission.check_room()?;
         let mut form = read_form(req, state, "image").await?;
         let upload = form.file.take().filter(|b| !b.is_empty());
         let body = ProductBody::from_form(&form)?;

@@ -272,6 +272,8 @@ async fn run_image_search(state: &AppState, bytes: Bytes, opts: SearchOptions) -
 
 /// `POST /api/v1/search`: multipart `image` + option fields.
 async fn by_image(State(state): State<AppState>, req: Request) -> Result<Json<SearchResults>, ApiError> {
+    require_catalog(&state)?;
+    state.admission.check_room()?;
     let mut form = read_form(req, &state, "image").await?;
     let opts = OptionsBody::from_form(&form)?.resolve(&state.config)?;
     let bytes = form.require_file("image")?;

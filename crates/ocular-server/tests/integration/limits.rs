@@ -55,7 +55,8 @@ fn multipart_head(boundary: &str) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_in_flight_share_one_budget() {
     let mib = 1 << 20;
-    let app = Arc::new(TestApp::new(&[
+    // The real skin model is configured, so the analysis route reads the upload.
+    let app = Arc::new(TestApp::real(&[
         "--preload",
         "false",
         "--max-body-bytes",
@@ -99,13 +100,31 @@ async fn uploads_in_flight_share_one_budget() {
     drop(release);
     first.await.expect("first request");
     assert_eq!(app.state.body_budget.in_use_bytes(), 0, "every byte went back");
-    // Now it fits (and is refused only because this app has no skin model).
+    // Now it fits (and is refused only because it is no image).
     let req = Request::post("/api/v1/analyze")
         .header("content-type", format!("multipart/form-data; boundary={boundary}"))
         .body(Body::from(body))
         .unwrap();
     let (status, answer) = split(app.send(req).await).await;
-    assert_eq!((status, answer["error"]["code"].clone()), (404, json!("model_not_configured")), "{answer}");
+    assert_eq!((status, answer["error"]["code"].clone()), (400, json!("image_unreadable")), "{answer}");
+}
+
+/// A server at capacity refuses an upload before reading it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_server_refuses_uploads_unread() {
+    let app = TestApp::real(&["--preload", "false", "--max-concurrency", "1", "--max-queue", "0"]);
+    let running = app.state.admission.admit().await.expect("the only slot");
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let never = Stalling { chunks: VecDeque::new(), release: released };
+    let req = Request::post("/api/v1/analyze")
+        .header("content-type", "multipart/form-data; boundary=x")
+        .body(Body::new(never))
+        .unwrap();
+    let (status, body) = tokio::time::timeout(Duration::from_secs(2), async { split(app.send(req).await).await })
+        .await
+        .expect("answered without waiting for the body");
+    assert_eq!((status, body["error"]["code"].clone()), (503, json!("overloaded")), "{body}");
+    drop((running, release));
 }
 
 /// A declared body over the limit is refused before a byte of it is read.
@@ -240,10 +259,10 @@ async fn connections_are_capped() {
     let server = tokio::spawn(ocular_server::serve_until(app.state.clone(), listener, async {
         let _ = stopped.await;
     }));
-    let request = b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    let request = b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
 
     let mut first = TcpStream::connect(addr).await.expect("first");
-    first.write_all(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n").await.expect("write");
+    first.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n").await.expect("write");
     let mut buf = [0u8; 512];
     assert!(first.read(&mut buf).await.expect("read") > 0, "the first connection is served");
     // It stays open (keep-alive) and holds the only slot.
@@ -260,4 +279,32 @@ async fn connections_are_capped() {
     assert!(out.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&out));
     let _ = stop.send(());
     server.await.expect("server").expect("stops");
+}
+
+/// DNS rebinding: a page that points its own name at 127.0.0.1 talks to a loopback server as
+/// its own origin. Only loopback names and OCULAR_ALLOWED_HOSTS are answered there.
+#[tokio::test]
+async fn a_loopback_server_answers_loopback_names_only() {
+    let app = TestApp::new(&["--preload", "false", "--allowed-hosts", "ocular.internal"]);
+    let get = |host: &str| Request::get("/api/v1/health").header("host", host).body(Body::empty()).unwrap();
+    for ok in ["127.0.0.1:8000", "localhost", "[::1]:8000", "ocular.internal:443", "OCULAR.internal"] {
+        assert_eq!(app.send(get(ok)).await.status(), 200, "{ok}");
+    }
+    let (status, body) = split(app.send(get("rebind.evil.example:8000")).await).await;
+    assert_eq!((status, body["error"]["code"].clone()), (400, json!("host_not_allowed")), "{body}");
+    // A public server answers any name unless the list is set.
+    let public = TestApp::new(&["--preload", "false", "--host", "0.0.0.0", "--api-key", KEY]);
+    assert_eq!(public.send(get("shop.example.com")).await.status(), 200);
+    let listed = TestApp::new(&[
+        "--preload",
+        "false",
+        "--host",
+        "0.0.0.0",
+        "--api-key",
+        KEY,
+        "--allowed-hosts",
+        "shop.example.com",
+    ]);
+    assert_eq!(listed.send(get("shop.example.com")).await.status(), 200);
+    assert_eq!(listed.send(get("other.example.com")).await.status(), 400);
 }

@@ -11,6 +11,8 @@ use tokio::net::TcpStream;
 
 use crate::common::TestApp;
 
+const FLAGS: [&str; 6] = ["--preload", "false", "--header-timeout-ms", "500", "--request-timeout-s", "1"];
+
 /// Gap between two bytes of a slow client: 5 bytes/s, far slower than any deadline allows.
 const DRIBBLE: Duration = Duration::from_millis(200);
 
@@ -24,7 +26,16 @@ struct Server {
 impl Server {
     /// Header deadline 500 ms, request deadline 1 s (the defaults are 10 s and 30 s).
     async fn start() -> Self {
-        let app = TestApp::new(&["--preload", "false", "--header-timeout-ms", "500", "--request-timeout-s", "1"]);
+        Self::start_with(TestApp::new(&FLAGS)).await
+    }
+
+    /// With the real models: the upload routes refuse before reading when their model is
+    /// missing, so a slow upload needs the skin model configured to be read at all.
+    async fn start_real() -> Self {
+        Self::start_with(TestApp::real(&FLAGS)).await
+    }
+
+    async fn start_with(app: TestApp) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -43,7 +54,7 @@ impl Server {
 /// A well-behaved request on its own connection: the status line's code.
 async fn health(addr: SocketAddr) -> u16 {
     let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").await.expect("write");
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.expect("write");
     let mut out = Vec::new();
     s.read_to_end(&mut out).await.expect("read");
     status_of(&out).expect("a response")
@@ -87,7 +98,7 @@ async fn dribble(addr: SocketAddr, prefix: &[u8], slow: &[u8]) -> (usize, Vec<u8
 async fn slow_headers_are_cut_off_by_the_header_deadline() {
     let server = Server::start().await;
     // 60 header bytes at 5/s would take 12 s; the deadline is 500 ms.
-    let slow = format!("Host: t\r\nX-Padding: {}\r\n\r\n", "a".repeat(33));
+    let slow = format!("Host: localhost\r\nX-Padding: {}\r\n\r\n", "a".repeat(33));
     let (sent, answer) = dribble(server.addr, b"GET /health HTTP/1.1\r\n", slow.as_bytes()).await;
     assert!(sent < slow.len(), "the connection was closed before the headers were complete ({sent} bytes)");
     // hyper closes without a response; if anything was answered, it is not a success.
@@ -98,14 +109,14 @@ async fn slow_headers_are_cut_off_by_the_header_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_multipart_body_gets_503_request_timeout() {
-    let server = Server::start().await;
+    let server = Server::start_real().await;
     let boundary = "slow-boundary";
     let body = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"p.jpg\"\r\n\r\n{}\r\n--{boundary}--\r\n",
         "x".repeat(40)
     );
     let head = format!(
-        "POST /api/v1/analyze HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+        "POST /api/v1/analyze HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     let (sent, answer) = dribble(server.addr, head.as_bytes(), body.as_bytes()).await;
@@ -122,7 +133,7 @@ async fn a_slow_json_body_gets_503_request_timeout() {
     let server = Server::start().await;
     let body = r#"{"input": [1.0, 1.0, 1.0, 1.0], "padding": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#;
     let head = format!(
-        "POST /api/v1/fixture HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "POST /api/v1/fixture HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     let (sent, answer) = dribble(server.addr, head.as_bytes(), body.as_bytes()).await;

@@ -75,6 +75,20 @@ fn list(c: &Connection, offset: usize, limit: usize) -> Result<Page<AnalysisSumm
     Ok(Page::from_probe(items, offset, limit, Some(count(total))))
 }
 
+impl SqliteStore {
+    /// After health data is deleted: `secure_delete` zeroes freed pages in the database file,
+    /// but the write-ahead log still holds earlier copies of those pages until it is
+    /// checkpointed and reset. A truncating checkpoint copies the zeroed pages into the file
+    /// and empties the log. Best effort: a reader in the middle of a snapshot keeps the log
+    /// for now, and the next delete (or SQLite's automatic checkpoints) finishes the job.
+    fn forget_deleted_pages(&self) {
+        let done = self.with(|c| Ok(c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0))?));
+        if let Err(e) = done {
+            tracing::debug!(error = %e, "checkpoint after deleting health data failed");
+        }
+    }
+}
+
 impl AnalysisStore for SqliteStore {
     fn insert_analysis(&self, a: &Analysis) -> Result<(), StoreError> {
         validate::analysis(a)?;
@@ -121,7 +135,9 @@ impl AnalysisStore for SqliteStore {
         self.write(|tx| match tx.prepare_cached("DELETE FROM analyses WHERE id = ?1")?.execute([id])? {
             0 => Err(StoreError::NotFound(format!("analysis {id}"))),
             _ => Ok(()),
-        })
+        })?;
+        self.forget_deleted_pages();
+        Ok(())
     }
 
     fn analysis_image(&self, id: &str, which: AnalysisImage) -> Result<Option<Vec<u8>>, StoreError> {
@@ -146,10 +162,21 @@ impl AnalysisStore for SqliteStore {
                 .execute([cutoff])?;
             Ok(n as u64)
         })
+        .inspect(|&n| {
+            if n > 0 {
+                self.forget_deleted_pages();
+            }
+        })
     }
 
     fn delete_analyses_before(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         let cutoff = to_micros(before)?;
-        self.write(|tx| Ok(tx.prepare_cached("DELETE FROM analyses WHERE created_at < ?1")?.execute([cutoff])? as u64))
+        let n = self.write(|tx| {
+            Ok(tx.prepare_cached("DELETE FROM analyses WHERE created_at < ?1")?.execute([cutoff])? as u64)
+        })?;
+        if n > 0 {
+            self.forget_deleted_pages();
+        }
+        Ok(n)
     }
 }

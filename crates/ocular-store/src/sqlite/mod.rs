@@ -45,9 +45,18 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating it and its directory if needed) the database at `path`. Migrations are
     /// not run here: call [`Store::migrate`], or open through [`crate::open`].
+    ///
+    /// A database file created here is readable by its owner only (0600), and so are the WAL
+    /// and shared-memory files SQLite creates beside it with the same mode: it holds health
+    /// data, and the process umask (often 022) would make it world-readable. An existing file
+    /// keeps the mode its operator gave it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir { path: dir.to_path_buf(), source })?;
+        }
+        let created = !path.exists();
+        if created {
+            create_private(path).map_err(|source| StoreError::DataDir { path: path.to_path_buf(), source })?;
         }
         let open = || Connection::open(path).map_err(|source| StoreError::Open { path: path.to_path_buf(), source });
         let mut store = Self::configure(open()?)?;
@@ -113,6 +122,20 @@ impl SqliteStore {
         let out = f(&tx)?;
         tx.commit()?;
         Ok(out)
+    }
+}
+
+/// Creates an empty file only its owner may read and write (SQLite then initialises it).
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        // Created by someone else meanwhile: theirs to own.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -239,6 +262,21 @@ mod tests {
         assert_eq!(store.migrate().unwrap(), vec![5]);
         assert_eq!(store.analysis_token_sha256(&id).unwrap(), None, "no token: only the API key opens it");
         assert_eq!(store.get_analysis(&id).unwrap().unwrap().token_sha256, None);
+    }
+
+    /// Health data: the database and its WAL are the owner's alone, whatever the umask.
+    #[cfg(unix)]
+    #[test]
+    fn new_database_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ocular.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store.migrate().unwrap();
+        for file in ["ocular.db", "ocular.db-wal"] {
+            let mode = std::fs::metadata(dir.path().join(file)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{file} is {mode:o}");
+        }
     }
 
     #[test]

@@ -248,3 +248,25 @@ fn a_long_read_blocks_neither_writes_nor_other_reads() {
         assert_eq!(visited, 3, "the stream reads its own snapshot");
     });
 }
+
+/// A deleted analysis photo is gone from the disk, not only from the table: neither the
+/// database file nor its write-ahead log still holds its bytes (issue 16).
+#[test]
+fn deleted_health_photos_leave_no_bytes_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ocular.db");
+    let marker = b"OCULAR-TEST-PHOTO-BYTES-7f3a9c";
+    let photo: Vec<u8> = marker.iter().copied().cycle().take(64 * 1024).collect();
+    let s = open(&path);
+    let mut a = Analysis::new(json!({}), json!({}), json!({}));
+    a.thumbnail_jpeg = Some(photo);
+    s.insert_analysis(&a).unwrap();
+    let on_disk = || {
+        ["ocular.db", "ocular.db-wal"]
+            .iter()
+            .any(|f| std::fs::read(dir.path().join(f)).unwrap_or_default().windows(marker.len()).any(|w| w == marker))
+    };
+    assert!(on_disk(), "the photo was written (the test would prove nothing otherwise)");
+    s.delete_analysis(&a.id).unwrap();
+    assert!(!on_disk(), "the deleted photo is still readable in the database or its WAL");
+}
