@@ -34,8 +34,8 @@ pub trait Resolve: Send + Sync + 'static {
 /// goes on until the name server answers or the C library's own retries give up (tens of
 /// seconds). tokio's `lookup_host` ran it on the runtime's shared blocking pool, the one
 /// every database call and inference also waits for, so URLs on a domain whose name server
-/// never answers could fill it (issue 16). Here lookups run on [`DNS_THREADS`] dedicated
-/// threads with at most [`DNS_QUEUE`] more waiting; beyond that a lookup fails at once
+/// never answers could fill it (issue 16). Here lookups run on `DNS_THREADS` dedicated
+/// threads with at most `DNS_QUEUE` more waiting; beyond that a lookup fails at once
 /// ("resolver busy", a fetch failure), and nothing else in the process ever waits on DNS.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemResolver;
