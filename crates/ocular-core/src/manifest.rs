@@ -109,6 +109,17 @@ pub struct ImagePreprocess {
     pub std: [f32; 3],
 }
 
+impl ImagePreprocess {
+    /// The input tensor shape of a batch of `batch` images in this recipe's layout.
+    pub fn input_shape(&self, batch: i64) -> Vec<i64> {
+        let (w, h) = (i64::from(self.width), i64::from(self.height));
+        match self.layout {
+            Layout::Nchw => vec![batch, 3, h, w],
+            Layout::Nhwc => vec![batch, h, w, 3],
+        }
+    }
+}
+
 /// Text input recipe.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TextPreprocess {

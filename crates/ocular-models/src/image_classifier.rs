@@ -63,11 +63,7 @@ impl ImageClassifier {
         for img in images {
             batch.extend(ocular_image::preprocess(img, &self.preprocess));
         }
-        let (w, h) = (self.preprocess.width as i64, self.preprocess.height as i64);
-        let shape = match self.preprocess.layout {
-            ocular_core::Layout::Nchw => vec![images.len() as i64, 3, h, w],
-            ocular_core::Layout::Nhwc => vec![images.len() as i64, h, w, 3],
-        };
+        let shape = self.preprocess.input_shape(images.len() as i64);
         let mut out =
             self.session.run(&[Input::F32 { name: &self.input, shape, data: &batch }], &[FEATURES, PROBABILITIES])?;
         let invalid =

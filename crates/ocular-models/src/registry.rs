@@ -180,6 +180,11 @@ fn at_precision(
     let Some(variant) = manifest.variants().into_iter().find(|v| v.precision == precision) else { return view };
     // The VNNI graph computes the same integers as the portable one, faster, where the CPU
     // accumulates u8 × s8 products in int32; elsewhere only the portable one is exact.
+    let Some(check) = &variant.self_check else {
+        let reason =
+            "the manifest stores no self-check for it (installed by an older `ocular models fetch`; fetch again)";
+        return fall_back(manifest, precision, reason.to_string(), fallbacks);
+    };
     let mut candidates = Vec::new();
     if let Some(vnni) = variant.vnni_onnx.as_ref().filter(|f| cpu_has_vnni() && dir.join(f).is_file()) {
         candidates.push(Manifest { onnx: vnni.clone(), ..view.clone() });
@@ -187,13 +192,6 @@ fn at_precision(
     candidates.push(view);
     let mut reasons = Vec::new();
     for candidate in candidates {
-        let Some(check) = &variant.self_check else {
-            reasons.push(
-                "the manifest stores no self-check for it (installed by an older `ocular models fetch`; fetch again)"
-                    .to_string(),
-            );
-            break;
-        };
         match verdict(dir, &candidate, check, options) {
             Ok(v) if v.passed => {
                 // Exact here, but is it accurate enough? `ocular models fetch` gated it on
@@ -225,7 +223,16 @@ fn at_precision(
             Err(e) => reasons.push(format!("{}: the self-check could not run: {e}", candidate.onnx)),
         }
     }
-    let reason = reasons.join("; ");
+    fall_back(manifest, precision, reasons.join("; "), fallbacks)
+}
+
+/// Serves the float graph instead of `precision`'s, saying why in the log and in `fallbacks`.
+fn fall_back(
+    manifest: Manifest,
+    precision: Precision,
+    reason: String,
+    fallbacks: &mut Vec<PrecisionFallback>,
+) -> Manifest {
     tracing::warn!(
         model.name = %manifest.name,
         requested = precision.as_str(),

@@ -11,12 +11,12 @@
 
 use std::path::Path;
 
-use ocular_core::Layout;
 use ocular_core::manifest::{Manifest, SelfCheck};
 
 use crate::error::ModelError;
 use crate::runtime::OrtRuntime;
 use crate::session::{Input, OnnxSession, SessionOptions};
+use crate::skin::argmax;
 
 /// What the check measured over all its cases.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,10 +48,6 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
     if na == 0.0 || nb == 0.0 { 0.0 } else { (dot / (na * nb)) as f32 }
 }
 
-fn argmax(v: &[f32]) -> usize {
-    v.iter().enumerate().fold(0, |best, (i, x)| if *x > v[best] { i } else { best })
-}
-
 /// Runs `check` on the graph `manifest.onnx` in `dir` (a session of its own, dropped after).
 pub fn run(
     runtime: &OrtRuntime,
@@ -63,11 +59,7 @@ pub fn run(
     let invalid = |reason: String| ModelError::Invalid { model: manifest.name.clone(), reason };
     let pre = manifest.image.as_ref().ok_or_else(|| invalid("self-check: no image preprocessing".into()))?;
     let session = OnnxSession::load(runtime, &manifest.name, &dir.join(&manifest.onnx), options)?;
-    let (w, h) = (i64::from(pre.width), i64::from(pre.height));
-    let shape = match pre.layout {
-        Layout::Nchw => vec![1, 3, h, w],
-        Layout::Nhwc => vec![1, h, w, 3],
-    };
+    let shape = pre.input_shape(1);
     let mut wanted = vec![check.probability_output.as_str()];
     wanted.extend(check.cosine_output.as_deref());
     let mut verdict =
@@ -121,6 +113,5 @@ mod tests {
     fn measures() {
         assert!((cosine(&[1.0, 0.0], &[1.0, 1.0]) - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6);
         assert_eq!(cosine(&[0.0], &[1.0]), 0.0);
-        assert_eq!(argmax(&[0.1, 0.7, 0.2]), 1);
     }
 }

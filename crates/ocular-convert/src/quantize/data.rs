@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use ocular_core::{Layout, Manifest};
+use ocular_core::Manifest;
 use ocular_image::image::{Rgb, RgbImage};
 
 use super::{Feed, QuantizeError, Sample};
@@ -115,11 +115,7 @@ pub fn unknown_metadata(m: &Manifest) -> [f32; 10] {
 /// recipe, and `meta` for a 2-D input when the model has one.
 pub fn samples(m: &Manifest, images: &[&RgbImage], meta: Option<[f32; 10]>) -> Vec<Sample> {
     let Some(pre) = &m.image else { return Vec::new() };
-    let (w, h) = (i64::from(pre.width), i64::from(pre.height));
-    let shape = match pre.layout {
-        Layout::Nchw => vec![1, 3, h, w],
-        Layout::Nhwc => vec![1, h, w, 3],
-    };
+    let shape = pre.input_shape(1);
     images
         .iter()
         .map(|img| {

@@ -73,7 +73,8 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     if na == 0.0 || nb == 0.0 { 0.0 } else { (dot / (na * nb)) as f32 }
 }
 
-fn top_k(v: &[f32], k: usize) -> Vec<usize> {
+/// Indices of the `k` largest values, largest first.
+pub(crate) fn top_k(v: &[f32], k: usize) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..v.len()).collect();
     idx.sort_by(|&a, &b| v[b].total_cmp(&v[a]));
     idx.truncate(k);

@@ -16,7 +16,7 @@
 use ocular_image::image::{RgbImage, imageops};
 use serde::Serialize;
 
-use super::eval::{Runner, argmax, cosine};
+use super::eval::{Runner, argmax, cosine, top_k};
 use super::{QuantizeError, Sample};
 
 pub const SKIN_MIN_TOP1: f32 = 0.99;
@@ -66,19 +66,12 @@ pub fn variants(img: &RgbImage) -> Vec<RgbImage> {
     vec![img.clone(), imageops::flip_horizontal(img), crop, half]
 }
 
-fn top(v: &[f32], k: usize) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..v.len()).collect();
-    idx.sort_by(|&a, &b| v[b].total_cmp(&v[a]));
-    idx.truncate(k);
-    idx
-}
-
 /// Mean recall@k of the int8 neighbours against the float ones, every item querying all others.
 pub fn recall_at_k(fp32: &[Vec<f32>], int8: &[Vec<f32>], k: usize) -> f32 {
     let n = fp32.len();
     let neighbours = |vs: &[Vec<f32>], q: usize| {
         let scores: Vec<f32> = (0..n).map(|j| if j == q { f32::MIN } else { cosine(&vs[q], &vs[j]) }).collect();
-        top(&scores, k.min(n.saturating_sub(1)))
+        top_k(&scores, k.min(n.saturating_sub(1)))
     };
     let mut sum = 0.0;
     for q in 0..n {
@@ -106,7 +99,8 @@ pub fn image(
     let recall = recall_at_k(&a, &b, K);
     let mut same_top5 = 0;
     for s in photos {
-        let (mut x, mut y) = (top(&fp32.run(s, &[probabilities])?[0], 5), top(&int8.run(s, &[probabilities])?[0], 5));
+        let (mut x, mut y) =
+            (top_k(&fp32.run(s, &[probabilities])?[0], 5), top_k(&int8.run(s, &[probabilities])?[0], 5));
         x.sort_unstable();
         y.sort_unstable();
         same_top5 += usize::from(x == y);

@@ -5,7 +5,7 @@
 //! computes; preprocessing is OpenAI's (`clip.load(...)[1]`, equal to transformers'
 //! `CLIPImageProcessor` with Pillow).
 
-use ocular_core::{Layout, Manifest, ModelKind};
+use ocular_core::{Manifest, ModelKind};
 use ocular_image::image::{Rgb, RgbImage};
 
 use super::{clip_preprocess, extra, logit_scale, normalized_rows, pick};
@@ -49,11 +49,7 @@ impl ClipImageEncoder {
         for img in images {
             batch.extend(ocular_image::preprocess(img, p));
         }
-        let (n, h, w) = (images.len() as i64, i64::from(p.height), i64::from(p.width));
-        let shape = match p.layout {
-            Layout::Nchw => vec![n, 3, h, w],
-            Layout::Nhwc => vec![n, h, w, 3],
-        };
+        let shape = p.input_shape(images.len() as i64);
         let mut out = self.session.run(&[Input::F32 { name: &self.input, shape, data: &batch }], &[&self.output])?;
         let (shape, flat) = out.remove(&self.output).ok_or_else(|| ModelError::Invalid {
             model: self.name.clone(),
