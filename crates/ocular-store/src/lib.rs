@@ -27,6 +27,7 @@
 pub mod analyses;
 pub mod backup;
 pub mod catalog;
+pub mod changes;
 pub mod error;
 pub mod imports;
 pub mod migrations;
@@ -40,6 +41,7 @@ use std::sync::Arc;
 
 pub use analyses::AnalysisStore;
 pub use catalog::CatalogStore;
+pub use changes::{ChangeFeed, ProductChange};
 pub use error::{Fault, StoreError};
 pub use imports::ImportStore;
 pub use types::*;
@@ -104,6 +106,13 @@ pub trait Store: CatalogStore + AnalysisStore + ImportStore + Send + Sync {
     /// service needs to build a [`postgres::PgVectorIndex`] over the same database instead of
     /// loading vectors into memory.
     fn as_postgres(&self) -> Option<&postgres::PgStore> {
+        None
+    }
+
+    /// The change feed, where other processes' writes must be told to a server that keeps
+    /// vectors in memory (SQLite). `None` for PostgreSQL, whose vectors are searched in the
+    /// database: every replica sees every write at once (see [`changes`]).
+    fn change_feed(&self) -> Option<&dyn ChangeFeed> {
         None
     }
 }

@@ -29,6 +29,11 @@ pub const SQLITE: &[Migration] = &[
         name: "analysis_tokens",
         sql: include_str!("../migrations/sqlite/0005_analysis_tokens.sql"),
     },
+    Migration {
+        version: 6,
+        name: "product_changes",
+        sql: include_str!("../migrations/sqlite/0006_product_changes.sql"),
+    },
 ];
 
 /// PostgreSQL migrations: the same versions as [`SQLITE`], one to one (see
@@ -43,5 +48,10 @@ pub const POSTGRES: &[Migration] = &[
         version: 5,
         name: "analysis_tokens",
         sql: include_str!("../migrations/postgres/0005_analysis_tokens.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "product_changes",
+        sql: include_str!("../migrations/postgres/0006_product_changes.sql"),
     },
 ];

@@ -13,6 +13,7 @@
 
 mod analyses;
 mod catalog;
+mod changes;
 mod embeddings;
 mod fts;
 mod images;
@@ -40,6 +41,9 @@ pub struct SqliteStore {
     /// Empty for an in-memory database, which one connection alone can see.
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// The change feed's own connection for `PRAGMA data_version` (file databases only; see
+    /// `changes`).
+    watch: Option<Mutex<Connection>>,
 }
 
 impl SqliteStore {
@@ -67,6 +71,9 @@ impl SqliteStore {
             reader.set_prepared_statement_cache_capacity(64);
             store.readers.push(Mutex::new(reader));
         }
+        let watch = open()?;
+        watch.pragma_update(None, "query_only", "ON")?;
+        store.watch = Some(Mutex::new(watch));
         Ok(store)
     }
 
@@ -87,7 +94,7 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // Enough for every statement the store prepares, so hot paths never re-parse SQL.
         conn.set_prepared_statement_cache_capacity(64);
-        Ok(Self { conn: Mutex::new(conn), readers: Vec::new(), next_reader: AtomicUsize::new(0) })
+        Ok(Self { conn: Mutex::new(conn), readers: Vec::new(), next_reader: AtomicUsize::new(0), watch: None })
     }
 
     /// Runs `f` with the writer connection, outside any transaction (tests, maintenance).
@@ -217,6 +224,10 @@ impl Store for SqliteStore {
 
     fn ping(&self) -> Result<(), StoreError> {
         self.with(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+    }
+
+    fn change_feed(&self) -> Option<&dyn crate::ChangeFeed> {
+        Some(self)
     }
 }
 
