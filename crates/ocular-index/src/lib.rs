@@ -42,7 +42,7 @@ mod storage;
 mod top_k;
 mod vector_index;
 
-pub use compact::{CompactConfig, CompactIndex, CompactStats, train_centroids};
+pub use compact::{CompactConfig, CompactIndex, CompactStats, SnapshotError, remove_snapshot, train_centroids};
 pub use error::{Fault, IndexError};
 pub use kernel::Kernel;
 pub use quantized::{QuantizedConfig, QuantizedIndex};

@@ -42,7 +42,10 @@
 
 pub(crate) mod codes;
 mod projection;
+mod snapshot;
 mod vectors;
+
+pub use snapshot::{SnapshotError, remove_snapshot};
 
 use std::collections::BinaryHeap;
 use std::path::PathBuf;
@@ -89,6 +92,9 @@ pub struct CompactConfig {
     pub id_stride: u64,
     /// Seed of the fixed random projection.
     pub seed: u64,
+    /// A named vector file (created empty) instead of an unlinked one in `dir`: for an index
+    /// that will be saved with [`CompactIndex::save`] and mapped again by [`CompactIndex::open`].
+    pub vectors: Option<PathBuf>,
 }
 
 impl CompactConfig {
@@ -105,6 +111,7 @@ impl CompactConfig {
             dir: std::env::temp_dir(),
             id_stride: 1,
             seed: 0x6f63_756c_6172,
+            vectors: None,
         }
     }
 
@@ -130,6 +137,11 @@ impl CompactConfig {
 
     pub fn id_stride(mut self, stride: u64) -> Self {
         self.id_stride = stride.max(1);
+        self
+    }
+
+    pub fn vectors(mut self, path: impl Into<PathBuf>) -> Self {
+        self.vectors = Some(path.into());
         self
     }
 }
@@ -296,23 +308,16 @@ pub struct CompactIndex {
     dim: usize,
     confidence: f32,
     stride: u64,
+    /// The projection's seed, saved with the codes.
+    seed: u64,
     coder: Coder,
     rows: RwLock<Rows>,
 }
 
 impl CompactIndex {
-    pub fn new(config: CompactConfig) -> Result<Self, IndexError> {
-        if config.dim == 0 {
-            return Err(IndexError::InvalidConfig("dimension must be at least 1"));
-        }
-        let padded = config.dim.next_power_of_two();
-        if config.bits == 0 || !config.bits.is_multiple_of(64) || config.bits > padded.max(64) {
-            return Err(IndexError::InvalidConfig("bits must be a multiple of 64, at most the padded dimension"));
-        }
-        if !(config.confidence.is_finite() && config.confidence >= 0.0) {
-            return Err(IndexError::InvalidConfig("confidence must be finite and non-negative"));
-        }
-        let mut centroids = config.centroids;
+    pub fn new(mut config: CompactConfig) -> Result<Self, IndexError> {
+        validate(&config)?;
+        let mut centroids = std::mem::take(&mut config.centroids);
         if centroids.len() > 256 {
             return Err(IndexError::InvalidConfig("at most 256 centroids"));
         }
@@ -322,20 +327,27 @@ impl CompactIndex {
         if centroids.is_empty() {
             centroids.push(vec![0.0; config.dim]);
         }
-        let vectors = VectorFile::create(&config.dir, config.dim).map_err(IndexError::Io)?;
-        Ok(Self {
+        let vectors = match &config.vectors {
+            Some(path) => VectorFile::create_named(path, config.dim),
+            None => VectorFile::create(&config.dir, config.dim),
+        }
+        .map_err(IndexError::Io)?;
+        Ok(Self::from_parts(
+            &config,
+            &centroids,
+            Rows { code_bytes: config.bits / 8, segments: Vec::new(), table: Vec::new(), len: 0, vectors },
+        ))
+    }
+
+    fn from_parts(config: &CompactConfig, centroids: &[Vec<f32>], rows: Rows) -> Self {
+        Self {
             dim: config.dim,
             confidence: config.confidence,
             stride: config.id_stride.max(1),
-            coder: Coder::new(Projection::new(config.dim, config.bits, config.seed), &centroids, config.dim),
-            rows: RwLock::new(Rows {
-                code_bytes: config.bits / 8,
-                segments: Vec::new(),
-                table: Vec::new(),
-                len: 0,
-                vectors,
-            }),
-        })
+            seed: config.seed,
+            coder: Coder::new(Projection::new(config.dim, config.bits, config.seed), centroids, config.dim),
+            rows: RwLock::new(rows),
+        }
     }
 
     /// Bytes of the vector file: page cache the kernel may reclaim, not counted by
@@ -476,6 +488,21 @@ impl CompactIndex {
         let small = u32::try_from(id).map_err(|_| IndexError::IdOutOfRange { id })?;
         Ok((small, (id / self.stride) as usize))
     }
+}
+
+/// The checks of [`CompactIndex::new`] that do not involve centroids.
+fn validate(config: &CompactConfig) -> Result<(), IndexError> {
+    if config.dim == 0 {
+        return Err(IndexError::InvalidConfig("dimension must be at least 1"));
+    }
+    let padded = config.dim.next_power_of_two();
+    if config.bits == 0 || !config.bits.is_multiple_of(64) || config.bits > padded.max(64) {
+        return Err(IndexError::InvalidConfig("bits must be a multiple of 64, at most the padded dimension"));
+    }
+    if !(config.confidence.is_finite() && config.confidence >= 0.0) {
+        return Err(IndexError::InvalidConfig("confidence must be finite and non-negative"));
+    }
+    Ok(())
 }
 
 /// Orders candidates by upper end, for a max-heap.

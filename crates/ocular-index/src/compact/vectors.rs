@@ -7,8 +7,10 @@
 //! memory that a cgroup limit kills the process for. Writing with `pwrite` rather than through
 //! the map keeps written pages out of the process's resident set until a search reads them.
 //!
-//! The file is created in a directory the caller chooses and unlinked at once, so it is
-//! private to this index and disappears with it (even after a crash).
+//! By default the file is created in a directory the caller chooses and unlinked at once, so it
+//! is private to this index and disappears with it (even after a crash). A persisted index
+//! (`snapshot.rs`) keeps it under a name instead, so the next start maps it rather than
+//! re-encoding every vector from the store.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -26,6 +28,8 @@ pub(crate) struct VectorFile {
     capacity: usize,
     /// `None` while the file is empty (a zero-length map is an error on Linux).
     map: Option<Mmap>,
+    /// Named (kept for a snapshot) rather than unlinked.
+    named: bool,
 }
 
 impl VectorFile {
@@ -38,12 +42,54 @@ impl VectorFile {
             match std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path) {
                 Ok(file) => {
                     std::fs::remove_file(&path)?;
-                    return Ok(Self { file, dim, capacity: 0, map: None });
+                    return Ok(Self { file, dim, capacity: 0, map: None, named: false });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => attempt += 1,
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// A named file at `path`, emptied: the vector file of an index that will be saved.
+    pub(crate) fn create_named(path: &Path, dim: usize) -> std::io::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
+        Ok(Self { file, dim, capacity: 0, map: None, named: true })
+    }
+
+    /// The named file at `path` as it was saved; it must hold at least `rows` rows.
+    pub(crate) fn open_named(path: &Path, dim: usize, rows: usize) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
+        let row_bytes = (dim * 4) as u64;
+        let len = file.metadata()?.len();
+        if len < rows as u64 * row_bytes {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "vector file shorter than its rows"));
+        }
+        let capacity = usize::try_from(len / row_bytes).unwrap_or(usize::MAX);
+        // SAFETY: as in `write`: the caller holds the index directory's lock, so no other
+        // process writes this file while it is mapped, and this struct never shrinks it.
+        let map = if capacity == 0 { None } else { Some(unsafe { Mmap::map(&file)? }) };
+        Ok(Self { file, dim, capacity, map, named: true })
+    }
+
+    pub(crate) fn is_named(&self) -> bool {
+        self.named
+    }
+
+    /// Flushes written rows to disk (before a snapshot naming them is renamed into place).
+    pub(crate) fn sync(&self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// CRC-32 of the first `rows` rows' bytes.
+    pub(crate) fn checksum(&self, rows: usize) -> u32 {
+        let mut hasher = crc32fast::Hasher::new();
+        if let Some(map) = &self.map {
+            hasher.update(&map[..(rows * self.dim * 4).min(map.len())]);
+        }
+        hasher.finalize()
     }
 
     /// Writes `row`'s vector, growing the file (and re-mapping it) when needed.
@@ -52,8 +98,8 @@ impl VectorFile {
         if row >= self.capacity {
             let capacity = (row + 1).max(self.capacity * 2).max(MIN_ROWS);
             self.file.set_len((capacity * self.dim * 4) as u64)?;
-            // SAFETY: the file is unlinked and owned by this struct, so nothing outside it
-            // changes the bytes; this struct only writes while `&mut self` is held, i.e. while
+            // SAFETY: the file is unlinked and owned by this struct, or named under a directory
+            // lock its owner holds (`snapshot.rs`), so nothing outside it changes the bytes; this struct only writes while `&mut self` is held, i.e. while
             // no slice returned by `row` is alive, and never shrinks the file below the map.
             self.map = Some(unsafe { Mmap::map(&self.file)? });
             self.capacity = capacity;

@@ -6,3 +6,4 @@ mod compact;
 mod concurrency;
 mod data;
 mod exactness;
+mod snapshot;
