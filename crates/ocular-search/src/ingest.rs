@@ -79,6 +79,41 @@ impl Catalog {
         self.write(embedders, current, product, image, mode)
     }
 
+    /// [`Catalog::upsert`] computed from a version of the product the caller has already read
+    /// (`None`: it did not exist): the write happens only while that is still the stored
+    /// version (else [`SearchError::Concurrent`]), so a version the caller checked (`If-Match`)
+    /// is the one replaced.
+    pub fn upsert_from(
+        &self,
+        embedders: &dyn Embedders,
+        mode: WriteMode,
+        current: Option<Product>,
+        product: NewProduct,
+        image: ImageChange,
+    ) -> Result<Upserted, SearchError> {
+        if current.as_ref().is_some_and(|c| c.id != product.id) {
+            return Err(SearchError::invalid("id", "differs from the product read"));
+        }
+        if mode == WriteMode::Create && current.is_some() {
+            return Err(ocular_store::StoreError::Conflict(format!("product {}", product.id)).into());
+        }
+        self.write(embedders, current, product, image, mode)
+    }
+
+    /// [`Catalog::patch`] applied to a version of the product the caller has already read: the
+    /// write happens only while that is still the stored version (else
+    /// [`SearchError::Concurrent`]).
+    pub fn patch_version(
+        &self,
+        embedders: &dyn Embedders,
+        current: Product,
+        patch: &ProductPatch,
+        image: ImageChange,
+    ) -> Result<Product, SearchError> {
+        let next = patch.apply(&current);
+        Ok(self.write(embedders, Some(current), next, image, WriteMode::Replace)?.product)
+    }
+
     /// PATCH: applies `patch` to the stored product, re-embedding only what changed.
     pub fn patch(
         &self,
@@ -150,19 +185,22 @@ impl Catalog {
         };
 
         let _guard = self.write_lock.lock();
-        if let Some(c) = &current {
-            // Everything above was computed from `c`; refuse to overwrite a newer version.
-            let now = self.store.get_product(&c.id)?;
-            if now.as_ref().map(|p| p.updated_at) != Some(c.updated_at) {
-                return Err(SearchError::Concurrent { id: c.id.clone() });
-            }
-        }
-        let upserted = match mode {
-            WriteMode::Create => {
+        let upserted = match (mode, &current) {
+            (WriteMode::Create, _) => {
                 let product = self.store.create_product(&next, &computed)?;
                 Upserted { product, created: true }
             }
-            WriteMode::Replace => self.store.put_product(&next, update)?,
+            // Everything above was computed from `c`: the store writes only if `c` is still the
+            // stored version, in one atomic step that holds across replicas too.
+            (WriteMode::Replace, Some(c)) => {
+                match self.store.replace_product_if_unchanged(&next, update, c.updated_at) {
+                    Err(ocular_store::StoreError::Stale(_)) => {
+                        return Err(SearchError::Concurrent { id: c.id.clone() });
+                    }
+                    other => other?,
+                }
+            }
+            (WriteMode::Replace, None) => self.store.put_product(&next, update)?,
         };
         let replace = matches!(update, EmbeddingUpdate::Replace(_));
         self.sync_index(upserted.product.key, &computed, replace)?;

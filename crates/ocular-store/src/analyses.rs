@@ -45,8 +45,18 @@ pub trait AnalysisStore {
 
     /// [`AnalysisStore::purge_analysis_images`] for images older than `age`.
     fn purge_analysis_images_older_than(&self, age: std::time::Duration) -> Result<u64, StoreError> {
-        let cutoff =
-            OffsetDateTime::now_utc().checked_sub(time::Duration::try_from(age).unwrap_or(time::Duration::MAX));
-        self.purge_analysis_images(cutoff.unwrap_or(OffsetDateTime::UNIX_EPOCH))
+        self.purge_analysis_images(cutoff(age))
     }
+
+    /// [`AnalysisStore::delete_analyses_before`] for analyses older than `age`: the retention
+    /// of whole analyses (`OCULAR_ANALYSIS_RETENTION_DAYS`).
+    fn delete_analyses_older_than(&self, age: std::time::Duration) -> Result<u64, StoreError> {
+        self.delete_analyses_before(cutoff(age))
+    }
+}
+
+/// Now minus `age`; an age beyond the calendar means "nothing is that old".
+fn cutoff(age: std::time::Duration) -> OffsetDateTime {
+    let age = time::Duration::try_from(age).unwrap_or(time::Duration::MAX);
+    OffsetDateTime::now_utc().checked_sub(age).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }

@@ -9,7 +9,8 @@
 //! - a [`ProductKey`] is assigned at creation, kept by replace and patch, never reused;
 //! - listings are ordered by key (creation order), so offset pages have neither duplicates nor
 //!   gaps while products are only added;
-//! - deleting a product deletes its embeddings and its full-text entry;
+//! - deleting a product deletes its embeddings and its full-text entry, and its photo when no
+//!   other product shows it; replacing a photo deletes the old one the same way;
 //! - one vector per (product, space); all vectors of one (space, model) have one length;
 //! - a product's `image_sha256` must name an image stored with `put_image` (else `Invalid`);
 //! - text queries are data, never syntax: any string is a valid query.
@@ -31,6 +32,17 @@ pub trait CatalogStore {
 
     /// Creates or replaces (PUT) a product; a replace keeps its key and `created_at`.
     fn put_product(&self, product: &NewProduct, embeddings: EmbeddingUpdate<'_>) -> Result<Upserted, StoreError>;
+
+    /// Replaces a product only while it is still the version whose `updated_at` the caller read
+    /// (compare-and-set, atomic across processes and replicas): of two writers that read one
+    /// version, one wins and the other gets [`StoreError::Stale`], as does a write to a product
+    /// deleted meanwhile. Every write moves `updated_at` forward, so it is a version.
+    fn replace_product_if_unchanged(
+        &self,
+        product: &NewProduct,
+        embeddings: EmbeddingUpdate<'_>,
+        updated_at: OffsetDateTime,
+    ) -> Result<Upserted, StoreError>;
 
     /// Creates or replaces many products in one transaction (bulk import). Each item is
     /// validated first: an invalid item gets its own error and is not written, the valid ones

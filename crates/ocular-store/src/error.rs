@@ -49,6 +49,10 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0} already exists")]
     Conflict(String),
+    /// A conditional write found another version than the one it was computed from (another
+    /// request or replica wrote in between, or deleted the record): read again and retry.
+    #[error("{0} was changed by another request since it was read")]
+    Stale(String),
     /// A value given to the store breaks a rule of the data model (the message says which).
     #[error("invalid {field}: {reason}")]
     Invalid { field: String, reason: String },
@@ -103,9 +107,11 @@ impl StoreError {
     /// Who is at fault, for mapping to an HTTP status.
     pub fn fault(&self) -> Fault {
         match self {
-            Self::NotFound(_) | Self::Conflict(_) | Self::Invalid { .. } | Self::DimensionMismatch { .. } => {
-                Fault::Input
-            }
+            Self::NotFound(_)
+            | Self::Conflict(_)
+            | Self::Stale(_)
+            | Self::Invalid { .. }
+            | Self::DimensionMismatch { .. } => Fault::Input,
             Self::Open { .. }
             | Self::DataDir { .. }
             | Self::Sqlite(_)

@@ -26,6 +26,17 @@ impl CatalogStore for PgStore {
         self.write(|db| products::commit(db, products::prepare(db, product, embeddings, Mode::Put)?))
     }
 
+    fn replace_product_if_unchanged(
+        &self,
+        product: &NewProduct,
+        embeddings: EmbeddingUpdate<'_>,
+        updated_at: OffsetDateTime,
+    ) -> Result<Upserted, StoreError> {
+        self.write(|db| {
+            products::commit(db, products::prepare(db, product, embeddings, Mode::IfUnchanged(updated_at))?)
+        })
+    }
+
     fn put_products(&self, batch: &[ProductWrite<'_>]) -> Result<Vec<Result<Upserted, StoreError>>, StoreError> {
         self.write(|db| {
             let mut out = Vec::with_capacity(batch.len());

@@ -45,3 +45,21 @@ pub(super) fn purge_unreferenced(db: Db<'_>, before: OffsetDateTime) -> Result<u
         &[&before],
     )
 }
+
+/// Deletes one image if no product shows it any more: called when a product is deleted or its
+/// photo replaced, so a customer's photo does not outlive the product (the periodic
+/// [`purge_unreferenced`] catches uploads whose product write never happened).
+///
+/// `SKIP LOCKED` leaves the image alone while another transaction is writing a product that
+/// references it (its foreign-key check holds a lock on the image row): deleting it then
+/// would fail this transaction on the foreign key. The periodic purge takes it later if it is
+/// still unused.
+pub(super) fn drop_if_orphan(db: Db<'_>, sha256: &str) -> Result<(), StoreError> {
+    db.execute(
+        "DELETE FROM product_images i
+         WHERE i.sha256 = (SELECT sha256 FROM product_images WHERE sha256 = $1 FOR UPDATE SKIP LOCKED)
+         AND NOT EXISTS (SELECT 1 FROM products p WHERE p.image_sha256 = i.sha256)",
+        &[&sha256],
+    )?;
+    Ok(())
+}

@@ -15,7 +15,9 @@ use tokio_postgres::Row;
 use tokio_postgres::types::{ToSql, Type};
 
 use super::pool::Db;
-use super::{count, embeddings, no_nul, product_key, sql_count, sql_key};
+use time::OffsetDateTime;
+
+use super::{count, embeddings, images, no_nul, product_key, sql_count, sql_key};
 use crate::StoreError;
 use crate::types::{
     EmbeddingUpdate, NewProduct, Page, Product, ProductFilter, ProductKey, Upserted, clamp_limit, now, validate,
@@ -88,13 +90,17 @@ pub(super) struct Prepared<'a> {
     product: &'a NewProduct,
     embeddings: EmbeddingUpdate<'a>,
     mode: Mode,
+    /// The photo of the row being replaced, read under its row lock.
+    old_image: Option<String>,
 }
 
-/// Whether an existing id is an error (POST) or replaced (PUT).
+/// Whether an existing id is an error (POST), replaced (PUT), or replaced only while it is
+/// still the version the caller read (anything else is [`StoreError::Stale`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Mode {
     Create,
     Put,
+    IfUnchanged(OffsetDateTime),
 }
 
 /// The shared validation plus what only PostgreSQL refuses (NUL characters in text and JSON).
@@ -129,17 +135,34 @@ pub(super) fn prepare<'a>(
             return Err(StoreError::invalid("image_sha256", "no image with this digest has been stored"));
         }
     }
-    let existing: Option<i64> =
-        db.query_opt("SELECT seq FROM products WHERE id = $1", &[&product.id])?.map(|r| r.try_get(0)).transpose()?;
-    if mode == Mode::Create && existing.is_some() {
-        return Err(StoreError::Conflict(format!("product {}", product.id)));
+    // A replace locks the row it replaces until the transaction ends: a replica writing the
+    // same product waits here, then reads the version this one wrote (Read Committed takes a
+    // fresh snapshot per statement), so the version check below cannot pass for both.
+    let lock = if mode == Mode::Create { "" } else { " FOR UPDATE" };
+    let existing = db
+        .query_opt(&format!("SELECT seq, updated_at, image_sha256 FROM products WHERE id = $1{lock}"), &[&product.id])?
+        .map(|r| -> Result<(i64, OffsetDateTime, Option<String>), StoreError> {
+            Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
+        })
+        .transpose()?;
+    match (mode, &existing) {
+        (Mode::Create, Some(_)) => return Err(StoreError::Conflict(format!("product {}", product.id))),
+        (Mode::IfUnchanged(expected), e) if e.as_ref().map(|e| e.1) != Some(expected) => {
+            return Err(StoreError::Stale(format!("product {}", product.id)));
+        }
+        _ => {}
     }
     if let EmbeddingUpdate::Merge(list) | EmbeddingUpdate::Replace(list) = embeddings {
         validate::embeddings(list)?;
-        embeddings::check_dims(db, existing, list)?;
+        embeddings::check_dims(db, existing.as_ref().map(|e| e.0), list)?;
     }
-    Ok(Prepared { product, embeddings, mode })
+    let old_image = existing.and_then(|e| e.2);
+    Ok(Prepared { product, embeddings, mode, old_image })
 }
+
+/// Every write moves `updated_at` forward, even within one microsecond or on a replica whose
+/// clock is behind: it is the version a conditional replace (`If-Match`) compares.
+const BUMP: &str = "updated_at = GREATEST(excluded.updated_at, p.updated_at + interval '1 microsecond')";
 
 const INSERT: &str = "INSERT INTO products AS p (id, title, description, category, price, currency, image_url,
          image_sha256, attributes, created_at, updated_at)
@@ -172,15 +195,47 @@ pub(super) fn commit(db: Db<'_>, w: Prepared<'_>) -> Result<Upserted, StoreError
                 "{INSERT} ON CONFLICT (id) DO UPDATE SET title = excluded.title, description = excluded.description,
                      category = excluded.category, price = excluded.price, currency = excluded.currency,
                      image_url = excluded.image_url, image_sha256 = excluded.image_sha256,
-                     attributes = excluded.attributes, updated_at = excluded.updated_at
-                 RETURNING p.seq, p.created_at, (p.xmax = 0)"
+                     attributes = excluded.attributes, {BUMP}
+                 RETURNING p.seq, p.created_at, (p.xmax = 0), p.updated_at"
             ),
             &params,
         )?,
+        // Checked under the row lock in `prepare`; the condition repeats it in the statement.
+        Mode::IfUnchanged(expected) => db
+            .query_opt(
+                &format!(
+                    "UPDATE products AS p SET title = $2, description = $3, category = $4, price = $5,
+                         currency = $6, image_url = $7, image_sha256 = $8, attributes = $9,
+                         updated_at = GREATEST($10, p.updated_at + interval '1 microsecond')
+                     WHERE p.id = $1 AND p.updated_at = $11
+                     RETURNING p.seq, p.created_at, false, p.updated_at"
+                ),
+                &[
+                    &p.id,
+                    &p.title,
+                    &p.description,
+                    &p.category,
+                    &p.price,
+                    &p.currency,
+                    &p.image_url,
+                    &p.image_sha256,
+                    &p.attributes,
+                    &updated_at,
+                    &expected,
+                ],
+            )?
+            .ok_or_else(|| StoreError::Stale(format!("product {}", p.id)))?,
     };
     let seq: i64 = row.try_get(0)?;
     let created: bool = row.try_get(2)?;
+    let updated_at: OffsetDateTime = if created { updated_at } else { row.try_get(3)? };
     embeddings::apply(db, seq, w.embeddings)?;
+    // A replaced photo goes with the version that used it (it may carry the owner's GPS).
+    if let Some(old) = w.old_image.as_deref()
+        && p.image_sha256.as_deref() != Some(old)
+    {
+        images::drop_if_orphan(db, old)?;
+    }
     let product = Product {
         key: product_key(seq)?,
         id: p.id.clone(),
@@ -198,12 +253,17 @@ pub(super) fn commit(db: Db<'_>, w: Prepared<'_>) -> Result<Upserted, StoreError
     Ok(Upserted { product, created })
 }
 
-/// Deletes by id; embeddings go by `ON DELETE CASCADE`, the text index with the row.
+/// Deletes by id; embeddings go by `ON DELETE CASCADE`, the text index with the row, the
+/// photo here unless another product shows it too.
 pub(super) fn delete(db: Db<'_>, id: &str) -> Result<ProductKey, StoreError> {
     no_nul("id", id)?;
-    let seq: Option<i64> =
-        db.query_opt("DELETE FROM products WHERE id = $1 RETURNING seq", &[&id])?.map(|r| r.try_get(0)).transpose()?;
-    product_key(seq.ok_or_else(|| StoreError::NotFound(format!("product {id}")))?)
+    let row = db
+        .query_opt("DELETE FROM products WHERE id = $1 RETURNING seq, image_sha256", &[&id])?
+        .ok_or_else(|| StoreError::NotFound(format!("product {id}")))?;
+    if let Some(sha) = row.try_get::<_, Option<String>>(1)? {
+        images::drop_if_orphan(db, &sha)?;
+    }
+    product_key(row.try_get(0)?)
 }
 
 /// SQL parameters collected while a statement is built, numbered `$1…` in order, with their

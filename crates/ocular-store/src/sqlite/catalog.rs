@@ -26,6 +26,16 @@ impl CatalogStore for SqliteStore {
         self.write(|tx| products::commit(tx, products::prepare(tx, product, embeddings, Mode::Put)?))
     }
 
+    fn replace_product_if_unchanged(
+        &self,
+        product: &NewProduct,
+        embeddings: EmbeddingUpdate<'_>,
+        updated_at: OffsetDateTime,
+    ) -> Result<Upserted, StoreError> {
+        let mode = Mode::IfUnchanged(crate::types::to_micros(updated_at)?);
+        self.write(|tx| products::commit(tx, products::prepare(tx, product, embeddings, mode)?))
+    }
+
     fn put_products(&self, batch: &[ProductWrite<'_>]) -> Result<Vec<Result<Upserted, StoreError>>, StoreError> {
         self.write(|tx| {
             let mut out = Vec::with_capacity(batch.len());

@@ -49,3 +49,15 @@ pub(super) fn purge_unreferenced(c: &Connection, before: OffsetDateTime) -> Resu
         .execute([to_micros(before)?])?;
     Ok(n as u64)
 }
+
+/// Deletes one image if no product shows it any more: called when a product is deleted or its
+/// photo replaced, so a customer's photo does not outlive the product (the periodic
+/// [`purge_unreferenced`] catches uploads whose product write never happened).
+pub(super) fn drop_if_orphan(c: &Connection, sha256: &str) -> Result<(), StoreError> {
+    c.prepare_cached(
+        "DELETE FROM product_images WHERE sha256 = ?1
+         AND NOT EXISTS (SELECT 1 FROM products p WHERE p.image_sha256 = ?1)",
+    )?
+    .execute([sha256])?;
+    Ok(())
+}

@@ -8,7 +8,7 @@
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{count, embeddings, product_key, sql_count, sql_key};
+use super::{count, embeddings, images, product_key, sql_count, sql_key};
 use crate::StoreError;
 use crate::types::{
     EmbeddingUpdate, NewProduct, Page, Product, ProductFilter, ProductKey, Upserted, clamp_limit, from_micros, now,
@@ -70,15 +70,26 @@ pub(super) struct Prepared<'a> {
     product: &'a NewProduct,
     attributes: String,
     embeddings: EmbeddingUpdate<'a>,
-    /// The stored key and creation time when the id exists (a replace).
-    existing: Option<(i64, i64)>,
+    /// The stored row when the id exists (a replace).
+    existing: Option<Existing>,
 }
 
-/// Whether an existing id is an error (POST) or replaced (PUT).
+/// What a replace needs of the row it replaces.
+struct Existing {
+    seq: i64,
+    created_us: i64,
+    updated_us: i64,
+    image_sha256: Option<String>,
+}
+
+/// Whether an existing id is an error (POST), replaced (PUT), or replaced only while it is
+/// still the version the caller read (`updated_at` in microseconds; anything else is
+/// [`StoreError::Stale`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Mode {
     Create,
     Put,
+    IfUnchanged(i64),
 }
 
 /// Checks one write against the rules and the stored data; writes nothing.
@@ -98,16 +109,24 @@ pub(super) fn prepare<'a>(
             return Err(StoreError::invalid("image_sha256", "no image with this digest has been stored"));
         }
     }
-    let existing: Option<(i64, i64)> = c
-        .prepare_cached("SELECT seq, created_at FROM products WHERE id = ?1")?
-        .query_row([&product.id], |r| Ok((r.get(0)?, r.get(1)?)))
+    // The write transaction is `IMMEDIATE` (one writer at a time), so this read and the write
+    // in `commit` are one atomic step, for every process sharing the file.
+    let existing = c
+        .prepare_cached("SELECT seq, created_at, updated_at, image_sha256 FROM products WHERE id = ?1")?
+        .query_row([&product.id], |r| {
+            Ok(Existing { seq: r.get(0)?, created_us: r.get(1)?, updated_us: r.get(2)?, image_sha256: r.get(3)? })
+        })
         .optional()?;
-    if mode == Mode::Create && existing.is_some() {
-        return Err(StoreError::Conflict(format!("product {}", product.id)));
+    match (mode, &existing) {
+        (Mode::Create, Some(_)) => return Err(StoreError::Conflict(format!("product {}", product.id))),
+        (Mode::IfUnchanged(expected), e) if e.as_ref().map(|e| e.updated_us) != Some(expected) => {
+            return Err(StoreError::Stale(format!("product {}", product.id)));
+        }
+        _ => {}
     }
     if let EmbeddingUpdate::Merge(list) | EmbeddingUpdate::Replace(list) = embeddings {
         validate::embeddings(list)?;
-        embeddings::check_dims(c, existing.map(|e| e.0), list)?;
+        embeddings::check_dims(c, existing.as_ref().map(|e| e.seq), list)?;
     }
     Ok(Prepared { product, attributes, embeddings, existing })
 }
@@ -115,10 +134,16 @@ pub(super) fn prepare<'a>(
 /// Writes a prepared product and its embeddings.
 pub(super) fn commit(c: &Connection, w: Prepared<'_>) -> Result<Upserted, StoreError> {
     let p = w.product;
-    let updated_at = now();
-    let updated_us = to_micros(updated_at)?;
-    let (seq, created_us) = match w.existing {
-        Some((seq, created_us)) => {
+    // Every write moves `updated_at` forward, even within one microsecond or on a replica whose
+    // clock is behind: it is the version a conditional replace (`If-Match`) compares.
+    let updated_us = match &w.existing {
+        Some(e) => to_micros(now())?.max(e.updated_us.saturating_add(1)),
+        None => to_micros(now())?,
+    };
+    let updated_at = from_micros(updated_us)?;
+    let (seq, created_us) = match &w.existing {
+        Some(Existing { seq, created_us, .. }) => {
+            let (seq, created_us) = (*seq, *created_us);
             c.prepare_cached(
                 "UPDATE products SET title = ?2, description = ?3, category = ?4, price = ?5, currency = ?6,
                      image_url = ?7, image_sha256 = ?8, attributes = ?9, updated_at = ?10
@@ -165,6 +190,12 @@ pub(super) fn commit(c: &Connection, w: Prepared<'_>) -> Result<Upserted, StoreE
     };
     let key = product_key(seq)?;
     embeddings::apply(c, seq, w.embeddings)?;
+    // A replaced photo goes with the version that used it (it may carry the owner's GPS).
+    if let Some(old) = w.existing.as_ref().and_then(|e| e.image_sha256.as_deref())
+        && p.image_sha256.as_deref() != Some(old)
+    {
+        images::drop_if_orphan(c, old)?;
+    }
     let product = Product {
         key,
         id: p.id.clone(),
@@ -182,13 +213,18 @@ pub(super) fn commit(c: &Connection, w: Prepared<'_>) -> Result<Upserted, StoreE
     Ok(Upserted { product, created: w.existing.is_none() })
 }
 
-/// Deletes by id; embeddings go by `ON DELETE CASCADE`, the text index entry by trigger.
+/// Deletes by id; embeddings go by `ON DELETE CASCADE`, the text index entry by trigger, the
+/// photo here unless another product shows it too.
 pub(super) fn delete(c: &Connection, id: &str) -> Result<ProductKey, StoreError> {
-    let seq: Option<i64> = c
-        .prepare_cached("DELETE FROM products WHERE id = ?1 RETURNING seq")?
-        .query_row([id], |r| r.get(0))
+    let row: Option<(i64, Option<String>)> = c
+        .prepare_cached("DELETE FROM products WHERE id = ?1 RETURNING seq, image_sha256")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    product_key(seq.ok_or_else(|| StoreError::NotFound(format!("product {id}")))?)
+    let (seq, image) = row.ok_or_else(|| StoreError::NotFound(format!("product {id}")))?;
+    if let Some(sha) = image {
+        images::drop_if_orphan(c, &sha)?;
+    }
+    product_key(seq)
 }
 
 /// The `AND …` conditions of a filter on table alias `p`, with their parameters.

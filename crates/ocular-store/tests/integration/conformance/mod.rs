@@ -7,6 +7,7 @@ pub mod analyses;
 pub mod concurrency;
 pub mod embeddings;
 pub mod imports;
+pub mod lifecycle;
 pub mod products;
 pub mod search;
 
@@ -67,6 +68,9 @@ macro_rules! conformance_tests {
             products::pagination_has_no_duplicates_or_gaps,
             products::filters,
             products::images_are_content_addressed,
+            lifecycle::photos_go_with_their_last_product,
+            lifecycle::conditional_replace_refuses_a_stale_version,
+            lifecycle::expired_analyses_go_and_recent_ones_stay,
             embeddings::vectors_round_trip_bit_exact,
             embeddings::keep_merge_replace,
             embeddings::dimension_mismatch_writes_nothing,
@@ -77,6 +81,7 @@ macro_rules! conformance_tests {
             search::ranking,
             search::hostile_queries_are_never_errors,
             search::filters_and_index_maintenance,
+            search::english_words,
             analyses::crud_and_images,
             analyses::access_tokens,
             analyses::newest_first_pagination,

@@ -207,3 +207,36 @@ fn the_store_works_from_async_code_and_drops_there() {
         drop(store);
     });
 }
+
+#[test]
+fn conditional_replaces_racing_on_two_replicas_lose_no_update() {
+    // Finding #11 of issue 16: both replicas read version v, compute a change from it and
+    // write. Exactly one write may land; the other must learn that v is gone (never overwrite
+    // the winner's change with one computed from v).
+    let Some(server) = url() else { return };
+    let schema = Schema::new(&server);
+    let stores = [schema.open(true), schema.open(true)];
+    stores[0].create_product(&product("shared", "v0", "", None, None), &pair(1)).unwrap();
+    for round in 0..10 {
+        let read = stores[0].get_product("shared").unwrap().unwrap();
+        let outcomes: Vec<_> = std::thread::scope(|s| {
+            let hs: Vec<_> = stores
+                .iter()
+                .enumerate()
+                .map(|(i, st)| {
+                    let mut next = read.to_new();
+                    next.title = format!("round {round} by replica {i}");
+                    let version = read.updated_at;
+                    s.spawn(move || st.replace_product_if_unchanged(&next, EmbeddingUpdate::Keep, version))
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let winners: Vec<_> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
+        let stale = outcomes.iter().filter(|o| matches!(o, Err(StoreError::Stale(_)))).count();
+        assert_eq!((winners.len(), stale), (1, 1), "round {round}: {outcomes:?}");
+        let stored = stores[1].get_product("shared").unwrap().unwrap();
+        assert_eq!(stored, winners[0].product, "the stored product is the winner's, whole");
+        assert!(stored.updated_at > read.updated_at);
+    }
+}
