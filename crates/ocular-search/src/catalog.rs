@@ -57,6 +57,8 @@ pub struct Catalog {
     /// Serialises "write the store, then the indexes", so two writes of one product cannot
     /// reach the index in the opposite order from the store.
     pub(crate) write_lock: Mutex<()>,
+    /// How far the other processes' writes are applied (module `follow`).
+    pub(crate) cursor: Mutex<crate::follow::Cursor>,
     last_recheck: Mutex<Option<Instant>>,
     recheck: Duration,
     pub(crate) limits: Limits,
@@ -101,6 +103,7 @@ impl Catalog {
             provider,
             spaces,
             write_lock: Mutex::new(()),
+            cursor: Mutex::default(),
             last_recheck: Mutex::new(None),
             recheck: options.recheck,
             limits: options.image_limits,
@@ -140,6 +143,8 @@ impl Catalog {
 
     /// Marks every space as loading; searches answer `index_loading` until [`Self::load`] ends.
     pub fn begin_loading(&self) -> Result<(), SearchError> {
+        // Before the load's snapshot, so no write by another process falls between the two.
+        self.mark_cursor()?;
         for s in &self.spaces {
             s.begin_loading()?;
         }

@@ -263,7 +263,7 @@ impl Catalog {
 
     /// Applies a committed write to the indexes: `vectors` are upserted; with `replace`, the
     /// spaces without a vector in the list are removed.
-    fn sync_index(&self, key: ProductKey, vectors: &[Embedding], replace: bool) -> Result<(), SearchError> {
+    pub(crate) fn sync_index(&self, key: ProductKey, vectors: &[Embedding], replace: bool) -> Result<(), SearchError> {
         for space in &self.spaces {
             let configured = &space.model.model;
             match vectors.iter().find(|e| e.space == space.space() && &e.model == configured) {

@@ -11,6 +11,8 @@
 //!   ([`space`]); searches by photo or by text (hybrid: two vector spaces + BM25, fused by
 //!   reciprocal rank, [`fusion`]) never embed a product ([`mod@search`]);
 //! - [`import`]: `ocular import` for JSON Lines, CSV and `mongoexport` files, resumable;
+//! - [`follow`]: writes by other processes (`ocular import` beside a server on one SQLite
+//!   file) reach the in-memory indexes within a second, through the store's change feed;
 //! - [`reindex`]: recompute vectors after a model change. Vectors carry the id of the model
 //!   that made them, and a space whose stored vectors come from another model refuses to search
 //!   instead of ranking by meaningless cosines.
@@ -25,6 +27,7 @@
 pub mod catalog;
 pub mod embed;
 pub mod error;
+pub mod follow;
 pub mod fusion;
 pub mod import;
 pub mod ingest;

@@ -53,6 +53,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Search indexes stream in from the store in the background; searches answer 503
     // `index_loading` meanwhile and `/health` answers throughout.
     ocular_server::search::spawn_index_load(&state);
+    // Writes by other processes on the same SQLite file (`ocular import` beside this server)
+    // reach the indexes within a second; PostgreSQL needs nothing (searched in the database).
+    if let Some(catalog) = state.catalog.clone() {
+        tokio::spawn(ocular_search::follow::follow(catalog));
+    }
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, "listening");
     if preload {
