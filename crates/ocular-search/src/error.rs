@@ -1,6 +1,7 @@
 //! Errors of the search service, each with a stable code and the party at fault.
 //!
-//! The server maps [`SearchError`] onto HTTP statuses and the CLI prints it; both need to tell
+//! The server maps [`SearchError`] onto HTTP statuses and codes (in `ocular-server`'s
+//! `convert.rs`, the one place that names codes) and the CLI prints it; both need to tell
 //! "fix your request" from "wait" (an index still loading) from "an operator must act" (stored
 //! embeddings made by another model) from "this service failed". Causes stay attached as
 //! sources so logs show the whole chain.
@@ -66,26 +67,6 @@ pub enum SearchError {
 impl SearchError {
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         SearchError::Invalid { field, reason: reason.into() }
-    }
-
-    /// Stable machine-readable code, for API envelopes and import summaries.
-    pub fn code(&self) -> &'static str {
-        match self {
-            SearchError::Invalid { .. } => "invalid_request",
-            SearchError::Image(e) => e.code(),
-            SearchError::Fetch(e) => e.code(),
-            SearchError::ImageFile { .. } => "image_file_unreadable",
-            SearchError::Model(_) => "model_unavailable",
-            SearchError::Store(StoreError::NotFound(_)) => "not_found",
-            SearchError::Store(StoreError::Conflict(_)) => "conflict",
-            SearchError::Store(e) if e.fault() == ocular_store::Fault::Input => "invalid_product",
-            SearchError::Store(_) => "storage_error",
-            SearchError::Index(_) => "index_error",
-            SearchError::IndexLoading { .. } => "index_loading",
-            SearchError::ReindexRequired { .. } => "reindex_required",
-            SearchError::IndexFailed { .. } => "index_failed",
-            SearchError::Concurrent { .. } => "concurrent_update",
-        }
     }
 
     pub fn fault(&self) -> Fault {

@@ -24,7 +24,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::state::AppState;
 
 /// The header that carries an analysis's token.
@@ -125,7 +125,7 @@ impl FromRequestParts<AppState> for AnalysisAccess {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Path(id) = Path::<String>::from_request_parts(parts, state)
             .await
-            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
+            .map_err(|e| ApiError::bad_request(Code::InvalidPath, e.body_text()))?;
         let hidden = || ApiError::AnalysisHidden(id.chars().take(100).collect());
         if is_admin(state, &parts.headers) {
             return Ok(AnalysisAccess { id, opener: Opener::Admin });

@@ -18,7 +18,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::access::{AdminAccess, AnalysisAccess, Opener};
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
+use crate::extract::ApiQuery;
 use crate::form;
 use crate::state::AppState;
 
@@ -46,7 +47,7 @@ fn parse_meta(form: &form::Form) -> Result<SkinMeta, ApiError> {
             Ok(v) if (0.0..=120.0).contains(&v) => Some(v),
             _ => {
                 return Err(ApiError::bad_request(
-                    "invalid_age",
+                    Code::InvalidAge,
                     format!("age must be a number from 0 to 120, got {a:?}"),
                 ));
             }
@@ -59,7 +60,7 @@ fn parse_meta(form: &form::Form) -> Result<SkinMeta, ApiError> {
                 Ok(Some(json!(v.to_ascii_lowercase())))
             }
             Some(v) => Err(ApiError::bad_request(
-                if name == "sex" { "invalid_sex" } else { "invalid_location" },
+                if name == "sex" { Code::InvalidSex } else { Code::InvalidLocation },
                 format!("{name} must be one of {allowed}, got {v:?}"),
             )),
         }
@@ -81,7 +82,7 @@ fn parse_meta(form: &form::Form) -> Result<SkinMeta, ApiError> {
 /// refusal here must carry the JSON envelope's stable code.
 async fn analyze(State(state): State<AppState>, req: Request) -> Result<impl IntoResponse, ApiError> {
     let Query(q) = Query::<AnalyzeQuery>::try_from_uri(req.uri())
-        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+        .map_err(|e| ApiError::bad_request(Code::InvalidQuery, e.body_text()))?;
     // Refusals that need no photo come before reading it: no model, a full queue.
     state.registry.skin.as_ref().ok_or_else(|| not_configured("sklesion"))?;
     state.admission.check_room()?;
@@ -191,7 +192,7 @@ struct PageQuery {
 async fn list(
     State(state): State<AppState>,
     _: AdminAccess,
-    Query(q): Query<PageQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let limit = q.limit.unwrap_or(20).clamp(1, 100);
     let page = state.db(move |s| s.list_analyses(q.offset, limit)).await?;

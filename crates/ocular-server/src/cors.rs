@@ -9,7 +9,8 @@
 //!
 //! Allowed: the API's methods and the headers its clients send (`Content-Type`, and the API
 //! key as `Authorization: Bearer` or `X-Api-Key`, see `products::WriteAccess`); `Retry-After`
-//! is exposed so a browser client can honour a 503's back-off. Credentials (cookies) are never
+//! is exposed so a browser client can honour a 503's back-off, and `x-request-id` so it can
+//! quote the id an error was logged under. Credentials (cookies) are never
 //! allowed: ocular has none, and `*` with credentials is forbidden by the spec anyway.
 
 use std::time::Duration;
@@ -77,7 +78,7 @@ pub fn layer(raw: &str) -> Result<Option<CorsLayer>, String> {
             .allow_origin(allow)
             .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
             .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static("x-api-key")])
-            .expose_headers([header::RETRY_AFTER])
+            .expose_headers([header::RETRY_AFTER, crate::trace::REQUEST_ID.clone()])
             .max_age(Duration::from_secs(600)),
     ))
 }

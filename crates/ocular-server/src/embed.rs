@@ -23,8 +23,8 @@ use ocular_search::embed::{IMAGE, LabelScore, TEXT, model_of};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::error::ApiError;
-use crate::json::JsonBody;
+use crate::error::{ApiError, Code};
+use crate::json::ApiJson;
 use crate::search::{api_error, read_form, require_catalog};
 use crate::search_models::SearchModels;
 use crate::state::AppState;
@@ -47,7 +47,7 @@ async fn image(State(state): State<AppState>, req: Request) -> Result<Json<Value
     let labels = form.fields.get("labels").map(|f| parse_labels(f)).transpose()?;
     if labels.is_some() && state.config.search_models != SearchModels::Clip {
         return Err(ApiError::bad_request(
-            "labels_need_clip",
+            Code::LabelsNeedClip,
             "free-text labels need the CLIP search models (--search-models clip); the default models only know \
              ImageNet's classes, which this endpoint returns without `labels`",
         ));
@@ -83,9 +83,10 @@ async fn image(State(state): State<AppState>, req: Request) -> Result<Json<Value
 fn zero_shot(embedders: &dyn Embedders, image: &[f32], labels: &[String]) -> Result<Vec<LabelScore>, ApiError> {
     let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
     match embedders.score_labels(image, &refs) {
-        None => {
-            Err(ApiError::bad_request("labels_need_clip", "the configured search models cannot score free-text labels"))
-        }
+        None => Err(ApiError::bad_request(
+            Code::LabelsNeedClip,
+            "the configured search models cannot score free-text labels",
+        )),
         Some(Ok(scored)) => Ok(scored),
         Some(Err(ClipError::Model(e))) => Err(e.into()),
         // Labels are validated above and the towers' widths at start-up: a bug if reached.
@@ -97,7 +98,7 @@ fn zero_shot(embedders: &dyn Embedders, image: &[f32], labels: &[String]) -> Res
 /// Labels are trimmed, and blank lines dropped; duplicates are refused (they would split
 /// their probability and say nothing).
 pub fn parse_labels(field: &str) -> Result<Vec<String>, ApiError> {
-    let invalid = |m: String| ApiError::bad_request("invalid_labels", m);
+    let invalid = |m: String| ApiError::bad_request(Code::InvalidLabels, m);
     let field = field.trim();
     let raw: Vec<String> = if field.starts_with('[') {
         serde_json::from_str(field)
@@ -129,10 +130,13 @@ struct TextBody {
     text: String,
 }
 
-async fn text(State(state): State<AppState>, JsonBody(body): JsonBody<TextBody>) -> Result<Json<Value>, ApiError> {
+async fn text(State(state): State<AppState>, ApiJson(body): ApiJson<TextBody>) -> Result<Json<Value>, ApiError> {
     let text = body.text.trim().to_string();
     if text.is_empty() || text.chars().count() > MAX_TEXT_CHARS {
-        return Err(ApiError::bad_request("invalid_request", format!("text must be 1 to {MAX_TEXT_CHARS} characters")));
+        return Err(ApiError::bad_request(
+            Code::InvalidRequest,
+            format!("text must be 1 to {MAX_TEXT_CHARS} characters"),
+        ));
     }
     let catalog = require_catalog(&state)?;
     let embedders = catalog.embedders().await.map_err(api_error)?;

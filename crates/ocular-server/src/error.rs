@@ -11,10 +11,13 @@ use ocular_models::{AdmissionError, ModelError};
 use ocular_store::StoreError;
 use serde_json::json;
 
+pub use crate::code::Code;
+use crate::convert;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
-    BadRequest { code: &'static str, message: String },
+    BadRequest { code: Code, message: String },
     #[error("{0} not found")]
     NotFound(String),
     #[error("no route for {0}")]
@@ -72,55 +75,63 @@ pub enum ApiError {
     /// The request conflicts with the server's state (stored embeddings need a reindex, a
     /// concurrent update); the message says what to do.
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict { code: Code, message: String },
+    /// Any other code of the table, with a message the server wrote for the client (a new
+    /// route's refusal needs a row in [`Code`], not a new variant here).
+    #[error("{message}")]
+    Coded { code: Code, message: String },
     /// Something the request needs is not ready yet (a search index loading).
     #[error("{message}")]
-    Unavailable { code: &'static str, message: String, retry_after_s: u64 },
+    Unavailable { code: Code, message: String, retry_after_s: u64 },
 }
 
 impl ApiError {
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: Code, message: impl Into<String>) -> Self {
+        debug_assert_eq!(code.status(), StatusCode::BAD_REQUEST, "{code} is not a 400");
         ApiError::BadRequest { code, message: message.into() }
+    }
+
+    /// An error with `code` and a message for the client (the status is the code's).
+    pub fn coded(code: Code, message: impl Into<String>) -> Self {
+        ApiError::Coded { code, message: message.into() }
     }
 
     pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         ApiError::Internal(Box::new(e))
     }
 
-    /// HTTP status and stable code.
-    pub fn status_code(&self) -> (StatusCode, &'static str) {
+    /// The stable code; its status comes from the same row of [`Code`]'s table.
+    pub fn code(&self) -> Code {
         match self {
-            ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::NoRoute(_) => (StatusCode::NOT_FOUND, "no_route"),
-            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            ApiError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            ApiError::Unauthorized | ApiError::AdminOnly { .. } => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::AnalysisHidden(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::UnsupportedContentType { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_content_type"),
-            ApiError::BodyBudget => (StatusCode::SERVICE_UNAVAILABLE, "body_budget_exceeded"),
-            ApiError::CrossSite(_) => (StatusCode::FORBIDDEN, "cross_site_request"),
-            ApiError::HostNotAllowed(_) => (StatusCode::BAD_REQUEST, "host_not_allowed"),
-            // A request larger than the whole memory budget can never run here: the client must
-            // send less (413, no Retry-After); anything else is load and passes (503).
-            ApiError::Overloaded(e) if e.is_client_error() => (StatusCode::PAYLOAD_TOO_LARGE, e.code()),
-            ApiError::Overloaded(e) => (StatusCode::SERVICE_UNAVAILABLE, e.code()),
-            ApiError::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "request_timeout"),
-            ApiError::ModelUnavailable(ModelError::NotConfigured(_)) => (StatusCode::NOT_FOUND, "model_not_configured"),
-            ApiError::ModelUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "model_unavailable"),
-            ApiError::Store(StoreError::NotFound(_)) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::Store(StoreError::Conflict(_)) => (StatusCode::CONFLICT, "conflict"),
-            ApiError::Store(StoreError::PoolTimeout { .. }) => (StatusCode::SERVICE_UNAVAILABLE, "storage_busy"),
-            // The caller's fault (an invalid field, a wrong vector size): say what to fix.
-            ApiError::Store(e) if e.fault() == ocular_store::Fault::Input => (StatusCode::BAD_REQUEST, "invalid_input"),
-            ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage_error"),
-            ApiError::Image(e) => (image_status(e), e.code()),
-            ApiError::NotSkin(_) => (StatusCode::UNPROCESSABLE_ENTITY, "not_a_skin_photo"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-            ApiError::Fetch(e) => (fetch_status(e), e.code()),
-            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
-            ApiError::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
+            ApiError::BadRequest { code, .. }
+            | ApiError::Conflict { code, .. }
+            | ApiError::Unavailable { code, .. }
+            | ApiError::Coded { code, .. } => *code,
+            ApiError::NotFound(_) | ApiError::AnalysisHidden(_) => Code::NotFound,
+            ApiError::NoRoute(_) => Code::NoRoute,
+            ApiError::MethodNotAllowed => Code::MethodNotAllowed,
+            ApiError::PayloadTooLarge { .. } => Code::PayloadTooLarge,
+            ApiError::Unauthorized | ApiError::AdminOnly { .. } => Code::Unauthorized,
+            ApiError::UnsupportedContentType { .. } => Code::UnsupportedContentType,
+            ApiError::BodyBudget => Code::BodyBudgetExceeded,
+            ApiError::CrossSite(_) => Code::CrossSiteRequest,
+            ApiError::HostNotAllowed(_) => Code::HostNotAllowed,
+            ApiError::Overloaded(e) => convert::admission(e),
+            ApiError::Timeout(_) => Code::RequestTimeout,
+            ApiError::ModelUnavailable(ModelError::NotConfigured(_)) => Code::ModelNotConfigured,
+            ApiError::ModelUnavailable(_) => Code::ModelUnavailable,
+            ApiError::Store(e) => convert::store(e),
+            ApiError::Image(e) => convert::image(e),
+            ApiError::NotSkin(_) => Code::NotASkinPhoto,
+            ApiError::Internal(_) => Code::Internal,
+            ApiError::Fetch(e) => convert::fetch(e),
         }
+    }
+
+    /// HTTP status and stable code string.
+    pub fn status_code(&self) -> (StatusCode, &'static str) {
+        let code = self.code();
+        (code.status(), code.as_str())
     }
 
     /// Seconds a client should wait before retrying, for 503s.
@@ -138,65 +149,21 @@ impl ApiError {
     }
 }
 
-/// Refusals are the client's to fix; the remote host failing is a bad gateway; its content
-/// being unusable is unprocessable.
-fn fetch_status(e: &ocular_fetch::FetchError) -> StatusCode {
-    match e.code() {
-        "url_invalid" | "url_not_allowed" => StatusCode::BAD_REQUEST,
-        "url_timeout" => StatusCode::GATEWAY_TIMEOUT,
-        "url_too_large" | "url_not_an_image" => StatusCode::UNPROCESSABLE_ENTITY,
-        _ => StatusCode::BAD_GATEWAY,
-    }
-}
-
-fn image_status(e: &ocular_image::ImageError) -> StatusCode {
-    use ocular_image::ImageError as E;
-    match e {
-        E::TooLarge { .. } | E::TooManyPixels { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        E::AspectRatio { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        E::UnsupportedFormat(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        _ if e.is_client_error() => StatusCode::BAD_REQUEST,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
-impl From<ocular_models::analysis::AnalyzeError> for ApiError {
-    fn from(e: ocular_models::analysis::AnalyzeError) -> Self {
-        use ocular_models::analysis::AnalyzeError as A;
-        match e {
-            A::Image(e) => ApiError::Image(e),
-            A::NotSkin(check) => ApiError::NotSkin(check),
-            A::Model(e) => e.into(),
-        }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        ApiError::Store(e)
-    }
-}
-
-impl From<ModelError> for ApiError {
-    fn from(e: ModelError) -> Self {
-        match e {
-            ModelError::Join(_) | ModelError::Invalid { .. } => ApiError::internal(e),
-            other => ApiError::ModelUnavailable(other),
-        }
-    }
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_code();
         let expected = matches!(
             self,
-            ApiError::Overloaded(_)
+            ApiError::Coded { .. }
+                | ApiError::Overloaded(_)
                 | ApiError::Timeout(_)
                 | ApiError::Fetch(_)
                 | ApiError::Unavailable { .. }
                 | ApiError::BodyBudget
         );
+        if status.is_server_error() && matches!(self, ApiError::Coded { .. }) {
+            tracing::error!(error.code = code, error = %self, "request failed");
+        }
         let message = if status.is_server_error() && !expected {
             tracing::error!(error.code = code, error = %ocular_models::registry::error_chain(&self), "request failed");
             match &self {

@@ -6,11 +6,12 @@
 
 use std::collections::HashMap;
 
-use axum::extract::Multipart;
 use axum::extract::multipart::MultipartError;
+use axum::extract::{FromRequest, Multipart, Request};
 use bytes::Bytes;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
+use crate::state::AppState;
 
 pub const MAX_TEXT_FIELD: usize = 16 * 1024;
 const MAX_FIELDS: usize = 64;
@@ -23,48 +24,73 @@ pub struct Form {
     pub fields: HashMap<String, String>,
 }
 
-fn multipart_error(e: MultipartError) -> ApiError {
+fn multipart_error(e: MultipartError, max: usize) -> ApiError {
     if crate::limits::is_budget_error(&e) {
         ApiError::BodyBudget
     } else if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::PayloadTooLarge { max: 0 }
+        ApiError::PayloadTooLarge { max }
     } else {
-        ApiError::bad_request("invalid_multipart", format!("the multipart form cannot be read: {}", e.body_text()))
+        ApiError::bad_request(Code::InvalidMultipart, format!("the multipart form cannot be read: {}", e.body_text()))
     }
 }
 
-/// Reads a form whose file part is named `file_field`.
-pub async fn read(mut mp: Multipart, file_field: &str) -> Result<Form, ApiError> {
+/// Reads a form whose file part is named `file_field`; `max` is the body limit it is read under
+/// (for the 413's message).
+pub async fn read(mut mp: Multipart, file_field: &str, max: usize) -> Result<Form, ApiError> {
     let mut form = Form::default();
     let mut count = 0;
-    while let Some(field) = mp.next_field().await.map_err(multipart_error)? {
+    while let Some(field) = mp.next_field().await.map_err(|e| multipart_error(e, max))? {
         count += 1;
         if count > MAX_FIELDS {
-            return Err(ApiError::bad_request("invalid_multipart", format!("more than {MAX_FIELDS} form fields")));
+            return Err(ApiError::bad_request(Code::InvalidMultipart, format!("more than {MAX_FIELDS} form fields")));
         }
         let name = field.name().unwrap_or_default().to_string();
         if name.len() > MAX_NAME {
-            return Err(ApiError::bad_request("invalid_multipart", format!("a field name is over {MAX_NAME} bytes")));
+            return Err(ApiError::bad_request(
+                Code::InvalidMultipart,
+                format!("a field name is over {MAX_NAME} bytes"),
+            ));
         }
         if name == file_field {
             if form.file.is_some() {
-                return Err(ApiError::bad_request("invalid_multipart", format!("more than one `{file_field}` field")));
+                return Err(ApiError::bad_request(
+                    Code::InvalidMultipart,
+                    format!("more than one `{file_field}` field"),
+                ));
             }
-            form.file = Some(field.bytes().await.map_err(multipart_error)?);
+            form.file = Some(field.bytes().await.map_err(|e| multipart_error(e, max))?);
             continue;
         }
-        let bytes = field.bytes().await.map_err(multipart_error)?;
+        let bytes = field.bytes().await.map_err(|e| multipart_error(e, max))?;
         if bytes.len() > MAX_TEXT_FIELD {
             return Err(ApiError::bad_request(
-                "field_too_long",
+                Code::FieldTooLong,
                 format!("field `{name}` is longer than {MAX_TEXT_FIELD} bytes"),
             ));
         }
         let text = String::from_utf8(bytes.to_vec())
-            .map_err(|_| ApiError::bad_request("invalid_field", format!("field `{name}` is not UTF-8 text")))?;
+            .map_err(|_| ApiError::bad_request(Code::InvalidField, format!("field `{name}` is not UTF-8 text")))?;
         form.fields.insert(name, text);
     }
     Ok(form)
+}
+
+/// A typed multipart text field; absent or blank is `None`.
+pub fn parse_field<T: std::str::FromStr>(form: &Form, name: &str) -> Result<Option<T>, ApiError> {
+    form.text(name)
+        .map(|v| {
+            v.parse()
+                .map_err(|_| ApiError::bad_request(Code::InvalidRequest, format!("field `{name}` is not valid: {v:?}")))
+        })
+        .transpose()
+}
+
+/// A multipart form from a request, with envelope errors.
+pub async fn read_form(req: Request, state: &AppState, file_field: &str) -> Result<Form, ApiError> {
+    let mp = Multipart::from_request(req, state).await.map_err(|e| {
+        ApiError::bad_request(Code::InvalidMultipart, format!("expected a multipart/form-data body: {}", e.body_text()))
+    })?;
+    read(mp, file_field, state.config.max_body_bytes).await
 }
 
 impl Form {
@@ -75,9 +101,8 @@ impl Form {
 
     /// The file part, or a 400 naming the field.
     pub fn require_file(&mut self, name: &str) -> Result<Bytes, ApiError> {
-        self.file
-            .take()
-            .filter(|b| !b.is_empty())
-            .ok_or_else(|| ApiError::bad_request("missing_image", format!("the form needs a non-empty `{name}` file")))
+        self.file.take().filter(|b| !b.is_empty()).ok_or_else(|| {
+            ApiError::bad_request(Code::MissingImage, format!("the form needs a non-empty `{name}` file"))
+        })
     }
 }

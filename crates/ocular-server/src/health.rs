@@ -16,12 +16,13 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::extract::ApiQuery;
 use crate::memory;
 use crate::state::AppState;
 
@@ -88,7 +89,7 @@ fn is_verbose(q: &HealthQuery, state: &AppState, headers: &HeaderMap) -> bool {
 pub async fn health(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<HealthQuery>,
+    ApiQuery(q): ApiQuery<HealthQuery>,
 ) -> impl IntoResponse {
     Json(body(&state, is_verbose(&q, &state, &headers)).await.1)
 }
@@ -97,7 +98,7 @@ pub async fn health(
 pub async fn ready(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<HealthQuery>,
+    ApiQuery(q): ApiQuery<HealthQuery>,
 ) -> impl IntoResponse {
     let (ready, v) = body(&state, is_verbose(&q, &state, &headers)).await;
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::state::AppState;
 
 /// Default of `OCULAR_MAX_JSON_BYTES`.
@@ -62,25 +62,28 @@ pub async fn read_capped(req: Request, max: usize) -> Result<Bytes, ApiError> {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::PayloadTooLarge { max }),
         Err(e) if crate::limits::is_budget_error(e.as_ref()) => Err(ApiError::BodyBudget),
-        Err(e) => Err(ApiError::bad_request("invalid_body", format!("the body cannot be read: {e}"))),
+        Err(e) => Err(ApiError::bad_request(Code::InvalidBody, format!("the body cannot be read: {e}"))),
     }
 }
 
 /// A JSON body parsed into the envelope's errors (axum's own rejection is plain text).
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("the JSON body cannot be read: {e}")))
+        .map_err(|e| ApiError::bad_request(Code::InvalidJson, format!("the JSON body cannot be read: {e}")))
 }
 
-/// Extractor: a JSON body of type `T` under the rules above.
-pub struct JsonBody<T>(pub T);
+/// Extractor: a JSON body of type `T` under the rules above; every refusal is the envelope.
+pub struct ApiJson<T>(pub T);
 
-impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+/// The extractor's former name, kept while handlers move to [`ApiJson`].
+pub use self::ApiJson as JsonBody;
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let bytes = read(req, state.config.json_limit()).await?;
-        parse(&bytes).map(JsonBody)
+        parse(&bytes).map(ApiJson)
     }
 }
 

@@ -8,10 +8,13 @@
 
 pub mod access;
 pub mod analyze;
+pub mod code;
 pub mod config;
+pub mod convert;
 pub mod cors;
 pub mod embed;
 pub mod error;
+pub mod extract;
 pub mod form;
 pub mod health;
 pub mod json;
@@ -37,7 +40,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 pub use config::Config;
-pub use error::ApiError;
+pub use error::{ApiError, Code};
 pub use state::AppState;
 
 /// Builds the application router.
@@ -59,7 +62,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
-        .layer(middleware::from_fn(limit_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), limit_errors))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), limits::bound_bodies))
         .layer(middleware::from_fn(metrics::track))
@@ -92,12 +95,13 @@ async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Re
 }
 
 /// axum's body-limit rejection is plain text; give it the JSON envelope and a stable code.
-async fn limit_errors(req: Request, next: Next) -> Response {
+/// The limit is `OCULAR_MAX_BODY_BYTES`, the only one axum enforces (`DefaultBodyLimit`).
+async fn limit_errors(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     if resp.status() == StatusCode::PAYLOAD_TOO_LARGE
         && resp.headers().get(axum::http::header::CONTENT_TYPE).is_none_or(|v| v != "application/json")
     {
-        return ApiError::PayloadTooLarge { max: 0 }.into_response();
+        return ApiError::PayloadTooLarge { max: state.config.max_body_bytes }.into_response();
     }
     resp
 }

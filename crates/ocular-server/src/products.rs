@@ -8,7 +8,7 @@
 //! exposes the store's internal key, and its `image_url` points at `/api/v1/products/{id}/image`
 //! so browsers load the stored copy; a fetched photo's origin stays in `source_url`.
 
-use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +21,8 @@ use ocular_store::{NewProduct, Product, ProductFilter, ProductPatch};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
+use crate::extract::ApiQuery;
 use crate::form::Form;
 use crate::search::{api_error, fetch, parse_field, parse_json, read_form, require_catalog};
 use crate::state::AppState;
@@ -83,7 +84,7 @@ impl ProductBody {
     }
 
     fn into_product(self, id: String) -> Result<(NewProduct, Option<String>), ApiError> {
-        let title = self.title.ok_or_else(|| ApiError::bad_request("invalid_product", "title is required"))?;
+        let title = self.title.ok_or_else(|| ApiError::bad_request(Code::InvalidProduct, "title is required"))?;
         let mut p = NewProduct::new(id, title);
         p.description = self.description;
         p.category = self.category;
@@ -96,7 +97,7 @@ impl ProductBody {
 
 fn parse_attributes(text: &str) -> Result<Value, ApiError> {
     serde_json::from_str(text)
-        .map_err(|e| ApiError::bad_request("invalid_product", format!("attributes is not JSON: {e}")))
+        .map_err(|e| ApiError::bad_request(Code::InvalidProduct, format!("attributes is not JSON: {e}")))
 }
 
 fn is_multipart(headers: &HeaderMap) -> bool {
@@ -134,7 +135,7 @@ async fn read_body(state: &AppState, req: Request) -> Result<(Value, Option<Byte
     })?;
     let v: Value = parse_json(&bytes)?;
     if !v.is_object() {
-        return Err(ApiError::bad_request("invalid_json", "the body must be a JSON object"));
+        return Err(ApiError::bad_request(Code::InvalidJson, "the body must be a JSON object"));
     }
     Ok((v, None))
 }
@@ -191,17 +192,17 @@ async fn write(
     let catalog = require_catalog(state)?;
     let (value, upload) = read_body(state, req).await?;
     let body: ProductBody = serde_json::from_value(value)
-        .map_err(|e| ApiError::bad_request("invalid_product", format!("invalid product: {e}")))?;
+        .map_err(|e| ApiError::bad_request(Code::InvalidProduct, format!("invalid product: {e}")))?;
     let id = match (path_id, body.id.clone()) {
         (Some(p), Some(b)) if p != b => {
             return Err(ApiError::bad_request(
-                "invalid_product",
+                Code::InvalidProduct,
                 format!("body id {b:?} differs from the URL's {p:?}"),
             ));
         }
         (Some(p), _) => p,
         (None, Some(b)) => b,
-        (None, None) => return Err(ApiError::bad_request("invalid_product", "id is required")),
+        (None, None) => return Err(ApiError::bad_request(Code::InvalidProduct, "id is required")),
     };
     let (product, image_url) = body.into_product(id.clone())?;
     let existing = if mode == WriteMode::Replace { current(state, &id).await? } else { None };
@@ -241,9 +242,9 @@ async fn patch(
 ) -> Result<Json<ProductView>, ApiError> {
     let catalog = require_catalog(&state)?;
     let (mut value, upload) = read_body(&state, req).await?;
-    let Value::Object(map) = &mut value else { return Err(ApiError::bad_request("invalid_json", "not an object")) };
+    let Value::Object(map) = &mut value else { return Err(ApiError::bad_request(Code::InvalidJson, "not an object")) };
     if map.get("id").and_then(Value::as_str).is_some_and(|b| b != id) {
-        return Err(ApiError::bad_request("invalid_product", "the id of a product cannot be changed"));
+        return Err(ApiError::bad_request(Code::InvalidProduct, "the id of a product cannot be changed"));
     }
     // Read-only fields of a product JSON sent back are ignored, not errors.
     for k in ["id", "source_url", "created_at", "updated_at", "image_sha256"] {
@@ -251,7 +252,7 @@ async fn patch(
     }
     let image_url = map.remove("image_url").map(|v| v.as_str().map(str::to_string));
     let patch: ProductPatch = serde_json::from_value(value)
-        .map_err(|e| ApiError::bad_request("invalid_product", format!("invalid patch: {e}")))?;
+        .map_err(|e| ApiError::bad_request(Code::InvalidProduct, format!("invalid patch: {e}")))?;
     let existing = current(&state, &id).await?.ok_or_else(|| ApiError::NotFound(format!("product {id}")))?;
     let change = image_change(&state, &id, Some(&existing), upload, image_url).await?;
     let embedders = catalog.embedders().await.map_err(api_error)?;
@@ -282,7 +283,7 @@ struct ListQuery {
 }
 
 /// `GET /api/v1/products?category=&offset=&limit=` (limit 1–100, default 20).
-async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(20).clamp(1, 100);
     let filter = ProductFilter { category: q.category.filter(|c| !c.is_empty()), ..ProductFilter::default() };
     let page = state.db(move |s| s.list_products(&filter, q.offset, limit)).await?;

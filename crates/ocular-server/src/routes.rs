@@ -9,8 +9,8 @@ use ocular_models::ModelError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::error::ApiError;
-use crate::json::JsonBody;
+use crate::error::{ApiError, Code};
+use crate::json::ApiJson;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -27,7 +27,7 @@ struct FixtureRequest {
 /// with a model small enough for any test; production model folders never contain it.
 async fn fixture(
     State(state): State<AppState>,
-    JsonBody(req): JsonBody<FixtureRequest>,
+    ApiJson(req): ApiJson<FixtureRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let slot = state
         .registry
@@ -37,7 +37,7 @@ async fn fixture(
     let model = slot.get().await?;
     let started = Instant::now();
     let output = state
-        .infer(move || model.run(&req.input).map_err(|e| ApiError::bad_request("invalid_input", e.to_string())))
+        .infer(move || model.run(&req.input).map_err(|e| ApiError::bad_request(Code::InvalidInput, e.to_string())))
         .await?;
     crate::metrics::record_inference("fixture", started.elapsed().as_secs_f64());
     Ok(Json(json!({ "output": output })))

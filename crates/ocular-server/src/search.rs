@@ -4,13 +4,13 @@
 //! Handlers only translate: options from the form or JSON body (defaults from `TOP_K` and
 //! `SIMILARITY_THRESHOLD`), the photo from the upload or from `ocular-fetch`, then one call to
 //! the [`Catalog`] on a blocking thread after admission. This module also builds the search
-//! state at start-up ([`catalog`], [`fetcher`], [`spawn_index_load`]) and maps search errors to
-//! the API's envelope ([`api_error`]).
+//! state at start-up ([`catalog`], [`fetcher`], [`spawn_index_load`]) and keeps [`api_error`] for
+//! handlers (the mapping itself is `crate::convert`'s).
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::extract::{Request, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use bytes::Bytes;
@@ -18,14 +18,16 @@ use ocular_fetch::{AllowList, FetchPolicy, Fetcher};
 use ocular_models::Registry;
 use ocular_search::space::Precision;
 use ocular_search::{Catalog, CatalogOptions, SearchError, SearchOptions, SearchResults};
-use ocular_store::{ProductFilter, Store, StoreError};
+use ocular_store::{ProductFilter, Store};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::config::Config;
-use crate::error::ApiError;
-use crate::form::{self, Form};
-use crate::json::JsonBody;
+use crate::error::{ApiError, Code};
+use crate::form::Form;
+// Form helpers moved to `crate::form`; re-exported for handlers that import them from here.
+pub use crate::form::{parse_field, read_form};
+use crate::json::ApiJson;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -179,26 +181,10 @@ pub fn require_catalog(state: &AppState) -> Result<Arc<Catalog>, ApiError> {
         .ok_or_else(|| ApiError::ModelUnavailable(ocular_models::ModelError::NotConfigured(needs.into())))
 }
 
-/// Maps a search error onto the API's statuses and codes.
+/// A search error in the API's envelope; the mapping itself is `crate::convert`'s, the one
+/// place library errors become codes.
 pub fn api_error(e: SearchError) -> ApiError {
-    let message = e.to_string();
-    match e {
-        SearchError::Invalid { .. } => ApiError::bad_request("invalid_request", message),
-        SearchError::Image(e) => ApiError::Image(e),
-        SearchError::Fetch(e) => ApiError::Fetch(e),
-        SearchError::Model(e) => e.into(),
-        SearchError::Store(StoreError::NotFound(what)) => ApiError::NotFound(what),
-        SearchError::Store(e) if e.fault() == ocular_store::Fault::Input && !matches!(e, StoreError::Conflict(_)) => {
-            ApiError::bad_request("invalid_product", message)
-        }
-        SearchError::Store(e) => ApiError::Store(e),
-        SearchError::IndexLoading { .. } => ApiError::Unavailable { code: "index_loading", message, retry_after_s: 2 },
-        SearchError::ReindexRequired { .. } => ApiError::Conflict { code: "reindex_required", message },
-        SearchError::Concurrent { .. } => ApiError::Conflict { code: "concurrent_update", message },
-        e @ (SearchError::Index(_) | SearchError::IndexFailed { .. } | SearchError::ImageFile { .. }) => {
-            ApiError::internal(e)
-        }
-    }
+    e.into()
 }
 
 /// Options every search accepts, as JSON fields.
@@ -237,27 +223,9 @@ impl OptionsBody {
     }
 }
 
-/// A typed multipart text field; absent or blank is `None`.
-pub fn parse_field<T: std::str::FromStr>(form: &Form, name: &str) -> Result<Option<T>, ApiError> {
-    form.text(name)
-        .map(|v| {
-            v.parse()
-                .map_err(|_| ApiError::bad_request("invalid_request", format!("field `{name}` is not valid: {v:?}")))
-        })
-        .transpose()
-}
-
 /// A JSON body parsed into the envelope's errors (axum's own rejection is plain text).
 pub fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     crate::json::parse(body)
-}
-
-/// A multipart form from a request, with envelope errors.
-pub async fn read_form(req: Request, state: &AppState, file_field: &str) -> Result<Form, ApiError> {
-    let mp = Multipart::from_request(req, state).await.map_err(|e| {
-        ApiError::bad_request("invalid_multipart", format!("expected a multipart/form-data body: {}", e.body_text()))
-    })?;
-    form::read(mp, file_field).await
 }
 
 /// Runs a photo search on a blocking thread after admission.
@@ -303,8 +271,8 @@ impl SearchBody {
             "image_url" => self.image_url,
             _ => self.query,
         };
-        let value =
-            value.ok_or_else(|| ApiError::bad_request("invalid_json", format!("the body needs a `{field}` string")))?;
+        let value = value
+            .ok_or_else(|| ApiError::bad_request(Code::InvalidJson, format!("the body needs a `{field}` string")))?;
         let options = OptionsBody {
             top_k: self.top_k,
             threshold: self.threshold,
@@ -320,7 +288,7 @@ impl SearchBody {
 /// `POST /api/v1/search/url`: `{"image_url": "...", "top_k": 5, ...}`.
 async fn by_url(
     State(state): State<AppState>,
-    JsonBody(body): JsonBody<SearchBody>,
+    ApiJson(body): ApiJson<SearchBody>,
 ) -> Result<Json<SearchResults>, ApiError> {
     let (image_url, options) = body.split("image_url")?;
     let opts = options.resolve(&state.config)?;
@@ -338,7 +306,7 @@ async fn by_url(
 /// Fetches an image URL through the SSRF-guarded fetcher.
 pub async fn fetch(state: &AppState, url: &str) -> Result<Bytes, ApiError> {
     let fetcher = state.fetcher.as_ref().ok_or_else(|| ApiError::Unavailable {
-        code: "url_fetch_unavailable",
+        code: Code::UrlFetchUnavailable,
         message: "fetching URLs is disabled on this server (see the start-up log)".into(),
         retry_after_s: 60,
     })?;
@@ -348,7 +316,7 @@ pub async fn fetch(state: &AppState, url: &str) -> Result<Bytes, ApiError> {
 /// `POST /api/v1/search/text`: `{"query": "...", ...}`, hybrid.
 async fn by_text(
     State(state): State<AppState>,
-    JsonBody(body): JsonBody<SearchBody>,
+    ApiJson(body): ApiJson<SearchBody>,
 ) -> Result<Json<SearchResults>, ApiError> {
     let (query, options) = body.split("query")?;
     let opts = options.resolve(&state.config)?;

@@ -34,7 +34,6 @@ fn vectors_of_another_model_are_never_mixed() {
     let query = std::fs::read(common::photo("motorcycle_right.png")).expect("photo");
     let refused = server.search_image(emb.as_ref(), &query, &SearchOptions::new(3, 0.0));
     assert!(matches!(refused, Err(SearchError::ReindexRequired { .. })), "{refused:?}");
-    assert_eq!(refused.unwrap_err().code(), "reindex_required");
     server.search_text(emb.as_ref(), "cup", &SearchOptions::new(3, 0.0)).expect("text search still works");
 
     // `ocular reindex` (another process) recomputes the stale vector...

@@ -6,6 +6,7 @@ mod clip_search;
 mod common;
 mod config;
 mod cors;
+mod errors;
 mod health;
 mod hostile;
 mod hostile_corpus;
