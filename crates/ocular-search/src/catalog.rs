@@ -12,6 +12,7 @@
 //! Writes (module `ingest`) and searches (module `search`) are `impl Catalog` blocks in their
 //! own files. All methods block: the server calls them on blocking threads after admission.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,12 +23,13 @@ use serde::Serialize;
 
 use crate::embed::{EmbedderProvider, Embedders, SPACES, SpaceModel, model_of};
 use crate::error::SearchError;
+use crate::persist::IndexDir;
 use crate::space::{Precision, SpaceIndex, SpaceState};
 
 /// How often a space waiting for a reindex looks at the store again, by default.
 pub const RECHECK: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CatalogOptions {
     pub precision: Precision,
     /// Caps for decoding product and query photos.
@@ -36,6 +38,10 @@ pub struct CatalogOptions {
     pub recheck: Duration,
     /// Index shards searched in parallel (default: the number of cores).
     pub shards: usize,
+    /// Where compact spaces keep their index across starts (module `persist`); `None` keeps
+    /// unnamed files in `TMPDIR` and rebuilds at every start. Used only when this process can
+    /// lock it (a second process falls back to `None`).
+    pub index_dir: Option<PathBuf>,
 }
 
 impl Default for CatalogOptions {
@@ -45,6 +51,7 @@ impl Default for CatalogOptions {
             image_limits: Limits::default(),
             recheck: RECHECK,
             shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            index_dir: None,
         }
     }
 }
@@ -82,6 +89,10 @@ impl Catalog {
         options: CatalogOptions,
     ) -> Result<Self, SearchError> {
         let models = provider.spaces();
+        let saved = match &options.index_dir {
+            Some(dir) if options.precision == Precision::Compact => lock_index_dir(dir),
+            _ => None,
+        };
         let mut spaces = Vec::with_capacity(SPACES.len());
         // A space the provider leaves out (CLIP without its text tower) gets no index: its
         // searches answer `model_not_configured`, and writes skip its vectors.
@@ -96,7 +107,11 @@ impl Catalog {
                     message: format!("model {} has no dimension", model.model),
                 });
             }
-            spaces.push(SpaceIndex::new(model, store.clone(), options.precision, options.shards)?);
+            let index = SpaceIndex::new(model, store.clone(), options.precision, options.shards)?;
+            spaces.push(match &saved {
+                Some(dir) => index.saved_in(dir.clone()),
+                None => index,
+            });
         }
         Ok(Self {
             store,
@@ -159,7 +174,12 @@ impl Catalog {
         }
         *self.last_recheck.lock() = Some(Instant::now());
         tracing::info!(duration_ms = started.elapsed().as_millis() as u64, "search indexes loaded");
-        self.status()
+        let status = self.status();
+        // Searches run meanwhile; saving syncs and checksums the vector files.
+        for s in &self.spaces {
+            s.save();
+        }
+        status
     }
 
     /// Loads every space now, on this thread (the CLI's path).
@@ -212,5 +232,21 @@ impl Catalog {
         index.begin_loading()?;
         index.load();
         index.ready()
+    }
+}
+
+/// Locks the index directory, or `None` (with the reason logged) when another process holds
+/// it or it cannot be created: the spaces then rebuild into unnamed files, as before.
+fn lock_index_dir(dir: &std::path::Path) -> Option<Arc<IndexDir>> {
+    match IndexDir::lock(dir) {
+        Ok(Some(locked)) => Some(Arc::new(locked)),
+        Ok(None) => {
+            tracing::info!(dir = %dir.display(), "index directory in use by another process; not saving the index");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "index directory unusable; not saving the index");
+            None
+        }
     }
 }

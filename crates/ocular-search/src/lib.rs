@@ -32,6 +32,7 @@ pub mod fusion;
 pub mod import;
 pub mod ingest;
 pub mod loader;
+pub mod persist;
 pub mod query;
 pub mod reindex;
 pub mod search;

@@ -7,7 +7,11 @@
 //! `id % shards`, so a product's upserts and removals always reach the same shard (and a
 //! compact shard can address its ids through a dense table indexed by `id / shards`).
 
-use ocular_index::{CompactConfig, CompactIndex, Hit, IndexError, QuantizedConfig, QuantizedIndex, VectorIndex};
+use ocular_index::{
+    CompactConfig, CompactIndex, Hit, IndexError, QuantizedConfig, QuantizedIndex, SnapshotError, VectorIndex,
+};
+
+use crate::persist::IndexDir;
 
 /// A filter that may be called from several threads at once.
 pub type SyncFilter<'a> = &'a (dyn Fn(u64) -> bool + Sync);
@@ -46,6 +50,58 @@ impl ShardedIndex {
         let config = config.id_stride(n as u64);
         let shards = (0..n).map(|_| CompactIndex::new(config.clone()).map(Shard::Compact)).collect::<Result<_, _>>()?;
         Ok(Self { shards })
+    }
+
+    /// Like [`Self::compact`], with each shard's vectors in a named file of `dir`, so the index
+    /// can be saved ([`Self::save`]) and opened at the next start ([`Self::open_saved`]).
+    pub(crate) fn compact_named(
+        config: CompactConfig,
+        shards: usize,
+        dir: &IndexDir,
+        space: &str,
+    ) -> Result<Self, IndexError> {
+        let n = shards.max(1);
+        let config = config.id_stride(n as u64);
+        let shards = (0..n)
+            .map(|i| CompactIndex::new(config.clone().vectors(dir.vectors(space, i))).map(Shard::Compact))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { shards })
+    }
+
+    /// Opens the shards saved under `key` (all of them, in parallel: opening checksums each
+    /// vector file, which is the part that grows with the catalog).
+    pub(crate) fn open_saved(
+        config: CompactConfig,
+        shards: usize,
+        dir: &IndexDir,
+        space: &str,
+        key: &[u8],
+    ) -> Result<Self, SnapshotError> {
+        let n = shards.max(1);
+        let config = config.id_stride(n as u64);
+        let open = |i: usize| {
+            CompactIndex::open(config.clone().vectors(dir.vectors(space, i)), &dir.snapshot(space, i), key)
+                .map(Shard::Compact)
+        };
+        let shards = std::thread::scope(|s| {
+            let handles: Vec<_> = (1..n).map(|i| s.spawn(move || open(i))).collect();
+            let mut shards = vec![open(0)?];
+            for handle in handles {
+                shards.push(handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?);
+            }
+            Ok::<_, SnapshotError>(shards)
+        })?;
+        Ok(Self { shards })
+    }
+
+    /// Saves every compact shard of an index built by [`Self::compact_named`] under `key`.
+    pub(crate) fn save(&self, dir: &IndexDir, space: &str, key: &[u8]) -> Result<(), IndexError> {
+        for (i, shard) in self.shards.iter().enumerate() {
+            if let Shard::Compact(c) = shard {
+                c.save(&dir.snapshot(space, i), key)?;
+            }
+        }
+        Ok(())
     }
 
     fn shard(&self, id: u64) -> &dyn VectorIndex {

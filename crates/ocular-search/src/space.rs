@@ -19,19 +19,25 @@
 //! rescores an oversampled shortlist (`4k + 16`) with the f32 vectors from the store;
 //! [`Precision::F16`] keeps int8 codes and f16 copies in memory: provably exact, about 3× the
 //! memory of `Store`.
+//!
+//! A compact space given an index directory (`CatalogOptions::index_dir`, SQLite only) keeps
+//! its vector files there under names and saves its codes after a rebuild; the next start
+//! opens that snapshot instead of re-encoding the store when the store's change cursor has not
+//! moved since (module `persist`: what makes a snapshot stale and how it is checked).
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ocular_index::{CompactConfig, Hit, QuantizedConfig, Rescore, train_centroids};
+use ocular_index::{CompactConfig, Hit, IndexError, QuantizedConfig, Rescore, SnapshotError, train_centroids};
 use ocular_store::{ProductKey, Store};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 
 use crate::embed::SpaceModel;
 use crate::error::SearchError;
+use crate::persist::{self, IndexDir};
 use crate::sharded::{ShardedIndex, SyncFilter};
 
 /// Where a space's index is in its life.
@@ -90,6 +96,12 @@ pub struct SpaceIndex {
     /// With PostgreSQL the vectors are searched where they are stored (pgvector HNSW): every
     /// replica sees every write at once and no replica holds a copy to keep coherent.
     pg: Option<ocular_store::postgres::PgVectorIndex>,
+    /// Where a compact space saves its index (see [`Self::saved_in`]).
+    saved: Option<Arc<IndexDir>>,
+    /// The key to save under once a rebuild has loaded (see [`Self::save`]).
+    pending_save: Mutex<Option<Vec<u8>>>,
+    /// Whether the last load opened the saved index rather than rebuilding.
+    from_snapshot: std::sync::atomic::AtomicBool,
 }
 
 impl SpaceIndex {
@@ -123,7 +135,19 @@ impl SpaceIndex {
             state: RwLock::new(SpaceState::Unloaded),
             touched: Mutex::new(None),
             pg,
+            saved: None,
+            pending_save: Mutex::new(None),
+            from_snapshot: Default::default(),
         })
+    }
+
+    /// Keeps a compact space's index in `dir` across starts (module `persist`). Ignored for
+    /// other precisions, PostgreSQL, and stores without a change feed (nothing to key on).
+    pub fn saved_in(mut self, dir: Arc<IndexDir>) -> Self {
+        if self.precision == Precision::Compact && self.pg.is_none() && self.store.change_feed().is_some() {
+            self.saved = Some(dir);
+        }
+        self
     }
 
     fn empty(
@@ -175,7 +199,10 @@ impl SpaceIndex {
     /// Marks the space as loading (so searches answer `index_loading` rather than stale or
     /// empty results) before the load itself runs, possibly on another thread.
     pub fn begin_loading(&self) -> Result<(), SearchError> {
-        let fresh = Self::empty(&self.model, self.precision, self.shards, self.centroids()?)?;
+        // A saved space chooses in `load` (off this thread) between its snapshot and a rebuild;
+        // until then writes land in a placeholder and are replayed from the store (`install`).
+        let centroids = if self.saved.is_some() { Vec::new() } else { self.centroids()? };
+        let fresh = Self::empty(&self.model, self.precision, self.shards, centroids)?;
         let mut touched = self.touched.lock();
         *self.index.write() = fresh;
         *touched = Some(HashSet::new());
@@ -187,9 +214,10 @@ impl SpaceIndex {
     /// first. Blocking: about 0.2 s per 100k 1280-d vectors on SQLite.
     pub fn load(&self) -> SpaceState {
         let started = Instant::now();
-        let result = match &self.pg {
-            Some(pg) => self.prepare_pg(pg),
-            None => self.stream(),
+        let result = match (&self.pg, &self.saved) {
+            (Some(pg), _) => self.prepare_pg(pg),
+            (None, Some(dir)) => self.load_saved(dir),
+            (None, None) => self.stream(),
         };
         *self.touched.lock() = None;
         let state = match result {
@@ -232,6 +260,93 @@ impl SpaceIndex {
             .filter(|c| c.space == self.model.space && c.model != self.model.model)
             .map(|c| c.model)
             .collect())
+    }
+
+    /// Opens the saved index when it matches the store, else rebuilds it into the index
+    /// directory and remembers the key to save it under; returns the other models found.
+    fn load_saved(&self, dir: &IndexDir) -> Result<Vec<String>, SearchError> {
+        let (space, model) = (self.model.space, &self.model.model);
+        self.from_snapshot.store(false, std::sync::atomic::Ordering::Relaxed);
+        let Some(feed) = self.store.change_feed() else { return self.stream() };
+        // Read before anything else: a write after this point moves the cursor past the key.
+        let key = persist::key(&self.model, feed.change_cursor()?);
+        let census = self.store.embedding_models()?;
+        let foreign: Vec<String> =
+            census.iter().filter(|c| c.space == space && &c.model != model).map(|c| c.model.clone()).collect();
+        if !foreign.is_empty() {
+            return Ok(foreign);
+        }
+        let stored: u64 = census.iter().filter(|c| c.space == space).map(|c| c.count).sum();
+        let config = CompactConfig::new(self.model.dim.max(1));
+        match ShardedIndex::open_saved(config.clone(), self.shards, dir, space, &key) {
+            Ok(index) if index.len() as u64 == stored => {
+                self.install(index)?;
+                self.from_snapshot.store(true, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(space, vectors = stored, "index opened from its saved snapshot");
+                return Ok(Vec::new());
+            }
+            Ok(index) => {
+                let saved = index.len();
+                tracing::warn!(space, saved, stored, "saved index holds another row count than the store; rebuilding");
+            }
+            Err(SnapshotError::Missing) => tracing::info!(space, "no saved index; building it from the store"),
+            Err(e) => {
+                let error = ocular_models::registry::error_chain(&e);
+                tracing::info!(space, error, "saved index not used; rebuilding it from the store");
+            }
+        }
+        // The snapshots go before the vector files they name are written again.
+        dir.clear(space).map_err(IndexError::Io)?;
+        let fresh = ShardedIndex::compact_named(config.centroids(self.centroids()?), self.shards, dir, space)?;
+        self.install(fresh)?;
+        let foreign = self.stream()?;
+        *self.pending_save.lock() = Some(key);
+        Ok(foreign)
+    }
+
+    /// Makes `index` the space's index. Writes that reached the placeholder since
+    /// [`Self::begin_loading`] are replayed from the store (the truth), under the lock writers
+    /// take, so none falls between the two indexes.
+    fn install(&self, index: ShardedIndex) -> Result<(), SearchError> {
+        let touched = self.touched.lock();
+        for &key in touched.iter().flatten() {
+            let stored = self.store.embeddings_of(ProductKey(key))?;
+            let own = stored.iter().find(|e| e.space == self.model.space && e.model == self.model.model);
+            match own {
+                Some(e) => index.upsert(key, &e.vector)?,
+                None => {
+                    index.remove(key);
+                }
+            }
+        }
+        *self.index.write() = Arc::new(index);
+        Ok(())
+    }
+
+    /// Whether the last load opened the saved index instead of rebuilding it from the store.
+    pub fn from_snapshot(&self) -> bool {
+        self.from_snapshot.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Saves a space rebuilt by this load (a no-op otherwise), so the next start opens it.
+    /// Blocking: syncs and checksums the vector files. Call after [`Self::load`].
+    pub fn save(&self) {
+        let (Some(dir), Some(key)) = (&self.saved, self.pending_save.lock().take()) else { return };
+        if !matches!(self.state(), SpaceState::Ready { .. }) {
+            return;
+        }
+        let started = Instant::now();
+        let space = self.model.space;
+        match self.index.read().clone().save(dir, space, &key) {
+            Ok(()) => tracing::info!(space, save_ms = started.elapsed().as_millis() as u64, "index saved"),
+            Err(e) => {
+                let error = ocular_models::registry::error_chain(&e);
+                tracing::warn!(space, error, "index not saved; the next start rebuilds it");
+                if let Err(e) = dir.clear(space) {
+                    tracing::warn!(space, error = %e, "could not remove a partial index");
+                }
+            }
+        }
     }
 
     /// Loads every vector of the configured model; returns the other models found.

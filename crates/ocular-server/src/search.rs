@@ -89,6 +89,7 @@ pub fn catalog(config: &Config, registry: &Registry, store: &Arc<dyn Store>) -> 
     let options = CatalogOptions {
         precision,
         image_limits: ocular_image::Limits { max_bytes: config.max_body_bytes, max_pixels: config.max_image_pixels },
+        index_dir: index_dir(config),
         ..CatalogOptions::default()
     };
     match Catalog::new(store.clone(), provider, options) {
@@ -97,6 +98,19 @@ pub fn catalog(config: &Config, registry: &Registry, store: &Arc<dyn Store>) -> 
             tracing::error!(error = %ocular_models::registry::error_chain(&e), "product search is disabled");
             None
         }
+    }
+}
+
+/// Where a compact index is kept across starts: beside the SQLite file (`ocular.db.index`), so
+/// it belongs to that database; `None` for PostgreSQL, which searches in the database.
+fn index_dir(config: &Config) -> Option<std::path::PathBuf> {
+    match ocular_store::Location::parse(config.database_url.as_deref(), &config.data_dir).ok()? {
+        ocular_store::Location::Sqlite(path) => {
+            let mut dir = path.into_os_string();
+            dir.push(".index");
+            Some(dir.into())
+        }
+        ocular_store::Location::Postgres(_) => None,
     }
 }
 

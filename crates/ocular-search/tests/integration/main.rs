@@ -7,4 +7,5 @@ mod demo;
 mod import;
 mod import_props;
 mod reindex;
+mod saved;
 mod space;
