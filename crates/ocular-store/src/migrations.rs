@@ -34,6 +34,7 @@ pub const SQLITE: &[Migration] = &[
         name: "product_changes",
         sql: include_str!("../migrations/sqlite/0006_product_changes.sql"),
     },
+    Migration { version: 7, name: "fts_english", sql: include_str!("../migrations/sqlite/0007_fts_english.sql") },
 ];
 
 /// PostgreSQL migrations: the same versions as [`SQLITE`], one to one (see
@@ -54,4 +55,5 @@ pub const POSTGRES: &[Migration] = &[
         name: "product_changes",
         sql: include_str!("../migrations/postgres/0006_product_changes.sql"),
     },
+    Migration { version: 7, name: "fts_english", sql: include_str!("../migrations/postgres/0007_fts_english.sql") },
 ];

@@ -3,7 +3,7 @@
 //!
 //! Queries come from strangers, so no user text reaches a tsquery parser as syntax: the query is
 //! cut into words (runs of letters and digits, as on SQLite), and each word becomes
-//! `plainto_tsquery('simple', ocular_fold(word))` — a function that never fails on any text —
+//! `plainto_tsquery('english', ocular_fold(word))` — a function that never fails on any text —
 //! OR-ed together with `||`. Operators (`&`, `!`, `<->`, `:*`, quotes, `-`, `or`) are therefore
 //! only ever letters or separators; `websearch_to_tsquery` is not used because it gives `-` and
 //! `or` meaning ("-coffee" would exclude coffee).
@@ -13,12 +13,16 @@
 //! occurrence is a cover, so a product matching more words, and in its title, ranks higher.
 //! Unlike BM25 it has no notion of word rarity; scores are for ordering within one backend, as
 //! `TextHit` says. Accents are folded on both sides by `ocular_fold` (see the migration).
+//!
+//! English: the `english` configuration stems both the indexed text (migration 7) and the
+//! query words, and stop words never reach the query ([`crate::terms::keyword_terms`]; the
+//! configuration would drop them too).
 
 use super::pool::Db;
 use super::products::{Args, filter_sql};
 use super::{product_key, sql_count};
 use crate::StoreError;
-use crate::terms::terms;
+use crate::terms::keyword_terms;
 use crate::types::{ProductFilter, TextHit, clamp_limit};
 
 /// `ts_rank_cd` weights in its order {D, C, B, A}: unused, description, category, title.
@@ -32,12 +36,12 @@ pub(super) fn search(
 ) -> Result<Vec<TextHit>, StoreError> {
     let mut args = Args::default();
     let cond = filter_sql(filter, &mut args)?;
-    let words = terms(query);
+    let words = keyword_terms(query);
     if words.is_empty() {
         return Ok(Vec::new());
     }
     let tsquery: Vec<String> =
-        words.into_iter().map(|w| format!("plainto_tsquery('simple', ocular_fold({}))", args.push(w))).collect();
+        words.into_iter().map(|w| format!("plainto_tsquery('english', ocular_fold({}))", args.push(w))).collect();
     let tsquery = tsquery.join(" || ");
     let limit = args.push(sql_count(clamp_limit(limit)));
     // The tsquery is computed once (a one-row subquery), and ties fall back to key order so
@@ -57,7 +61,7 @@ pub(super) fn search(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::terms::MAX_TERMS;
+    use crate::terms::{MAX_TERMS, terms};
 
     #[test]
     fn words_carry_no_syntax() {

@@ -1,5 +1,8 @@
 //! Full-text search: SQLite FTS5 over title, description and category, ranked by BM25.
 //!
+//! English: the `porter` tokenizer stems both the indexed text and the query ("cups" finds
+//! "cup"), and stop words never reach the query ([`crate::terms::keyword_terms`]).
+//!
 //! Queries come from strangers, and FTS5's query language has operators (`AND`, `NEAR(`, `*`,
 //! `^`, column filters, quotes) that fail on unbalanced input. So no user text ever reaches FTS5
 //! as syntax: the query is cut into words, each word becomes a quoted string (an FTS5 string
@@ -14,7 +17,7 @@
 //! the ranking (up to that 1e-6) and removes only matches that scored nothing, at the price of a
 //! document-count lookup per word in `products_fts_vocab`.
 
-use crate::terms::terms;
+use crate::terms::keyword_terms;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension};
 
@@ -42,8 +45,9 @@ fn drop_weightless(c: &Connection, terms: Vec<String>) -> Result<Vec<String>, St
     let mut lookup = c.prepare_cached("SELECT doc FROM products_fts_vocab WHERE term = ?1")?;
     let mut counted = Vec::with_capacity(terms.len());
     for t in terms {
-        // A word absent from the vocabulary (or spelled differently there, as with accents the
-        // tokenizer folds) counts as rare: it is kept, which is always safe.
+        // A word absent from the vocabulary (or spelled differently there: accents the
+        // tokenizer folds, endings the porter stemmer removes) counts as rare: it is kept,
+        // which is always safe.
         let docs: i64 = lookup.query_row([&t], |r| r.get(0)).optional()?.unwrap_or(0);
         counted.push((t, docs));
     }
@@ -59,7 +63,7 @@ pub(super) fn search(
     limit: usize,
 ) -> Result<Vec<TextHit>, StoreError> {
     let (cond, filter_args) = filter_sql(filter)?;
-    let Some(expr) = match_expression(&drop_weightless(c, terms(query))?) else { return Ok(Vec::new()) };
+    let Some(expr) = match_expression(&drop_weightless(c, keyword_terms(query))?) else { return Ok(Vec::new()) };
     let (wt, wd, wc) = WEIGHTS;
     let mut args = vec![SqlValue::Text(expr)];
     args.extend(filter_args);
@@ -88,7 +92,7 @@ pub(super) fn search(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::terms::MAX_TERMS;
+    use crate::terms::{MAX_TERMS, terms};
 
     fn expr(q: &str) -> Option<String> {
         match_expression(&terms(q))

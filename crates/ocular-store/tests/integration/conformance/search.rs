@@ -129,3 +129,24 @@ pub fn filters_and_index_maintenance(s: Dyn) {
     assert!(search(s, "arabica", &ProductFilter::default()).is_empty());
     assert_eq!(keys.len(), 6);
 }
+
+/// English stemming and stop words (issue 19): a query starting with an article must not match
+/// on the article, and plural or inflected words find their stem.
+pub fn english_words(s: Dyn) {
+    seed(s);
+    for (id, title, description) in [
+        ("plan-a", "Plan A notebook", "Grid paper, A5"),
+        ("cat", "Tabby cat figurine", "Painted ceramic"),
+        ("kettle", "Kettle", "Brewed in minutes, boils fast"),
+    ] {
+        s.create_product(&product(id, title, description, Some("home"), None), &[]).unwrap();
+    }
+    let all = ProductFilter::default();
+    assert_eq!(search(s, "a cat", &all), ["cat"], "the article matches nothing");
+    assert_eq!(search(s, "The A", &all), Vec::<String>::new(), "stop words only: no keyword match");
+    let mut cups = search(s, "cups", &all);
+    cups.sort();
+    assert_eq!(cups, ["coffee-cup", "tea-cup"], "a plural finds its singular");
+    assert_eq!(search(s, "brewing kettles", &all), ["kettle"], "inflections share a stem");
+    assert_eq!(search(s, "notebooks", &all), ["plan-a"]);
+}
