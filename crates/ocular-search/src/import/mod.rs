@@ -1,7 +1,7 @@
 //! Bulk catalog import (`ocular import FILE`): parse, embed in batches, write, resume.
 //!
 //! - [`parse`]: JSON Lines, CSV and `mongoexport` files into product records;
-//! - [`csv`]: the CSV reader;
+//! - [`csv`]: CSV through the `csv` crate (quoting, delimiter sniffing, line numbers);
 //! - [`run`]: the resumable run over the store's import bookkeeping.
 
 pub mod csv;
