@@ -32,6 +32,13 @@ pub enum ModelError {
     NotConfigured(String),
     #[error("inference task panicked or was cancelled")]
     Join(#[source] tokio::task::JoinError),
+    /// Loading the model needs memory the budget does not have now (see `load_gate`).
+    #[error("model {model} cannot load now")]
+    Memory {
+        model: String,
+        #[source]
+        source: crate::budget::BudgetError,
+    },
 }
 
 impl ModelError {

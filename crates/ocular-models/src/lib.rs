@@ -17,6 +17,7 @@ pub mod estimate;
 pub mod fixture;
 pub mod image_classifier;
 pub mod lanes;
+pub mod load_gate;
 pub mod registry;
 pub mod runtime;
 pub mod self_check;

@@ -31,6 +31,7 @@ use crate::clip::{ClipImageEncoder, ClipTextEncoder};
 use crate::error::ModelError;
 use crate::fixture::FixtureModel;
 use crate::image_classifier::ImageClassifier;
+use crate::load_gate::LoadGate;
 use crate::runtime::OrtRuntime;
 use crate::self_check;
 use crate::session::SessionOptions;
@@ -269,6 +270,8 @@ pub struct Slot<T> {
     unloads: AtomicUsize,
     /// When a request last got the model, in ms since [`epoch`].
     last_used_ms: AtomicU64,
+    /// The registry's gate every load passes (see `load_gate`); none for a slot on its own.
+    gate: Mutex<Option<Arc<LoadGate>>>,
 }
 
 /// The process's reference instant for idle times.
@@ -298,6 +301,7 @@ impl<T: Loadable> Slot<T> {
             loads: AtomicUsize::new(0),
             unloads: AtomicUsize::new(0),
             last_used_ms: AtomicU64::new(now_ms()),
+            gate: Mutex::new(None),
         }
     }
 
@@ -331,6 +335,12 @@ impl<T: Loadable> Slot<T> {
         if let Some(err) = self.backing_off() {
             return Err(err);
         }
+        // Another model may be loading: wait for the turn, then reserve this load's memory.
+        let gate = self.gate.lock().clone();
+        let _turn = match gate {
+            Some(g) => Some(g.enter(&self.manifest.name, self.load_cost()).await?),
+            None => None,
+        };
         let m = self.load_now().await?;
         *self.current.lock() = Some(m.clone());
         Ok(self.used(m))
@@ -354,6 +364,11 @@ impl<T: Loadable> Slot<T> {
         self.status.lock().state = Some(ModelState::Unloaded);
         tracing::info!(model.name = %self.manifest.name, idle_s = since / 1000, "model unloaded after being idle");
         true
+    }
+
+    /// The memory a load of this model reserves ([`crate::load_gate::load_cost`]).
+    pub fn load_cost(&self) -> u64 {
+        crate::load_gate::load_cost(self.manifest.files.iter().map(|f| f.bytes).sum())
     }
 
     fn backing_off(&self) -> Option<ModelError> {
@@ -419,6 +434,8 @@ pub trait AnySlot: Send + Sync {
     fn status(&self) -> ModelStatus;
     fn unload_if_idle(&self, idle: Duration) -> bool;
     fn preload(&self) -> Pin<Box<dyn Future<Output = Result<(), ModelError>> + Send + '_>>;
+    /// Makes the slot's loads pass `gate`.
+    fn join_gate(&self, gate: Arc<LoadGate>);
 }
 
 impl<T: Loadable> AnySlot for Slot<T> {
@@ -444,6 +461,10 @@ impl<T: Loadable> AnySlot for Slot<T> {
     fn unload_if_idle(&self, idle: Duration) -> bool {
         Slot::unload_if_idle(self, idle)
     }
+
+    fn join_gate(&self, gate: Arc<LoadGate>) {
+        *self.gate.lock() = Some(gate);
+    }
 }
 
 /// All configured models, by role.
@@ -461,6 +482,8 @@ pub struct Registry {
     pub fallbacks: Vec<PrecisionFallback>,
     /// Quantised graphs served although they failed their accuracy gate at install.
     pub warnings: Vec<String>,
+    /// One load at a time, each inside the memory budget (see `load_gate`).
+    gate: Arc<LoadGate>,
 }
 
 impl Registry {
@@ -514,7 +537,16 @@ impl Registry {
             };
             registry.add(dir, manifest, &options);
         }
+        for slot in &registry.slots {
+            slot.join_gate(registry.gate.clone());
+        }
         Ok(registry)
+    }
+
+    /// Makes every model load reserve its memory in `budget` first (the server passes its
+    /// request budget). Loads run one at a time either way.
+    pub fn limit_loads(&self, budget: crate::budget::MemoryBudget) {
+        self.gate.set_budget(budget);
     }
 
     fn add(&mut self, dir: PathBuf, manifest: Manifest, options: &Arc<RegistryOptions>) {

@@ -39,6 +39,8 @@ impl AppState {
             "memory budget for admission"
         );
         let registry: Arc<Registry> = registry.into();
+        // A lazy model load reserves its memory like a request (issue 16, finding #14).
+        registry.limit_loads(admission.memory().clone());
         let fetcher = crate::search::fetcher(&config);
         let catalog = crate::search::catalog(&config, &registry, &store);
         let body_budget = crate::limits::BodyBudget::new(config.max_inflight_body_bytes);
