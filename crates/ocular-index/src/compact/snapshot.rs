@@ -99,7 +99,7 @@ impl CompactIndex {
         }
         let io = IndexError::Io;
         rows.vectors.sync().map_err(io)?;
-        let vectors_crc = rows.vectors.checksum(rows.len);
+        let vectors_crc = rows.vectors.checksum(rows.len).map_err(io)?;
         let tmp = path.with_extension("tmp");
         let file = File::create(&tmp).map_err(io)?;
         let mut out = Hashing { inner: BufWriter::new(file), hasher: crc32fast::Hasher::new() };
@@ -226,7 +226,7 @@ impl CompactIndex {
             std::io::ErrorKind::NotFound => SnapshotError::Corrupt("vector file missing"),
             _ => SnapshotError::Io(e),
         })?;
-        if vectors.checksum(len) != vectors_crc {
+        if vectors.checksum(len).map_err(SnapshotError::Io)? != vectors_crc {
             return Err(SnapshotError::Corrupt("vector file checksum"));
         }
         let segments = (0..len.div_ceil(SEGMENT_ROWS))

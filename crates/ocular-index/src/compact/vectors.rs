@@ -83,13 +83,23 @@ impl VectorFile {
         self.file.sync_data()
     }
 
-    /// CRC-32 of the first `rows` rows' bytes.
-    pub(crate) fn checksum(&self, rows: usize) -> u32 {
+    /// CRC-32 of the first `rows` rows' bytes (fewer if the file is shorter). Read with
+    /// `pread`, not through the map: touching every mapped page would count the whole file in
+    /// the process's resident set until the kernel reclaims it.
+    pub(crate) fn checksum(&self, rows: usize) -> std::io::Result<u32> {
         let mut hasher = crc32fast::Hasher::new();
-        if let Some(map) = &self.map {
-            hasher.update(&map[..(rows * self.dim * 4).min(map.len())]);
+        let mut buf = vec![0u8; 4 << 20];
+        let (mut at, end) = (0u64, (rows * self.dim * 4) as u64);
+        while at < end {
+            let want = buf.len().min((end - at) as usize);
+            let n = self.file.read_at(&mut buf[..want], at)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            at += n as u64;
         }
-        hasher.finalize()
+        Ok(hasher.finalize())
     }
 
     /// Writes `row`'s vector, growing the file (and re-mapping it) when needed.
