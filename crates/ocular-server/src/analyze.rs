@@ -284,21 +284,3 @@ async fn model_card(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
         "input": { "image": m.image, "gradcam_layer": m.gradcam.as_ref().map(|g| &g.layer) },
     })))
 }
-
-/// Drops analysis photos and heatmaps older than the configured retention, every 10 minutes,
-/// for as long as the server runs. Does nothing when no retention is configured.
-pub async fn enforce_image_retention(state: AppState) {
-    let Some(hours) = state.config.analysis_image_retention_hours else { return };
-    let age = std::time::Duration::from_secs(hours * 3600);
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
-    loop {
-        tick.tick().await;
-        match state.db(move |s| s.purge_analysis_images_older_than(age)).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(analyses = n, retention_h = hours, "analysis images purged"),
-            Err(e) => {
-                tracing::warn!(error = %ocular_models::registry::error_chain(&e), "purging analysis images failed")
-            }
-        }
-    }
-}

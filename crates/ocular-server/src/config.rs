@@ -180,6 +180,12 @@ pub struct Config {
     #[arg(long, env = "OCULAR_ANALYSIS_IMAGE_RETENTION_HOURS", global = true)]
     pub analysis_image_retention_hours: Option<u64>,
 
+    /// Days to keep a whole skin analysis (health data: result, photo, heatmap); older ones are
+    /// deleted by the maintenance sweep (at start, every 10 minutes, and `ocular purge`).
+    /// 0 keeps analyses until someone deletes them.
+    #[arg(long, env = "OCULAR_ANALYSIS_RETENTION_DAYS", default_value_t = 90, global = true)]
+    pub analysis_retention_days: u64,
+
     /// Log format: text or json.
     #[arg(long, env = "OCULAR_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
     pub log_format: String,

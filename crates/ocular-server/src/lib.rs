@@ -23,6 +23,7 @@ pub mod listen;
 pub mod memory;
 pub mod metrics;
 pub mod products;
+pub mod retention;
 pub mod routes;
 pub mod search;
 pub mod search_models;

@@ -50,6 +50,9 @@ enum Command {
     Backup(commands::backup::BackupArgs),
     /// Restore the SQLite database from a file written by `ocular backup`. Never loads a model.
     Restore(commands::backup::RestoreArgs),
+    /// Delete what is past its retention (analyses, analysis photos) and product photos no
+    /// product shows; the server does the same every 10 minutes. Never loads a model.
+    Purge,
     /// Manage models: list what is installed.
     #[command(subcommand)]
     Models(commands::models::ModelsCommand),
@@ -82,6 +85,7 @@ fn main() -> std::process::ExitCode {
         Command::Reindex(args) => commands::reindex::run(&cli.config, args),
         Command::Analyze(args) => commands::analyze::run(&cli.config, args),
         Command::Backup(args) => commands::backup::run_backup(&cli.config, args),
+        Command::Purge => commands::purge::run(&cli.config),
         Command::Restore(args) => commands::backup::run_restore(&cli.config, args),
     };
     match result {

@@ -139,7 +139,7 @@ async fn image_retention_purges_photos_and_keeps_the_result() {
     let image_url = body["image_url"].as_str().expect("image url").to_string();
     assert_eq!(app.get(&image_url).await.0, 200, "the photo is there at first");
     // The first tick of the retention task runs at once; with 0 hours every image is due.
-    let task = tokio::spawn(ocular_server::analyze::enforce_image_retention(app.state.clone()));
+    let task = tokio::spawn(ocular_server::retention::run(app.state.clone()));
     let mut purged = false;
     for _ in 0..50 {
         let (status, _) = app.get(&image_url).await;

@@ -16,5 +16,6 @@ mod memory_budget;
 mod overload;
 mod privacy;
 mod products;
+mod retention;
 mod search;
 mod slowloris;

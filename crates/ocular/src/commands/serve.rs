@@ -78,7 +78,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             }
         });
     }
-    tokio::spawn(ocular_server::analyze::enforce_image_retention(state.clone()));
+    tokio::spawn(ocular_server::retention::run(state.clone()));
     if state.config.model_idle_unload_s > 0 {
         let (registry, idle) = (state.registry.clone(), Duration::from_secs(state.config.model_idle_unload_s));
         tokio::spawn(async move {

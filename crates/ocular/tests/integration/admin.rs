@@ -158,3 +158,32 @@ fn serve_refuses_a_public_address_without_a_key() {
     assert!(out.contains("refusing to start") && out.contains("OCULAR_ALLOW_PUBLIC_WITHOUT_KEY"), "{out}");
     assert!(!data.path().join("ocular.db").exists(), "the refusal comes before the database is opened");
 }
+
+#[test]
+fn purge_deletes_expired_analyses_and_never_opens_a_model() {
+    let models = trapped_models_dir();
+    let data = tempfile::tempdir().expect("tempdir");
+    let db = ocular_store::Location::Sqlite(data.path().join("ocular.db"));
+    let (old, recent) = {
+        let store = ocular_store::open(&db, true).expect("store");
+        let at = |days: u64| {
+            let mut a =
+                ocular_store::Analysis::new(serde_json::json!({}), serde_json::json!({}), serde_json::json!({}));
+            a.created_at -= Duration::from_secs(days * 86_400);
+            store.insert_analysis(&a).expect("insert");
+            a.id
+        };
+        (at(8), at(6))
+    };
+    let mut cmd = ocular();
+    cmd.args(["purge", "--analysis-retention-days", "7", "--models-dir"])
+        .arg(models.path())
+        .arg("--data-dir")
+        .arg(data.path());
+    let (ok, out, _) = run_bounded(cmd);
+    assert!(ok, "{out}");
+    assert!(out.contains("purged: 1 analyses older than 7 days"), "{out}");
+    let store = ocular_store::open(&db, false).expect("store");
+    assert!(store.get_analysis(&old).expect("read").is_none());
+    assert!(store.get_analysis(&recent).expect("read").is_some());
+}
