@@ -4,5 +4,6 @@ mod admin;
 mod architecture;
 mod backup;
 mod import_keras;
+mod live_sync;
 mod replicas;
 mod search_cli;

@@ -65,7 +65,7 @@ impl Drop for Replica {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
@@ -88,7 +88,7 @@ fn start(database_url: &str) -> Replica {
 }
 
 /// One HTTP/1.1 request over a fresh connection; returns (status, body).
-fn http(port: u16, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+pub(crate) fn http(port: u16, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
     let head = format!(
@@ -104,7 +104,7 @@ fn http(port: u16, method: &str, path: &str, content_type: &str, body: &[u8]) ->
     (status, body)
 }
 
-fn multipart(fields: &[(&str, &str)], image: &[u8]) -> (String, Vec<u8>) {
+pub(crate) fn multipart(fields: &[(&str, &str)], image: &[u8]) -> (String, Vec<u8>) {
     let b = "ocular-replica-boundary";
     let mut body = Vec::new();
     for (k, v) in fields {
@@ -129,7 +129,7 @@ fn wait_ready(r: &Replica) {
     panic!("replica on port {} never became ready", r.port);
 }
 
-fn first_result_id(body: &str) -> Option<String> {
+pub(crate) fn first_result_id(body: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(body).ok()?;
     v["results"][0]["product"]["id"].as_str().map(str::to_string)
 }
