@@ -63,6 +63,7 @@ pub fn store(e: &StoreError) -> Code {
     match e {
         StoreError::NotFound(_) => Code::NotFound,
         StoreError::Conflict(_) => Code::Conflict,
+        StoreError::Stale(_) => Code::ConcurrentUpdate,
         StoreError::PoolTimeout { .. } => Code::StorageBusy,
         // The caller's fault (an invalid field, a wrong vector size): say what to fix.
         e if e.fault() == ocular_store::Fault::Input => Code::InvalidInput,

@@ -76,6 +76,10 @@ pub enum ApiError {
     /// concurrent update); the message says what to do.
     #[error("{message}")]
     Conflict { code: Code, message: String },
+    /// `If-Match` named another version of the product than the stored one (a lost update
+    /// prevented): read it again, then retry with the new `ETag`.
+    #[error("{0} has changed since the version named in If-Match; read it again for its current ETag")]
+    PreconditionFailed(String),
     /// Any other code of the table, with a message the server wrote for the client (a new
     /// route's refusal needs a row in [`Code`], not a new variant here).
     #[error("{message}")]
@@ -116,6 +120,7 @@ impl ApiError {
             ApiError::BodyBudget => Code::BodyBudgetExceeded,
             ApiError::CrossSite(_) => Code::CrossSiteRequest,
             ApiError::HostNotAllowed(_) => Code::HostNotAllowed,
+            ApiError::PreconditionFailed(_) => Code::PreconditionFailed,
             ApiError::Overloaded(e) => convert::admission(e),
             ApiError::Timeout(_) => Code::RequestTimeout,
             ApiError::ModelUnavailable(ModelError::NotConfigured(_)) => Code::ModelNotConfigured,

@@ -183,13 +183,49 @@ async fn current(state: &AppState, id: &str) -> Result<Option<Product>, ApiError
     state.db(move |s| s.get_product(&id)).await
 }
 
-async fn write(
-    state: &AppState,
-    mode: WriteMode,
-    path_id: Option<String>,
-    req: Request,
-) -> Result<(StatusCode, Json<ProductView>), ApiError> {
+/// A product's version as an HTTP entity tag: its `updated_at` in microseconds, which every
+/// write moves forward (see `CatalogStore::replace_product_if_unchanged`).
+fn etag(p: &Product) -> String {
+    format!("\"{}\"", p.updated_at.unix_timestamp_nanos() / 1000)
+}
+
+/// A product answer with its `ETag`, so a client can send it back in `If-Match`.
+fn with_etag(status: StatusCode, p: &Product) -> Response {
+    (status, [(header::ETAG, etag(p))], Json(ProductView::from(p))).into_response()
+}
+
+/// Checks a write's `If-Match` (RFC 9110 strong comparison; `*` means "exists") against the
+/// stored product. Without the header a write is still atomic against concurrent writers (409
+/// `concurrent_update`), but only `If-Match` protects a read-modify-write that spans requests.
+fn check_if_match(if_match: Option<&str>, current: Option<&Product>, id: &str) -> Result<(), ApiError> {
+    let Some(cond) = if_match else { return Ok(()) };
+    let ok = current.is_some_and(|p| {
+        let tag = etag(p);
+        cond.split(',').map(str::trim).any(|t| t == "*" || t == tag)
+    });
+    if ok { Ok(()) } else { Err(ApiError::PreconditionFailed(format!("product {id}"))) }
+}
+
+fn if_match(headers: &HeaderMap) -> Option<String> {
+    headers.get(header::IF_MATCH).map(|v| v.to_str().unwrap_or("\u{0}").to_string())
+}
+
+/// With `If-Match`, a write that lost the race in the store is a failed precondition too.
+fn lost_race(conditional: bool) -> impl Fn(ApiError) -> ApiError {
+    move |e| match e {
+        ApiError::Conflict { code: Code::ConcurrentUpdate, message } if conditional => {
+            ApiError::PreconditionFailed(message.split(" was changed").next().unwrap_or("the product").to_string())
+        }
+        other => other,
+    }
+}
+
+async fn write(state: &AppState, mode: WriteMode, path_id: Option<String>, req: Request) -> Result<Response, ApiError> {
     let catalog = require_catalog(state)?;
+    let if_match = if_match(req.headers());
+    if mode == WriteMode::Create && if_match.is_some() {
+        return Err(ApiError::bad_request(Code::InvalidProduct, "If-Match applies to PUT and PATCH, not to a create"));
+    }
     let (value, upload) = read_body(state, req).await?;
     let body: ProductBody = serde_json::from_value(value)
         .map_err(|e| ApiError::bad_request(Code::InvalidProduct, format!("invalid product: {e}")))?;
@@ -206,22 +242,24 @@ async fn write(
     };
     let (product, image_url) = body.into_product(id.clone())?;
     let existing = if mode == WriteMode::Replace { current(state, &id).await? } else { None };
+    check_if_match(if_match.as_deref(), existing.as_ref(), &id)?;
     // PUT replaces: no photo in the body means no photo.
     let change = image_change(state, &id, existing.as_ref(), upload, Some(image_url)).await?;
     let embedders = catalog.embedders().await.map_err(api_error)?;
     let cost = write_cost(state, embedders.as_ref(), &change);
+    // The version checked above is the one the store's compare-and-set expects, except for a
+    // PUT that creates; with If-Match there is always a stored version.
     let upserted = state
-        .infer_reserving(cost, move || catalog.upsert(embedders.as_ref(), mode, product, change).map_err(api_error))
-        .await?;
+        .infer_reserving(cost, move || {
+            catalog.upsert_from(embedders.as_ref(), mode, existing, product, change).map_err(api_error)
+        })
+        .await
+        .map_err(lost_race(if_match.is_some()))?;
     let status = if upserted.created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(ProductView::from(&upserted.product))))
+    Ok(with_etag(status, &upserted.product))
 }
 
-async fn create(
-    State(state): State<AppState>,
-    _: WriteAccess,
-    req: Request,
-) -> Result<(StatusCode, Json<ProductView>), ApiError> {
+async fn create(State(state): State<AppState>, _: WriteAccess, req: Request) -> Result<Response, ApiError> {
     write(&state, WriteMode::Create, None, req).await
 }
 
@@ -230,7 +268,7 @@ async fn replace(
     _: WriteAccess,
     Path(id): Path<String>,
     req: Request,
-) -> Result<(StatusCode, Json<ProductView>), ApiError> {
+) -> Result<Response, ApiError> {
     write(&state, WriteMode::Replace, Some(id), req).await
 }
 
@@ -239,8 +277,9 @@ async fn patch(
     _: WriteAccess,
     Path(id): Path<String>,
     req: Request,
-) -> Result<Json<ProductView>, ApiError> {
+) -> Result<Response, ApiError> {
     let catalog = require_catalog(&state)?;
+    let if_match = if_match(req.headers());
     let (mut value, upload) = read_body(&state, req).await?;
     let Value::Object(map) = &mut value else { return Err(ApiError::bad_request(Code::InvalidJson, "not an object")) };
     if map.get("id").and_then(Value::as_str).is_some_and(|b| b != id) {
@@ -254,13 +293,18 @@ async fn patch(
     let patch: ProductPatch = serde_json::from_value(value)
         .map_err(|e| ApiError::bad_request(Code::InvalidProduct, format!("invalid patch: {e}")))?;
     let existing = current(&state, &id).await?.ok_or_else(|| ApiError::NotFound(format!("product {id}")))?;
+    check_if_match(if_match.as_deref(), Some(&existing), &id)?;
     let change = image_change(&state, &id, Some(&existing), upload, image_url).await?;
     let embedders = catalog.embedders().await.map_err(api_error)?;
     let cost = write_cost(&state, embedders.as_ref(), &change);
+    // The patch applies to the version read (and checked) above, never to a newer one.
     let product = state
-        .infer_reserving(cost, move || catalog.patch(embedders.as_ref(), &id, &patch, change).map_err(api_error))
-        .await?;
-    Ok(Json(ProductView::from(&product)))
+        .infer_reserving(cost, move || {
+            catalog.patch_version(embedders.as_ref(), existing, &patch, change).map_err(api_error)
+        })
+        .await
+        .map_err(lost_race(if_match.is_some()))?;
+    Ok(with_etag(StatusCode::OK, &product))
 }
 
 async fn remove(State(state): State<AppState>, _: WriteAccess, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
@@ -269,9 +313,9 @@ async fn remove(State(state): State<AppState>, _: WriteAccess, Path(id): Path<St
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<ProductView>, ApiError> {
+async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let p = current(&state, &id).await?.ok_or_else(|| ApiError::NotFound(format!("product {id}")))?;
-    Ok(Json(ProductView::from(&p)))
+    Ok(with_etag(StatusCode::OK, &p))
 }
 
 #[derive(Debug, Deserialize)]

@@ -173,3 +173,61 @@ async fn product_bodies_are_bounded() {
     assert_eq!((status, body["error"]["code"].clone()), (400, json!("invalid_product")), "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("id"));
 }
+
+/// A JSON write with an optional `If-Match`; returns (status, ETag, body).
+async fn write_if(
+    app: &CatalogApp,
+    method: &str,
+    uri: &str,
+    if_match: Option<&str>,
+    body: serde_json::Value,
+) -> (u16, Option<String>, serde_json::Value) {
+    let mut req = Request::builder().method(method).uri(uri).header("content-type", "application/json");
+    if let Some(tag) = if_match {
+        req = req.header("if-match", tag);
+    }
+    let resp = app.send(req.body(Body::from(body.to_string())).unwrap()).await;
+    let status = resp.status().as_u16();
+    let etag = resp.headers().get("etag").map(|v| v.to_str().unwrap().to_string());
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, etag, serde_json::from_slice(&bytes).unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn if_match_turns_a_lost_update_into_412() {
+    // Issue 16, finding #11: two clients read version 1 and both write; the second must not
+    // silently undo the first.
+    let app = CatalogApp::new(&[]).loaded().await;
+    let (status, v1, _) =
+        write_if(&app, "POST", "/api/v1/products", None, json!({"id": "mug", "title": "Mug", "price": 5.0})).await;
+    assert_eq!(status, 201);
+    let v1 = v1.expect("a created product has an ETag");
+    let resp = app.send(Request::get("/api/v1/products/mug").body(Body::empty()).unwrap()).await;
+    assert_eq!(resp.headers()["etag"].to_str().unwrap(), v1, "GET shows the same version");
+
+    let (status, v2, body) =
+        write_if(&app, "PATCH", "/api/v1/products/mug", Some(&v1), json!({"title": "Blue mug"})).await;
+    assert_eq!(status, 200, "{body}");
+    let v2 = v2.unwrap();
+    assert_ne!(v2, v1, "a write is a new version");
+
+    // The second client still holds version 1.
+    let (status, _, body) = write_if(&app, "PATCH", "/api/v1/products/mug", Some(&v1), json!({"price": 7.0})).await;
+    assert_eq!((status, body["error"]["code"].clone()), (412, json!("precondition_failed")), "{body}");
+    let (status, _, body) =
+        write_if(&app, "PUT", "/api/v1/products/mug", Some(&v1), json!({"title": "Old mug", "price": 5.0})).await;
+    assert_eq!(status, 412, "{body}");
+    let (_, stored) = app.get("/api/v1/products/mug").await;
+    assert_eq!((stored["title"].clone(), stored["price"].clone()), (json!("Blue mug"), json!(5.0)), "v2 survives");
+
+    // `*` means "whatever version exists"; a missing product fails it; a create cannot use it.
+    let (status, _, _) =
+        write_if(&app, "PUT", "/api/v1/products/mug", Some("*"), json!({"title": "Mug", "price": 6.0})).await;
+    assert_eq!(status, 200);
+    let (status, _, _) = write_if(&app, "PUT", "/api/v1/products/ghost", Some("*"), json!({"title": "G"})).await;
+    assert_eq!(status, 412);
+    assert_eq!(app.get("/api/v1/products/ghost").await.0, 404, "nothing was created");
+    let (status, _, body) =
+        write_if(&app, "POST", "/api/v1/products", Some(&v2), json!({"id": "x", "title": "X"})).await;
+    assert_eq!((status, body["error"]["code"].clone()), (400, json!("invalid_product")));
+}

@@ -33,7 +33,10 @@ fn database_url() -> Option<String> {
 
 /// A fresh schema so the test never meets another test's rows.
 fn fresh_schema(server: &str) -> String {
-    let name = format!("replicas_{}", std::process::id());
+    // One schema per call: the tests of this file run in parallel in one process.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("replicas_{}_{n}", std::process::id());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let (client, conn) = tokio_postgres::connect(server, tokio_postgres::NoTls).await.expect("connect");
@@ -174,4 +177,57 @@ fn a_write_on_one_replica_is_searched_on_the_other() {
     let (ct, body) = multipart(&[("top_k", "2"), ("threshold", "0")], &right);
     let (_, resp) = http(b.port, "POST", "/api/v1/search", &ct, &body);
     assert_ne!(first_result_id(&resp).as_deref(), Some("bike"), "a deletion on A is seen by B: {resp}");
+}
+
+/// One JSON request with extra headers; returns (status, ETag, body).
+fn json_with(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).and_then(|_| s.write_all(body.as_bytes())).expect("write");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let etag = head
+        .lines()
+        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("etag")).map(|(_, v)| v.trim()))
+        .unwrap_or_default()
+        .to_string();
+    (status, etag, body.to_string())
+}
+
+#[test]
+fn two_replicas_writing_one_version_lose_no_update() {
+    // Issue 16, finding #11, across two `ocular serve` processes on one PostgreSQL database:
+    // both clients read version 1 (from different replicas) and write with If-Match; the
+    // second write is refused with 412 instead of undoing the first.
+    let Some(server) = database_url() else { return };
+    let url = fresh_schema(&server);
+    let migrate =
+        Command::new(env!("CARGO_BIN_EXE_ocular")).arg("migrate").env("DATABASE_URL", &url).output().expect("migrate");
+    assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+    let (a, b) = (start(&url), start(&url));
+    wait_ready(&a);
+    wait_ready(&b);
+    let (status, v1, body) = json_with(a.port, "POST", "/api/v1/products", &[], r#"{"id":"mug","title":"Mug"}"#);
+    assert_eq!(status, 201, "{body}");
+    let (_, seen_on_b, _) = json_with(b.port, "GET", "/api/v1/products/mug", &[], "");
+    assert_eq!(seen_on_b, v1, "both replicas show one version");
+
+    let (status, v2, body) =
+        json_with(b.port, "PATCH", "/api/v1/products/mug", &[("If-Match", &v1)], r#"{"title":"Blue mug"}"#);
+    assert_eq!(status, 200, "{body}");
+    assert_ne!(v2, v1);
+    let (status, _, body) =
+        json_with(a.port, "PATCH", "/api/v1/products/mug", &[("If-Match", &v1)], r#"{"title":"Red mug"}"#);
+    assert_eq!(status, 412, "replica A must not overwrite B's write: {body}");
+    assert!(body.contains("precondition_failed"), "{body}");
+    let (_, etag, body) = json_with(a.port, "GET", "/api/v1/products/mug", &[], "");
+    assert!(body.contains("Blue mug") && etag == v2, "{etag} {body}");
 }
