@@ -456,9 +456,18 @@ impl CompactIndex {
                 // Out of budget: the rest rank by estimate, after every rescored row.
                 let rest = std::iter::once(c).chain(by_upper.into_iter().map(|b| b.0));
                 let mut rest: Vec<Candidate> = rest.collect();
-                rest.sort_unstable_by(|a, b| (b.lower + b.upper).total_cmp(&(a.lower + a.upper)));
-                scored.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
                 let missing = k.saturating_sub(scored.len());
+                let by_midpoint = |a: &Candidate, b: &Candidate| (b.lower + b.upper).total_cmp(&(a.lower + a.upper));
+                // Only the best `missing` are needed, in order: a selection, then a sort of those
+                // (on structureless vectors `rest` holds most of the catalog).
+                if missing < rest.len() {
+                    if missing > 0 {
+                        rest.select_nth_unstable_by(missing - 1, by_midpoint);
+                    }
+                    rest.truncate(missing);
+                }
+                rest.sort_unstable_by(by_midpoint);
+                scored.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
                 scored.extend(
                     rest.iter().take(missing).map(|c| Hit { id: u64::from(c.id), score: (c.lower + c.upper) / 2.0 }),
                 );
