@@ -85,7 +85,8 @@ pub fn inference_runs() -> u64 {
 pub struct Lane<R: Runner> {
     runner: Mutex<R>,
     queue: Mutex<VecDeque<Shared<R::Job>>>,
-    max_rows: usize,
+    /// Read at each batch, so a cap changed on a loaded model applies to the next batch.
+    max_rows: AtomicUsize,
     stats: LaneStats,
 }
 
@@ -93,16 +94,21 @@ impl<R: Runner> Lane<R> {
     /// A lane over `runner` whose batches hold at most `max_rows` rows (a single job larger than
     /// that still runs, alone).
     pub fn new(runner: R, max_rows: usize) -> Self {
-        Self { runner: Mutex::new(runner), queue: Mutex::new(VecDeque::new()), max_rows, stats: LaneStats::default() }
+        Self {
+            runner: Mutex::new(runner),
+            queue: Mutex::new(VecDeque::new()),
+            max_rows: AtomicUsize::new(max_rows.max(1)),
+            stats: LaneStats::default(),
+        }
     }
 
     pub fn max_rows(&self) -> usize {
-        self.max_rows
+        self.max_rows.load(Ordering::Relaxed)
     }
 
     /// Changes the most rows a batch may hold (at least 1).
-    pub fn set_max_rows(&mut self, rows: usize) {
-        self.max_rows = rows.max(1);
+    pub fn set_max_rows(&self, rows: usize) {
+        self.max_rows.store(rows.max(1), Ordering::Relaxed);
     }
 
     /// Runs `job`, alone or batched with others, and returns its own output.
@@ -143,11 +149,12 @@ impl<R: Runner> Lane<R> {
         let Some(first) = queue.pop_front() else { return Vec::new() };
         let Some(first_job) = take_queued(&first) else { return Vec::new() };
         let mut rows = first_job.rows();
+        let max_rows = self.max_rows();
         let mut rest = VecDeque::with_capacity(queue.len());
         let mut joined = Vec::new();
         while let Some(t) = queue.pop_front() {
             let fits = match &*t.lock() {
-                Ticket::Queued(j) => rows + j.rows() <= self.max_rows && j.joins(&first_job),
+                Ticket::Queued(j) => rows + j.rows() <= max_rows && j.joins(&first_job),
                 _ => false,
             };
             if fits && let Some(j) = take_queued(&t) {

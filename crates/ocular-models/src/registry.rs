@@ -309,6 +309,11 @@ impl<T: Loadable> Slot<T> {
         &self.manifest
     }
 
+    /// The model's folder.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     /// The loaded model if it is ready; never starts a load.
     pub fn loaded(&self) -> Option<Arc<T>> {
         self.current.lock().clone()

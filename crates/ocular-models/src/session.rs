@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
@@ -45,8 +46,27 @@ impl Default for SessionOptions {
     }
 }
 
-/// Rows one batch may hold unless a model sets its own ([`OnnxSession::with_max_batch`]).
+/// Rows one batch may hold unless the process ([`set_max_batch`]) or a model
+/// ([`OnnxSession::with_max_batch`]) says otherwise.
 pub const DEFAULT_MAX_BATCH: usize = 8;
+
+/// The process-wide batch cap set by the operator (`ocular serve --inference-batch`); 0 while
+/// unset, when each model keeps its own default.
+static MAX_BATCH: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets the most rows one batch may hold for every session loaded from now on, overriding the
+/// models' own defaults (`Some(1)` turns batching off everywhere, `Some(0)` counts as 1; `None`
+/// restores the defaults). Sessions already loaded keep their cap. A process-wide setting
+/// rather than a [`SessionOptions`] field because it is one knob of the whole process's
+/// memory/throughput trade, like the shared intra-op pool (`runtime::share_threads`).
+pub fn set_max_batch(rows: Option<usize>) {
+    MAX_BATCH.store(rows.map_or(0, |r| r.max(1)), Ordering::Relaxed);
+}
+
+/// The operator's cap from [`set_max_batch`], if any.
+pub fn max_batch_setting() -> Option<usize> {
+    Some(MAX_BATCH.load(Ordering::Relaxed)).filter(|&r| r > 0)
+}
 
 /// An input tensor, borrowed so large images are not copied again.
 pub enum Input<'a> {
@@ -96,7 +116,7 @@ impl OnnxSession {
             && session.outputs().iter().all(|o| free_batch(o.dtype()));
         tracing::debug!(model.name = name, int8, batchable, "session options chosen");
         let runner = OrtRunner { session, name: name.to_string(), output_names: output_names.clone() };
-        let max_rows = if batchable { DEFAULT_MAX_BATCH } else { 1 };
+        let max_rows = if batchable { max_batch_setting().unwrap_or(DEFAULT_MAX_BATCH) } else { 1 };
         Ok(Self {
             name: name.to_string(),
             lane: Lane::new(runner, max_rows),
@@ -107,13 +127,22 @@ impl OnnxSession {
         })
     }
 
-    /// Sets the most rows one batch may hold (1 turns batching off); ignored for graphs with a
-    /// fixed batch size, which never batch.
-    pub fn with_max_batch(mut self, rows: usize) -> Self {
+    /// A model's own default batch cap (1 turns batching off), used unless the operator set
+    /// one for the whole process ([`set_max_batch`]); ignored for graphs with a fixed batch
+    /// size, which never batch.
+    pub fn with_max_batch(self, rows: usize) -> Self {
+        if max_batch_setting().is_none() {
+            self.set_max_batch(rows);
+        }
+        self
+    }
+
+    /// Changes the batch cap of this loaded session from its next batch on (tests, and a
+    /// model that learns its cost only after loading); ignored for graphs that cannot batch.
+    pub fn set_max_batch(&self, rows: usize) {
         if self.batchable {
             self.lane.set_max_rows(rows);
         }
-        self
     }
 
     pub fn name(&self) -> &str {
@@ -386,6 +415,19 @@ pub fn release_free_memory() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The only unit test touching the process-wide setting (integration tests run in another
+    /// binary), so it cannot race another reader.
+    #[test]
+    fn batch_setting_is_at_least_one_row() {
+        assert_eq!(max_batch_setting(), None);
+        set_max_batch(Some(3));
+        assert_eq!(max_batch_setting(), Some(3));
+        set_max_batch(Some(0));
+        assert_eq!(max_batch_setting(), Some(1), "0 rows would never run anything");
+        set_max_batch(None);
+        assert_eq!(max_batch_setting(), None);
+    }
 
     #[test]
     fn quantised_operator_names_are_found_across_chunk_edges() {

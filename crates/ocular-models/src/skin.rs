@@ -18,6 +18,12 @@ use crate::error::ModelError;
 use crate::registry::{LoadContext, Loadable};
 use crate::session::{Input, OnnxSession};
 
+/// Rows one skin-model batch holds unless the operator sets `--inference-batch`: none. Measured
+/// (docs/BENCHMARKS.md, "Serving engine"): batching four analyses gave no more throughput on 2
+/// cores (4.1 / 3.6 against 4.3 / 4.2 analyses/s) while each extra row keeps ~40 MB more
+/// activations on the heap: peak RSS of a 4-client burst +55–90 MB.
+pub const DEFAULT_BATCH: usize = 1;
+
 /// Patient sex as the model was trained with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -188,7 +194,8 @@ impl Loadable for SkinModel {
             }
             None => None,
         };
-        let session = OnnxSession::load(ctx.runtime, &m.name, &ctx.dir.join(&m.onnx), ctx.session)?;
+        let session =
+            OnnxSession::load(ctx.runtime, &m.name, &ctx.dir.join(&m.onnx), ctx.session)?.with_max_batch(DEFAULT_BATCH);
         Ok(Self {
             session,
             image_input: image_input.name.clone(),

@@ -94,6 +94,13 @@ pub struct Config {
     #[arg(long, env = "OCULAR_MODEL_IDLE_UNLOAD_S", default_value_t = 0, global = true)]
     pub model_idle_unload_s: u64,
 
+    /// Most requests one inference may serve together, for every model (inference lanes,
+    /// docs/BENCHMARKS.md, "Serving engine"); 1 turns batching off. Unset: 8 for the search and
+    /// ImageNet models, 1 for the skin model (a batch gained it no throughput on 2 cores and
+    /// raises peak memory by ~40 MB a row).
+    #[arg(long, env = "OCULAR_INFERENCE_BATCH", global = true)]
+    pub inference_batch: Option<usize>,
+
     /// ONNX Runtime threads per inference (default: all cores).
     #[arg(long, env = "OCULAR_INTRA_THREADS", global = true)]
     pub intra_threads: Option<usize>,
@@ -197,6 +204,9 @@ impl std::fmt::Debug for Config {
     }
 }
 
+/// The largest `--inference-batch` accepted.
+pub const MAX_INFERENCE_BATCH: usize = 64;
+
 /// Old variable → (our variable, invert the boolean).
 const ALIASES: &[(&str, &str, bool)] = &[
     ("PORT", "OCULAR_PORT", false),
@@ -280,10 +290,19 @@ impl Config {
                 ocular_search::query::MAX_TOP_K
             ));
         }
-        for (name, v) in [("max_concurrency", self.max_concurrency), ("max_batch_size", self.max_batch_size)] {
+        for (name, v) in [
+            ("max_concurrency", self.max_concurrency),
+            ("max_batch_size", self.max_batch_size),
+            ("inference_batch", self.inference_batch.unwrap_or(1)),
+        ] {
             if v == 0 {
                 problems.push(format!("{name} must be at least 1"));
             }
+        }
+        if let Some(rows) = self.inference_batch.filter(|&r| r > MAX_INFERENCE_BATCH) {
+            // Each row of a skin-model batch keeps ~40 MB of activations: a typo must not
+            // become gigabytes.
+            problems.push(format!("inference_batch {rows} is above {MAX_INFERENCE_BATCH}"));
         }
         if self.intra_threads == Some(0) {
             problems.push("intra_threads must be at least 1".into());

@@ -236,9 +236,15 @@ pub const MMAP_THRESHOLD: i32 = 8 << 20;
 /// Tunes glibc's malloc to give memory back; call first thing in `main`, before threads start.
 /// Measured under 20 analyses of a 12 MP photo (docs/DEPLOY.md, "Memory"): RSS 10 s after the
 /// burst 586 → 244 MiB, peak 766 → 440 MiB, latency no worse. Three settings:
-/// - at most 2 arenas instead of 8 per core: each thread that ever allocated (tokio workers,
+/// - one arena instead of 8 per core: each thread that ever allocated (tokio workers,
 ///   ONNX Runtime's pool, blocking threads) otherwise gets its own arena, whose freed pages
-///   stay with it;
+///   stay with it. Two arenas were enough while activations were mapped; once they live on the
+///   heap (below), whichever request thread runs an inference leaves its activations' pages in
+///   its own arena, so two arenas held two copies: one arena measured 649 → 606 MiB peak on
+///   the 12 MP burst and fewer faults per request (photo search 602 → 83, analysis 179 → 50;
+///   `bench/faults.sh`, docs/BENCHMARKS.md). With inference on a pool of at most one thread per
+///   core, contention on the one arena's lock was not visible in the p50s (measured on a loaded
+///   machine, so not proven absent);
 /// - a fixed 32 MiB trim threshold, which also turns off glibc's *dynamic* mmap threshold:
 ///   otherwise, after the first 36 MB decode buffer is freed, the threshold climbs to 32 MiB and
 ///   later large buffers come from the heap and stay there;
@@ -263,7 +269,7 @@ pub fn tune_allocator() {
         const M_MMAP_THRESHOLD: i32 = -3;
         const M_ARENA_MAX: i32 = -8;
         for (param, value, env) in [
-            (M_ARENA_MAX, 2, "MALLOC_ARENA_MAX"),
+            (M_ARENA_MAX, 1, "MALLOC_ARENA_MAX"),
             (M_TRIM_THRESHOLD, 32 << 20, "MALLOC_TRIM_THRESHOLD_"),
             (M_MMAP_THRESHOLD, MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_"),
         ] {

@@ -75,9 +75,10 @@ fn concurrent_photo_embeddings_run_as_one_batch_each_with_its_own_answer() {
 fn skin_requests_with_and_without_grad_cam_batch_and_keep_their_own_results() {
     let registry = own_registry("sklesion");
     let model = block(registry.skin.as_ref().expect("sklesion installed").get()).expect("loads");
-    if model.session().max_batch() < 2 {
-        return; // this build does not batch the skin model; nothing to prove here
-    }
+    // The skin model does not batch by default (ocular_models::skin::DEFAULT_BATCH); an
+    // operator's --inference-batch turns it on, and then batching must not mix answers.
+    assert_eq!(model.session().max_batch(), ocular_models::skin::DEFAULT_BATCH);
+    model.session().set_max_batch(ocular_models::session::DEFAULT_MAX_BATCH);
     let pre = model.preprocess.clone();
     let pixels: Arc<Vec<Vec<f32>>> = Arc::new(
         ["chelsea.png", "coffee.png"]

@@ -12,10 +12,12 @@
 //! queries found the right photo first (docs/MODELS.md §3), but it only knows ImageNet's
 //! concepts: it is the fallback until a CLIP model is configured, never presented as CLIP.
 //!
-//! The 1000 prompt embeddings cost about a second of MiniLM time, so they are computed once per
-//! process, on first use, and shared by every catalog using the same pair of models.
+//! The 1000 prompt embeddings cost seconds of MiniLM time, so they are computed once, kept on
+//! disk beside the text model ([`super::conse_file`]: later processes read them back) and
+//! shared within a process by every catalog using the same pair of models.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use ocular_models::ModelError;
@@ -44,15 +46,50 @@ pub struct PromptMatrix {
 impl PromptMatrix {
     /// Embeds every class name's prompt.
     pub fn build(text: &TextEncoder, classes: &[&str]) -> Result<Self, ModelError> {
-        let mut rows = Vec::with_capacity(classes.len() * text.dim);
-        for chunk in classes.chunks(PROMPT_BATCH) {
-            let prompts: Vec<String> = chunk.iter().map(|c| prompt(c)).collect();
-            let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
+        let prompts: Vec<String> = classes.iter().map(|c| prompt(c)).collect();
+        Self::build_prompts(text, &prompts)
+    }
+
+    /// Embeds `prompts`, one row each.
+    pub fn build_prompts(text: &TextEncoder, prompts: &[String]) -> Result<Self, ModelError> {
+        let mut rows = Vec::with_capacity(prompts.len() * text.dim);
+        for chunk in prompts.chunks(PROMPT_BATCH) {
+            let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
             for v in text.embed(&refs)? {
                 rows.extend_from_slice(&v);
             }
         }
         Ok(Self { dim: text.dim, rows })
+    }
+
+    /// The matrix of `prompts` for the ConSE model `key`: read from `dir` when a stored copy
+    /// matches the loaded text model (see [`super::conse_file`]), else built and stored there.
+    /// `dir: None` always builds.
+    pub fn load_or_build(
+        text: &TextEncoder,
+        prompts: &[String],
+        key: &str,
+        dir: Option<&Path>,
+    ) -> Result<Self, ModelError> {
+        use super::conse_file;
+        let (Some(dir), Some(first)) = (dir, prompts.first()) else {
+            return Self::build_prompts(text, prompts);
+        };
+        let file = conse_file::path(dir, key, text.dim, prompts);
+        if let Some(stored) = conse_file::read(&file, prompts.len(), text.dim) {
+            let fresh = text.embed(&[first.as_str()])?.pop().unwrap_or_default();
+            if conse_file::first_row_matches(&stored, &fresh) {
+                tracing::debug!(path = %file.display(), "ConSE class prompts read from disk");
+                return Ok(stored);
+            }
+            tracing::warn!(path = %file.display(), "stored ConSE prompts do not match the loaded text model; rebuilding");
+        }
+        let built = Self::build_prompts(text, prompts)?;
+        if let Err(e) = conse_file::write(&file, &built) {
+            // A read-only models directory (a container image) only means rebuilding per process.
+            tracing::info!(path = %file.display(), error = %e, "ConSE class prompts not stored; built again at the next start");
+        }
+        Ok(built)
     }
 
     pub fn classes(&self) -> usize {
@@ -107,7 +144,7 @@ pub fn shared(
         conse.key = key,
         classes = matrix.classes(),
         duration_ms = started.elapsed().as_millis() as u64,
-        "ConSE class prompts embedded"
+        "ConSE class prompts ready"
     );
     cache.insert(key.to_string(), matrix.clone());
     Ok(matrix)

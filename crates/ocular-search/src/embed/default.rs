@@ -2,6 +2,7 @@
 //! EfficientNet-Lite0's pooled 1280-d feature for `image`, all-MiniLM-L6-v2 (384-d) for `text`,
 //! and ConSE over both ([`super::conse`]) for `image_text`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use ocular_core::Manifest;
@@ -71,8 +72,12 @@ impl EmbedderProvider for DefaultProvider {
         Box::pin(async move {
             // Both models load in parallel on first use.
             let (image, text) = tokio::join!(self.image.get(), self.text.get());
-            let embedders: Arc<dyn Embedders> =
-                Arc::new(DefaultEmbedders { image: image?, text: text?, spaces: self.spaces.clone() });
+            let embedders: Arc<dyn Embedders> = Arc::new(DefaultEmbedders {
+                image: image?,
+                text: text?,
+                spaces: self.spaces.clone(),
+                prompts_dir: Some(self.text.dir().to_path_buf()),
+            });
             Ok(embedders)
         })
     }
@@ -83,6 +88,8 @@ pub struct DefaultEmbedders {
     image: Arc<ImageClassifier>,
     text: Arc<TextEncoder>,
     spaces: Vec<SpaceModel>,
+    /// Where the ConSE prompt matrix is kept between processes (the text model's folder).
+    prompts_dir: Option<PathBuf>,
 }
 
 impl DefaultEmbedders {
@@ -92,15 +99,21 @@ impl DefaultEmbedders {
             SpaceModel { space: TEXT, model: text.model_id(), dim: text.dim },
             SpaceModel { space: IMAGE_TEXT, model: conse_model_id(&image.model_id(), &text.model_id()), dim: text.dim },
         ];
-        Self { image, text, spaces }
+        Self { image, text, spaces, prompts_dir: None }
     }
 
-    /// The class prompt embeddings, built on first use.
+    /// Keeps the ConSE prompt matrix in `dir` between processes (see [`PromptMatrix::load_or_build`]).
+    pub fn with_prompts_dir(mut self, dir: PathBuf) -> Self {
+        self.prompts_dir = Some(dir);
+        self
+    }
+
+    /// The class prompt embeddings: on first use in the process, read from disk or built.
     fn prompts(&self) -> Result<Arc<PromptMatrix>, ModelError> {
         let key = &self.spaces[2].model;
         conse::shared(key, || {
-            let names: Vec<&str> = self.image.labels.iter().map(|l| l.name.as_str()).collect();
-            PromptMatrix::build(&self.text, &names)
+            let prompts: Vec<String> = self.image.labels.iter().map(|l| conse::prompt(&l.name)).collect();
+            PromptMatrix::load_or_build(&self.text, &prompts, key, self.prompts_dir.as_deref())
         })
     }
 }

@@ -21,6 +21,7 @@
 
 pub mod clip;
 pub mod conse;
+mod conse_file;
 pub mod default;
 
 use std::future::Future;

@@ -3,6 +3,7 @@
 
 mod clip;
 mod common;
+mod conse_disk;
 mod demo;
 mod import;
 mod import_props;

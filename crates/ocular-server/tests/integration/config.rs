@@ -63,6 +63,11 @@ fn invalid_values_fail_validation() {
     assert!(config(&["--similarity-threshold", "1.5"]).validate().unwrap_err().contains("threshold"));
     assert!(config(&["--top-k", "0"]).validate().is_err());
     assert!(config(&["--max-concurrency", "0"]).validate().is_err());
+    let err = config(&["--inference-batch", "0"]).validate().expect_err("a batch of no rows");
+    assert!(err.contains("inference_batch"), "{err}");
+    assert!(config(&["--inference-batch", "65"]).validate().is_err());
+    assert_eq!(config(&["--inference-batch", "1"]).inference_batch, Some(1));
+    assert_eq!(config(&[]).inference_batch, None, "unset: each model keeps its own default");
     assert!(config(&["--api-key", "short"]).validate().unwrap_err().contains("API key"));
 }
 

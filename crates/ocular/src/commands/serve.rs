@@ -38,6 +38,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // One intra-op pool for every model: the process's thread budget (cores, or the cgroup's
     // CPU quota, unless --intra-threads says otherwise).
     ocular_models::runtime::share_threads(options.session.intra_threads);
+    ocular_models::session::set_max_batch(config.inference_batch);
     ocular_server::memory::spawn_idle_trim().context("starting the idle-trim thread")?;
     let registry = search_models::discover(options, config.search_models, config.precisions())
         .context("reading model manifests")?;
