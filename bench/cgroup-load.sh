@@ -56,8 +56,15 @@ load=$bin_dir/ocular-load
 log "models"
 "$bin" models fetch --models-dir ./models
 
-log "demo catalog into a fresh data directory ($work/data)"
-"$bin" import demo/catalog.jsonl --data-dir "$work/data" --models-dir ./models > "$work/import.log" 2>&1
+# OCULAR_LOAD_DATA_DIR=DIR: serve an existing catalog (e.g. a million products written by
+# `bench_catalog`) instead of importing the demo one; DIR is used in place and kept.
+data=${OCULAR_LOAD_DATA_DIR:-$work/data}
+if [[ -n ${OCULAR_LOAD_DATA_DIR:-} ]]; then
+    log "existing catalog in $data"
+else
+    log "demo catalog into a fresh data directory ($data)"
+    "$bin" import demo/catalog.jsonl --data-dir "$data" --models-dir ./models > "$work/import.log" 2>&1
+fi
 
 # One large photo (4000 x 3000, ~12 MP): the biggest memory cost on the request path.
 large=bench/out/large-12mp.jpg
@@ -134,7 +141,7 @@ log "starting ocular serve in the cgroup on 127.0.0.1:$port"
 # The shell joins the cgroup first and then becomes the server, so every byte it ever
 # allocates (model loading included) is charged to the group.
 sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' _ "$cg" \
-    "$bin" serve --host 127.0.0.1 --port "$port" --data-dir "$work/data" --models-dir ./models \
+    "$bin" serve --host 127.0.0.1 --port "$port" --data-dir "$data" --models-dir ./models \
     > "$work/serve.log" 2>&1 &
 server_pid=$!
 

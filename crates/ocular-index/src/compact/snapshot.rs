@@ -158,11 +158,20 @@ impl CompactIndex {
         validate(&config)?;
         let vectors_path =
             config.vectors.clone().ok_or(IndexError::InvalidConfig("opening an index needs its vector file"))?;
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
+        let file = match File::open(path) {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(SnapshotError::Missing),
             Err(e) => return Err(SnapshotError::Io(e)),
         };
+        if file.metadata().map_err(SnapshotError::Io)?.len() < 4 {
+            return Err(SnapshotError::Corrupt("truncated"));
+        }
+        // Mapped, not read into a buffer: the codes are copied once, into the segments, so
+        // opening needs no second copy of them in anonymous memory.
+        // SAFETY: the caller holds the directory's lock, so no other process changes the file
+        // while it is mapped; a change anyway fails the checksum (or, if made between the check
+        // and the copy, is a concurrent writer that the lock rules out).
+        let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(SnapshotError::Io)?;
         let body_len = bytes.len().checked_sub(4).ok_or(SnapshotError::Corrupt("truncated"))?;
         let (body, tail) = bytes.split_at(body_len);
         if crc32fast::hash(body).to_le_bytes() != tail {
