@@ -26,6 +26,7 @@ mod imports;
 mod index;
 mod pool;
 mod products;
+pub mod tls;
 mod vector;
 
 use std::str::FromStr;
@@ -79,8 +80,11 @@ impl PgStore {
     /// open through [`crate::open`].
     pub fn connect(url: &str, options: &PgOptions) -> Result<Self, StoreError> {
         let shown = redact(url);
-        let mut config =
-            tokio_postgres::Config::from_str(url).map_err(|source| StoreError::PgUrl { url: shown.clone(), source })?;
+        // `sslmode=verify-full`, `sslrootcert=…`: libpq's words, which tokio-postgres refuses.
+        let (url, tls) = tls::TlsSettings::split(url)?;
+        let mut config = tokio_postgres::Config::from_str(&url)
+            .map_err(|source| StoreError::PgUrl { url: shown.clone(), source })?;
+        config.ssl_mode(tls.ssl_mode());
         if config.get_application_name().is_none() {
             // Shows which sessions are ocular's in `pg_stat_activity`.
             config.application_name("ocular");
@@ -88,7 +92,7 @@ impl PgStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
         }
-        let pool = Pool::new(config, shown, options.pool_size, options.pool_wait)?;
+        let pool = Pool::new(config, tls.connector()?, shown, options.pool_size, options.pool_wait)?;
         let store = PgStore { pool: Arc::new(pool) };
         // Fail at start-up, with the URL in the message, rather than on the first request.
         store.ping()?;

@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls, Row, Statement};
+use tokio_postgres::{Client, Row, Statement};
 
+use super::tls::RustlsConnect;
 use crate::StoreError;
 
 /// Waits for a future on the calling thread (see the module docs for why this is safe here).
@@ -106,6 +107,8 @@ struct State {
 /// A fixed-size pool of connections driven by one private runtime.
 pub(super) struct Pool {
     config: tokio_postgres::Config,
+    /// TLS for every connection (whether it is used is `config`'s `ssl_mode`).
+    tls: RustlsConnect,
     /// For error messages: the URL without its password.
     url: String,
     /// `Option` only so `Drop` can shut it down without blocking (see there).
@@ -119,6 +122,7 @@ pub(super) struct Pool {
 impl Pool {
     pub(super) fn new(
         config: tokio_postgres::Config,
+        tls: RustlsConnect,
         url: String,
         size: usize,
         wait: Duration,
@@ -131,6 +135,7 @@ impl Pool {
             .map_err(|e| StoreError::PgRuntime(Box::new(e)))?;
         Ok(Pool {
             config,
+            tls,
             url,
             runtime: Some(runtime),
             state: Mutex::new(State { idle: Vec::new(), open: 0 }),
@@ -180,9 +185,9 @@ impl Pool {
 
     fn connect(&self) -> Result<Conn, StoreError> {
         let runtime = self.runtime.as_ref().ok_or_else(|| StoreError::PgRuntime("the pool is shut down".into()))?;
-        let config = self.config.clone();
+        let (config, tls) = (self.config.clone(), self.tls.clone());
         let task = runtime.spawn(async move {
-            let (client, connection) = config.connect(NoTls).await?;
+            let (client, connection) = config.connect(tls).await?;
             // The connection future owns the socket; it ends when the client is dropped or the
             // server goes away, after which `Client::is_closed` is true.
             tokio::spawn(async move {
