@@ -5,8 +5,8 @@ Developer script (CI never runs Python). Writes `fixtures/keras/serve/`: each ph
 `fixtures/keras/sklesion/` resized (PIL bilinear) to each served fixture's input size and saved
 as PNG, and `reference.json` with what Keras computes on exactly those pixels after the
 preprocessing `ocular models import` records (`--scale/--mean/--std` for fixtures without their
-own Rescaling layer): the classifier output and, for the model with an exact Grad-CAM head, the
-GradientTape grid of the top class. `crates/ocular-server/tests/integration/serve_models.rs`
+own Rescaling layer): the classifier output and, for models with a global-average-pooling head,
+the GradientTape Grad-CAM grid of the top class. `crates/ocular-server/tests/integration/serve_models.rs`
 imports every fixture, uploads these PNGs over HTTP and compares (1e-4; Grad-CAM correlation
 >= 0.999). A PNG at the input size reaches the model unresampled (TF bilinear at scale 1 is the
 identity), so both sides see the same pixels.
@@ -26,6 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -48,6 +49,30 @@ SERVED = [
     ("multi_input", None, 1 / 64, 2.0, 1.0, {"vec": [-1.0, -0.5, 0.0, 0.5, 1.0]}),
     ("dynamic_size", (18, 23), 1 / 64, 2.0, 1.0, {}),
 ]
+
+
+def pooled_feature_layer(model):
+    """The layer whose output the classifier head's global average pooling reads, if any."""
+    pools = [layer for layer in model.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D)]
+    if not pools:
+        return None
+    # The head's pooling is the last one (squeeze-excitation blocks pool earlier).
+    return pools[-1]._inbound_nodes[0].input_tensors[0]._keras_history[0].name
+
+
+def tape_gradcam(model, layer, feeds, out_index):
+    """Grad-CAM of the top class with GradientTape (the Keras Grad-CAM recipe)."""
+    outputs = model.outputs if len(model.outputs) > 1 else [model.output]
+    grad_model = keras.Model(model.inputs, [model.get_layer(layer).output, outputs[out_index]])
+    with tf.GradientTape() as tape:
+        feats, probs = grad_model(feeds if len(feeds) > 1 else feeds[0])
+        cls = int(np.argmax(probs[0]))
+        picked = probs[:, cls]
+    grads = tape.gradient(picked, feats)
+    alpha = tf.reduce_mean(grads, axis=(1, 2))
+    cam = tf.nn.relu(tf.einsum("nhwc,nc->nhw", feats, alpha)).numpy()[0]
+    cam = cam / cam.max() if cam.max() > 0 else cam
+    return cls, cam
 
 
 def main():
@@ -77,6 +102,11 @@ def main():
                 outs = [outs]
             probs = np.asarray(outs[out_index])[0]
             case = {"image": file, "output": probs.tolist()}
+            layer = pooled_feature_layer(model)
+            if name != "xception_like" and layer is not None:
+                cls, cam = tape_gradcam(model, layer, feeds, out_index)
+                case["gradcam"] = {"class": cls, "grid": cam.reshape(-1).tolist(), "layer": layer,
+                                   "width": int(cam.shape[1]), "height": int(cam.shape[0])}
             if name == "xception_like":
                 backbone = model.get_layer("xception")
                 feature_model = keras.Model(backbone.input, backbone.get_layer("block14_sepconv2_act").output)
@@ -85,6 +115,7 @@ def main():
                 p, cams, _ = head_gradcam(model, feature_model, x, meta, cls)
                 assert np.abs(p[0] - probs).max() < 1e-6, "hand-wired head disagrees with the model"
                 case["gradcam"] = {"class": int(cls[0]), "grid": cams[0].reshape(-1).tolist(),
+                                   "layer": "block14_sepconv2_act",
                                    "width": int(cams.shape[2]), "height": int(cams.shape[1])}
             cases.append(case)
         models.append({"fixture": name, "width": w, "height": h, "scale": scale, "mean": mean, "std": std,

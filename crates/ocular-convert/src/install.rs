@@ -73,6 +73,8 @@ pub enum InstallError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error(transparent)]
+    Import(#[from] crate::import::ImportError),
     #[error("writing {path}")]
     Write {
         path: PathBuf,
@@ -304,46 +306,51 @@ pub const PHOTOS_SKIMAGE: &[&str] = &[
 const SKLESION_CARD: &str = include_str!("../data/sklesion_card.json");
 
 /// `ocular models import FILE`: converts a user's Keras model (`.keras` or `.h5`) into
-/// `MODELS_DIR/NAME/`. With `kind = SkinClassifier` the model replaces sklesion (it must take
-/// an image and the 10-value metadata vector, like the original service's model) and the
-/// sklesion model card supplies labels and metadata encoding unless `labels` are given.
+/// `MODELS_DIR/NAME/`, after [`crate::import::check`] decided how it is served (image input and
+/// size, extra numeric inputs, class-score output, labels, pixel recipe, Grad-CAM layer) or
+/// refused it; a refused or failed import installs nothing. With `kind = SkinClassifier` the
+/// model replaces sklesion (image + the 10-value metadata vector) and the sklesion model card
+/// supplies labels and metadata encoding unless labels are given.
 pub fn import_keras(
     file: &Path,
     models_dir: &Path,
-    name: &str,
-    kind: ModelKind,
-    labels: Option<Vec<Label>>,
+    opts: &crate::import::ImportOptions,
 ) -> Result<(PathBuf, crate::keras::Converted), InstallError> {
-    let converted = crate::keras::convert(file).map_err(convert_err("imported Keras model"))?;
-    let image = converted.inputs.iter().find(|i| i.shape.len() == 4).and_then(|i| match i.shape[..] {
-        [_, h, w, 3] if h > 0 && w > 0 => Some(ImagePreprocess {
-            width: w as u32,
-            height: h as u32,
-            resize: ResizeMode::BilinearTf,
-            layout: Layout::Nhwc,
-            // Keras models carry their own Rescaling/Normalization layers: feed raw 0..255.
-            scale: 1.0,
-            mean: [0.0; 3],
-            std: [1.0; 3],
-        }),
-        _ => None,
+    use crate::import::{self, GradcamChoice};
+    import::check_name(&opts.name)?;
+    import::check_free(models_dir, opts)?;
+    let mut converted = crate::keras::convert(file).map_err(convert_err("imported Keras model"))?;
+    if opts.gradcam == GradcamChoice::Off {
+        converted.head = None;
+        converted.gradcam = None;
+        converted.gradcam_unavailable = Some("turned off at import (--gradcam-layer none)".into());
+    }
+    let mut opts = opts.clone();
+    let mut extra = serde_json::json!({});
+    if opts.kind == ModelKind::SkinClassifier && opts.labels.is_none() {
+        let card: serde_json::Value = serde_json::from_str(SKLESION_CARD).map_err(convert_err("sklesion card"))?;
+        opts.labels = Some(serde_json::from_value(card["labels"].clone()).map_err(convert_err("sklesion card"))?);
+        extra = serde_json::json!({ "metadata": card["metadata"] });
+    }
+    let plan = import::check(&converted, &opts)?;
+    extra["classifier"] = serde_json::json!({
+        "image_input": plan.image_input,
+        "extra_inputs": plan.extra_inputs.iter().map(|(n, k)| serde_json::json!({ "name": n, "size": k })).collect::<Vec<_>>(),
+        "output": plan.output,
     });
-    let (labels, extra) = match (kind, labels) {
-        (_, Some(l)) => (l, serde_json::json!({})),
-        (ModelKind::SkinClassifier, None) => {
-            let card: serde_json::Value = serde_json::from_str(SKLESION_CARD).map_err(convert_err("sklesion card"))?;
-            let labels = serde_json::from_value(card["labels"].clone()).map_err(convert_err("sklesion card"))?;
-            (labels, serde_json::json!({ "metadata": card["metadata"] }))
-        }
-        _ => (Vec::new(), serde_json::json!({})),
-    };
+    if let Some(why) = &converted.gradcam_unavailable {
+        extra["gradcam_unavailable"] = why.clone().into();
+    }
+    extra["layers"] = converted.layers.into();
+    extra["parameters"] = converted.params.into();
     let digest = fetch::sha256_file(file)?;
+    let name = opts.name.as_str();
     let dest = publish(models_dir, name, |dir| {
         let files = crate::keras::write_model_dir(&converted, dir).map_err(convert_err("imported Keras model"))?;
         Ok(Manifest {
             name: name.into(),
             version: converted.keras_version.clone().map_or_else(|| "imported".into(), |v| format!("keras-{v}")),
-            kind,
+            kind: opts.kind,
             source: Some(Source {
                 package: "local file".into(),
                 version: "-".into(),
@@ -355,16 +362,11 @@ pub fn import_keras(
             files,
             inputs: converted.inputs.clone(),
             outputs: converted.outputs.clone(),
-            image,
+            image: Some(plan.image.clone()),
             text: None,
-            labels,
+            labels: plan.labels.clone(),
             gradcam: converted.gradcam.clone(),
-            extra: {
-                let mut e = extra;
-                e["layers"] = converted.layers.into();
-                e["parameters"] = converted.params.into();
-                e
-            },
+            extra,
         })
     })?;
     Ok((dest, converted))

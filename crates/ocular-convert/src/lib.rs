@@ -8,6 +8,7 @@
 pub mod bert;
 pub mod clip;
 pub mod fetch;
+pub mod import;
 pub mod install;
 pub mod keras;
 pub mod onnx;

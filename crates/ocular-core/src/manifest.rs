@@ -28,8 +28,9 @@ pub enum ModelKind {
     ClipText,
     /// A tiny test model with no semantics, used to exercise the runtime.
     Fixture,
-    /// A user's model converted by `ocular models import` without a declared role: listed and
-    /// checked, not served until its manifest names a kind.
+    /// A user's classifier converted by `ocular models import`: one photo (plus declared
+    /// numeric vectors) in, class scores and Grad-CAM out; served by name at
+    /// `/api/v1/models/{name}/predict` (`extra.classifier` records its inputs and output).
     Imported,
 }
 

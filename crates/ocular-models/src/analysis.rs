@@ -113,17 +113,7 @@ pub fn analyze(
 
     let started = Instant::now();
     let (width, height) = img.dimensions();
-    let photo = ocular_image::thumbnail(&img, PHOTO_MAX_SIDE);
-    drop(img);
-    let photo_jpeg = ocular_image::encode_jpeg(&photo, JPEG_QUALITY)?;
-    let heatmap_jpeg = match &out.gradcam {
-        Some(grid) => {
-            let (w, h) = (grid.width as u32, grid.height as u32);
-            let overlay = ocular_image::overlay(&photo, &grid.values, w, h, HEATMAP_ALPHA, PHOTO_MAX_SIDE)?;
-            Some(ocular_image::encode_jpeg(&overlay, JPEG_QUALITY)?)
-        }
-        None => None,
-    };
+    let (photo_jpeg, heatmap_jpeg) = render(img, out.gradcam.as_ref())?;
     t.render = ms(started);
     t.total = ms(total);
     Ok(Analyzed {
@@ -137,6 +127,27 @@ pub fn analyze(
         width,
         height,
     })
+}
+
+/// The photo at ≤ [`PHOTO_MAX_SIDE`] as JPEG and, with a grid, the Grad-CAM overlay drawn on
+/// that same reduced photo; shared by every model that explains a photo (analyses and
+/// imported classifiers). Takes the image so it is freed as soon as the thumbnail exists.
+pub fn render(
+    img: RgbImage,
+    grid: Option<&GradcamGrid>,
+) -> Result<(Vec<u8>, Option<Vec<u8>>), ocular_image::ImageError> {
+    let photo = ocular_image::thumbnail(&img, PHOTO_MAX_SIDE);
+    drop(img);
+    let photo_jpeg = ocular_image::encode_jpeg(&photo, JPEG_QUALITY)?;
+    let heatmap_jpeg = match grid {
+        Some(grid) => {
+            let (w, h) = (grid.width as u32, grid.height as u32);
+            let overlay = ocular_image::overlay(&photo, &grid.values, w, h, HEATMAP_ALPHA, PHOTO_MAX_SIDE)?;
+            Some(ocular_image::encode_jpeg(&overlay, JPEG_QUALITY)?)
+        }
+        None => None,
+    };
+    Ok((photo_jpeg, heatmap_jpeg))
 }
 
 /// The input check on a decoded photo.

@@ -11,6 +11,7 @@
 pub mod admission;
 pub mod analysis;
 pub mod budget;
+pub mod classifier;
 pub mod clip;
 pub mod error;
 pub mod estimate;

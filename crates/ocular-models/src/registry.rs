@@ -27,6 +27,7 @@ use ocular_core::{Manifest, ModelKind};
 use parking_lot::Mutex;
 use serde::Serialize;
 
+use crate::classifier::Classifier;
 use crate::clip::{ClipImageEncoder, ClipTextEncoder};
 use crate::error::ModelError;
 use crate::fixture::FixtureModel;
@@ -483,6 +484,8 @@ pub struct Registry {
     /// CLIP towers, each loadable alone (image-only search needs no text tower).
     pub clip_image: Option<Arc<Slot<ClipImageEncoder>>>,
     pub clip_text: Option<Arc<Slot<ClipTextEncoder>>>,
+    /// Classifiers imported with `ocular models import`, by folder order; served by name.
+    pub classifiers: Vec<Arc<Slot<Classifier>>>,
     /// Quantised graphs configured but not served on this CPU (see [`PrecisionFallback`]).
     pub fallbacks: Vec<PrecisionFallback>,
     /// Quantised graphs served although they failed their accuracy gate at install.
@@ -563,14 +566,21 @@ impl Registry {
             ModelKind::TextEncoder => install(&mut self.text, &mut self.slots, dir, manifest, options),
             ModelKind::ClipImage => install(&mut self.clip_image, &mut self.slots, dir, manifest, options),
             ModelKind::ClipText => install(&mut self.clip_text, &mut self.slots, dir, manifest, options),
-            other => {
-                tracing::warn!(model.name = %name, model.kind = other.as_str(), "model kind not served yet; skipped");
+            ModelKind::Imported => {
+                let slot = Arc::new(Slot::new(dir, manifest, options.clone()));
+                self.slots.push(slot.clone());
+                self.classifiers.push(slot);
                 false
             }
         };
         if duplicate {
             tracing::warn!(model.name = %name, "another model of the same kind is already configured; skipped");
         }
+    }
+
+    /// The imported classifier named `name`.
+    pub fn classifier(&self, name: &str) -> Option<&Arc<Slot<Classifier>>> {
+        self.classifiers.iter().find(|s| s.manifest().name == name)
     }
 
     /// Status of every configured model.

@@ -64,6 +64,7 @@ codes! {
     UrlInvalid = (BAD_REQUEST, "url_invalid", "The image URL cannot be parsed.");
     UrlNotAllowed = (BAD_REQUEST, "url_not_allowed", "The image URL's scheme, credentials or address are refused.");
     ImageUnreadable = (BAD_REQUEST, "image_unreadable", "The upload is empty, not an image, or corrupt.");
+    InvalidModelInput = (BAD_REQUEST, "invalid_model_input", "A numeric input the model declares is missing, malformed or the wrong length, or a field is not one of its inputs.");
     // 401, 403
     Unauthorized = (UNAUTHORIZED, "unauthorized", "A valid API key is required.");
     CrossSiteRequest = (FORBIDDEN, "cross_site_request", "A browser on another site may not change anything here.");

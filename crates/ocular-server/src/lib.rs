@@ -22,6 +22,7 @@ pub mod limits;
 pub mod listen;
 pub mod memory;
 pub mod metrics;
+pub mod models;
 pub mod products;
 pub mod retention;
 pub mod routes;
@@ -56,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::render))
         .merge(routes::router())
         .merge(analyze::router())
+        .merge(models::router())
         .merge(products::router())
         .merge(search::router())
         .merge(embed::router())

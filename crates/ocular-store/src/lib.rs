@@ -121,7 +121,7 @@ pub trait Store: CatalogStore + AnalysisStore + ImportStore + Send + Sync {
 pub fn open(location: &Location, migrate: bool) -> Result<Arc<dyn Store>, StoreError> {
     let store: Arc<dyn Store> = match location {
         Location::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(path)?),
-        Location::Postgres(url) => Arc::new(postgres::PgStore::connect(url, &postgres::PgOptions::default())?),
+        Location::Postgres(url) => Arc::new(postgres::PgStore::connect(url, &postgres::PgOptions::from_env()?)?),
     };
     if migrate {
         let applied = store.migrate()?;

@@ -39,6 +39,8 @@ enum Command {
     Config,
     /// Analyse a skin photo with the same code path as `POST /api/v1/analyze`.
     Analyze(commands::analyze::AnalyzeArgs),
+    /// Run an imported classifier (`ocular models import`) on one photo: classes and Grad-CAM.
+    Predict(commands::predict::PredictArgs),
     /// Import products from a JSON Lines, CSV or mongoexport file (resumable).
     Import(commands::import::ImportArgs),
     /// Search the product catalog by photo, photo URL or text.
@@ -84,6 +86,7 @@ fn main() -> std::process::ExitCode {
         Command::Search(args) => commands::search::run(&cli.config, args),
         Command::Reindex(args) => commands::reindex::run(&cli.config, args),
         Command::Analyze(args) => commands::analyze::run(&cli.config, args),
+        Command::Predict(args) => commands::predict::run(&cli.config, args),
         Command::Backup(args) => commands::backup::run_backup(&cli.config, args),
         Command::Purge => commands::purge::run(&cli.config),
         Command::Restore(args) => commands::backup::run_restore(&cli.config, args),

@@ -80,6 +80,11 @@ impl TestApp {
         Self { state, _dirs: (models, data) }
     }
 
+    /// An app over a state the test built itself (the test keeps its folders alive).
+    pub fn over(state: AppState) -> Self {
+        Self { state, _dirs: (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir")) }
+    }
+
     /// An app over the real models installed by `ocular models fetch` (loaded once per test
     /// binary and shared) with a fresh database.
     pub fn real(extra: &[&str]) -> Self {

@@ -18,4 +18,5 @@ mod privacy;
 mod products;
 mod retention;
 mod search;
+mod serve_models;
 mod slowloris;

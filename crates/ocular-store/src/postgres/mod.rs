@@ -53,11 +53,59 @@ pub struct PgOptions {
     pub pool_wait: Duration,
     /// Used when the URL sets no `connect_timeout`.
     pub connect_timeout: Duration,
+    /// PostgreSQL's `statement_timeout` for every session: a statement running longer is
+    /// cancelled by the server (SQLSTATE 57014) and its connection is free again. `None`
+    /// leaves the server's setting (or the URL's `options=-c statement_timeout=…`) alone.
+    pub statement_timeout: Option<Duration>,
 }
 
 impl Default for PgOptions {
     fn default() -> Self {
-        PgOptions { pool_size: 8, pool_wait: Duration::from_secs(10), connect_timeout: Duration::from_secs(10) }
+        PgOptions {
+            pool_size: 8,
+            pool_wait: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            statement_timeout: None,
+        }
+    }
+}
+
+impl PgOptions {
+    /// The defaults, overridden by `OCULAR_PG_POOL_SIZE` (connections, 1–1000),
+    /// `OCULAR_PG_POOL_WAIT_MS` and `OCULAR_PG_STATEMENT_TIMEOUT_MS` (0 = the server's
+    /// setting). A value that does not parse stops start-up with the variable's name.
+    pub fn from_env() -> Result<Self, StoreError> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, StoreError> {
+        let number = |name: &str, max: u64| -> Result<Option<u64>, StoreError> {
+            let Some(raw) = var(name).filter(|v| !v.trim().is_empty()) else { return Ok(None) };
+            match raw.trim().parse::<u64>() {
+                Ok(n) if n <= max => Ok(Some(n)),
+                _ => Err(StoreError::Invalid {
+                    field: name.into(),
+                    reason: format!("{raw:?} is not a number from 0 to {max}"),
+                }),
+            }
+        };
+        let mut options = PgOptions::default();
+        if let Some(n) = number("OCULAR_PG_POOL_SIZE", 1000)? {
+            if n == 0 {
+                return Err(StoreError::Invalid {
+                    field: "OCULAR_PG_POOL_SIZE".into(),
+                    reason: "must be at least 1".into(),
+                });
+            }
+            options.pool_size = usize::try_from(n).unwrap_or(1000);
+        }
+        if let Some(ms) = number("OCULAR_PG_POOL_WAIT_MS", 3_600_000)? {
+            options.pool_wait = Duration::from_millis(ms);
+        }
+        if let Some(ms) = number("OCULAR_PG_STATEMENT_TIMEOUT_MS", 86_400_000)? {
+            options.statement_timeout = (ms > 0).then(|| Duration::from_millis(ms));
+        }
+        Ok(options)
     }
 }
 
@@ -91,6 +139,11 @@ impl PgStore {
         }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
+        }
+        if let Some(timeout) = options.statement_timeout {
+            // A startup option, so it holds from the first statement of every pooled session.
+            let given = config.get_options().map(|o| format!("{o} ")).unwrap_or_default();
+            config.options(format!("{given}-c statement_timeout={}", timeout.as_millis()));
         }
         let pool = Pool::new(config, tls.connector()?, shown, options.pool_size, options.pool_wait)?;
         let store = PgStore { pool: Arc::new(pool) };
@@ -227,3 +280,6 @@ impl Store for PgStore {
         Some(self)
     }
 }
+
+#[cfg(test)]
+mod options_tests;

@@ -5,6 +5,7 @@ pub mod backup;
 pub mod import;
 pub mod migrate;
 pub mod models;
+pub mod predict;
 pub mod purge;
 pub mod reindex;
 pub mod search;

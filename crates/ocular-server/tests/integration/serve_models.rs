@@ -1,0 +1,227 @@
+//! Imported Keras classifiers served over HTTP match Keras on real photos.
+//!
+//! Every fixture of `fixtures/keras/serve/reference.json` (written by
+//! `scripts/keras_serve_reference.py`: seven families, one- and two-input, fixed and dynamic
+//! size) is imported from both its `.keras` and `.h5` file the way `ocular models import` does
+//! it, with the preprocessing the script applied, then each photo is uploaded to
+//! `POST /api/v1/models/{name}/predict`. Every class score must be within 1e-4 of Keras', and
+//! the Grad-CAM grid of the model whose head allows exact Grad-CAM must correlate >= 0.999 with
+//! GradientTape's.
+
+use std::sync::Arc;
+
+use ocular_convert::import::ImportOptions;
+use ocular_models::session::SessionOptions;
+use ocular_models::{Registry, RegistryOptions};
+use ocular_server::AppState;
+use serde::Deserialize;
+
+use crate::common::{self, TestApp, workspace_root};
+
+#[derive(Deserialize)]
+struct Reference {
+    models: Vec<Served>,
+}
+
+#[derive(Deserialize)]
+struct Served {
+    fixture: String,
+    width: u32,
+    height: u32,
+    scale: f32,
+    mean: f32,
+    std: f32,
+    extras: std::collections::BTreeMap<String, Vec<f32>>,
+    cases: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    image: String,
+    output: Vec<f32>,
+    gradcam: Option<RefGradcam>,
+}
+
+#[derive(Deserialize)]
+struct RefGradcam {
+    layer: String,
+    class: usize,
+    width: usize,
+    height: usize,
+    grid: Vec<f32>,
+}
+
+fn serve_dir() -> std::path::PathBuf {
+    workspace_root().join("fixtures/keras/serve")
+}
+
+fn reference() -> Reference {
+    serde_json::from_str(&std::fs::read_to_string(serve_dir().join("reference.json")).unwrap()).unwrap()
+}
+
+/// Imports every reference fixture from both formats into a fresh models folder and builds an
+/// app over it (with the fixture model too, so other routes keep working).
+fn app(r: &Reference) -> (AppState, tempfile::TempDir, tempfile::TempDir) {
+    let models = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    for m in &r.models {
+        for ext in ["keras", "h5"] {
+            let mut opts = ImportOptions::new(format!("{}-{ext}", m.fixture));
+            opts.scale = m.scale;
+            opts.mean = [m.mean; 3];
+            opts.std = [m.std; 3];
+            opts.size = Some((m.width, m.height));
+            let file = workspace_root().join("fixtures/keras").join(format!("{}.{ext}", m.fixture));
+            ocular_convert::install::import_keras(&file, models.path(), &opts)
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        }
+    }
+    let config = common::config(&[
+        "--models-dir",
+        models.path().to_str().unwrap(),
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--preload",
+        "false",
+    ]);
+    let registry = Registry::discover(RegistryOptions {
+        models_dir: config.models_dir.clone(),
+        ort_library: Some(common::ort_library()),
+        session: SessionOptions { intra_threads: 1 },
+        enabled: None,
+    })
+    .unwrap();
+    let store = ocular_store::open(&ocular_store::Location::Sqlite(data.path().join("t.db")), true).unwrap();
+    (AppState::new(config, registry, store as Arc<dyn ocular_store::Store>), models, data)
+}
+
+/// Pearson correlation of two grids; a grid without variance (a 1×1 map, say) has none, so
+/// there the values themselves must agree (1.0 when they do within 1e-4).
+fn correlation(a: &[f32], b: &[f32]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().map(|&x| x as f64).sum::<f64>() / n, b.iter().map(|&x| x as f64).sum::<f64>() / n);
+    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        let (x, y) = (*x as f64 - ma, *y as f64 - mb);
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    if aa < 1e-12 || bb < 1e-12 {
+        let same = a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-4);
+        return if same { 1.0 } else { 0.0 };
+    }
+    ab / (aa * bb).sqrt()
+}
+
+fn joined(v: &[f32]) -> String {
+    v.iter().map(f32::to_string).collect::<Vec<_>>().join(",")
+}
+
+#[tokio::test]
+async fn imported_fixtures_served_over_http_match_keras_on_real_photos() {
+    let r = reference();
+    let (state, _models, _data) = app(&r);
+    let app = TestApp::over(state);
+
+    let (status, list) = app.get("/api/v1/models").await;
+    assert_eq!(status, 200, "{list}");
+    let cards = list["models"].as_array().unwrap();
+    assert_eq!(cards.len(), 2 * r.models.len(), "{list}");
+    let card = cards.iter().find(|c| c["name"] == "xception_like-keras").unwrap();
+    assert_eq!(card["kind"], "classifier");
+    assert_eq!(card["predict_url"], "/api/v1/models/xception_like-keras/predict");
+    assert_eq!(card["input"]["extra"], serde_json::json!([{ "name": "meta", "size": 4 }]));
+    assert_eq!(card["gradcam_layer"], "block14_sepconv2_act");
+    // Every card says whether Grad-CAM is exact, on which layer (the one Keras' head pools),
+    // or why not.
+    for m in &r.models {
+        for ext in ["keras", "h5"] {
+            let card = cards.iter().find(|c| c["name"] == format!("{}-{ext}", m.fixture).as_str()).unwrap();
+            match (card["gradcam_layer"].as_str(), &m.cases[0].gradcam) {
+                (Some(layer), Some(want)) => assert_eq!(layer, want.layer, "{card}"),
+                (Some(layer), None) => panic!("{}: ocular explains {layer}, Keras has no pooled head", m.fixture),
+                (None, _) => assert!(card["gradcam_unavailable"].as_str().is_some_and(|s| !s.is_empty()), "{card}"),
+            }
+        }
+    }
+
+    let mut worst: f32 = 0.0;
+    let mut cams = std::collections::BTreeSet::new();
+    for m in &r.models {
+        let fields: Vec<(String, String)> = m.extras.iter().map(|(k, v)| (k.clone(), joined(v))).collect();
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        for ext in ["keras", "h5"] {
+            for case in &m.cases {
+                let photo = std::fs::read(serve_dir().join(&case.image)).unwrap();
+                let uri =
+                    format!("/api/v1/models/{}-{ext}/predict?top_k={}&gradcam=true", m.fixture, case.output.len());
+                let (status, body) = app.post_form(&uri, &fields, Some(("image", &photo))).await;
+                assert_eq!(status, 200, "{} {}: {body}", m.fixture, case.image);
+                let mut got = vec![f32::NAN; case.output.len()];
+                for p in body["predictions"].as_array().unwrap() {
+                    got[p["index"].as_u64().unwrap() as usize] = p["probability"].as_f64().unwrap() as f32;
+                }
+                let err = got.iter().zip(&case.output).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                assert!(
+                    err <= 1e-4,
+                    "{}.{ext} {}: max |d| {err} (ocular {got:?}, Keras {:?})",
+                    m.fixture,
+                    case.image,
+                    case.output
+                );
+                worst = worst.max(err);
+                match case.gradcam.as_ref().filter(|_| !body["gradcam"].is_null()) {
+                    Some(want) => {
+                        let g = &body["gradcam"];
+                        assert_eq!(
+                            (g["width"].as_u64(), g["height"].as_u64()),
+                            (Some(want.width as u64), Some(want.height as u64))
+                        );
+                        let class = &body["predictions"][0];
+                        assert_eq!(class["index"].as_u64(), Some(want.class as u64), "Grad-CAM explains the top class");
+                        let grid: Vec<f32> = g["grid"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32))
+                            .collect();
+                        let c = correlation(&grid, &want.grid);
+                        assert!(c >= 0.999, "{}.{ext} {}: Grad-CAM correlation {c}", m.fixture, case.image);
+                        assert!(g["overlay_url"].as_str().unwrap().starts_with("data:image/jpeg;base64,"));
+                        cams.insert(format!("{}.{ext}", m.fixture));
+                    }
+                    None => assert!(body["gradcam"].is_null(), "{body}"),
+                }
+            }
+        }
+    }
+    assert!(cams.contains("xception_like.keras") && cams.contains("xception_like.h5"), "{cams:?}");
+    eprintln!("served fixtures vs Keras: worst max |d| {worst:.2e}; Grad-CAM compared for {cams:?}");
+}
+
+#[tokio::test]
+async fn bad_prediction_requests_are_refused_in_the_envelope() {
+    let r = reference();
+    let (state, _models, _data) = app(&r);
+    let app = TestApp::over(state);
+    let photo = std::fs::read(serve_dir().join("31x31_chelsea.png")).unwrap();
+    let cases: [(&str, Vec<(&str, &str)>, u16, &str); 6] = [
+        ("/api/v1/models/nope/predict", vec![], 404, "model_not_configured"),
+        ("/api/v1/models/xception_like-keras/predict", vec![], 400, "invalid_model_input"),
+        ("/api/v1/models/xception_like-keras/predict", vec![("meta", "1,2,3")], 400, "invalid_model_input"),
+        ("/api/v1/models/xception_like-keras/predict", vec![("meta", "1,2,3,nan")], 400, "invalid_model_input"),
+        ("/api/v1/models/resnet_like-keras/predict", vec![("metta", "1")], 400, "invalid_model_input"),
+        ("/api/v1/models/resnet_like-keras/predict?top_k=0", vec![], 400, "invalid_query"),
+    ];
+    for (uri, fields, status, code) in cases {
+        let (got, body) = app.post_form(uri, &fields, Some(("image", &photo))).await;
+        assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)), "{uri} {fields:?}: {body}");
+    }
+    let (got, body) = app
+        .post_form("/api/v1/models/resnet_like-keras/predict", &[], Some(("image", &photo[..photo.len() / 2])))
+        .await;
+    assert_eq!((got, body["error"]["code"].as_str()), (400, Some("image_unreadable")), "{body}");
+    let (got, body) = app.post_form("/api/v1/models/resnet_like-keras/predict", &[], None).await;
+    assert_eq!((got, body["error"]["code"].as_str()), (400, Some("missing_image")), "{body}");
+}
