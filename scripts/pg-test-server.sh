@@ -3,6 +3,7 @@
 #
 #   scripts/pg-test-server.sh start    # install if needed, start if stopped, print the URL
 #   scripts/pg-test-server.sh url      # print the URL of the running server (exit 1 if none)
+#   scripts/pg-test-server.sh bin      # print the folder of its client tools (pg_dump, pg_restore)
 #   scripts/pg-test-server.sh status   # say whether it runs
 #   scripts/pg-test-server.sh stop     # stop it (data is kept for the next start)
 #   scripts/pg-test-server.sh destroy  # stop it and delete everything it installed
@@ -158,6 +159,10 @@ case "${1:-}" in
         locate_bin
         if [ -n "${BIN:-}" ] && running; then url; else log "not running; use: $0 start"; exit 1; fi
         ;;
+    bin)
+        locate_bin
+        if [ -n "${BIN:-}" ]; then echo "$BIN"; else log "not installed; use: $0 start"; exit 1; fi
+        ;;
     status)
         locate_bin
         if [ -n "${BIN:-}" ] && running; then echo "running: $(url)"; else echo "stopped"; fi
@@ -173,7 +178,7 @@ case "${1:-}" in
         log "removed $ROOT"
         ;;
     *)
-        echo "usage: $0 start|url|status|stop|destroy" >&2
+        echo "usage: $0 start|url|bin|status|stop|destroy" >&2
         exit 2
         ;;
 esac

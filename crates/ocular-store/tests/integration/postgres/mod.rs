@@ -6,6 +6,7 @@
 //! `scripts/pg-test-server.sh start` runs. With neither, every test here passes after printing
 //! why it did nothing, unless `OCULAR_REQUIRE_POSTGRES` is set (CI), where they fail instead.
 
+mod dump;
 mod replicas;
 mod tls;
 mod vectors;
