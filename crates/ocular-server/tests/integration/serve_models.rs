@@ -206,7 +206,9 @@ async fn bad_prediction_requests_are_refused_in_the_envelope() {
     let (state, _models, _data) = app(&r);
     let app = TestApp::over(state);
     let photo = std::fs::read(serve_dir().join("31x31_chelsea.png")).unwrap();
-    let cases: [(&str, Vec<(&str, &str)>, u16, &str); 6] = [
+    // (uri, form fields, status, code)
+    type Refusal<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: [Refusal; 6] = [
         ("/api/v1/models/nope/predict", vec![], 404, "model_not_configured"),
         ("/api/v1/models/xception_like-keras/predict", vec![], 400, "invalid_model_input"),
         ("/api/v1/models/xception_like-keras/predict", vec![("meta", "1,2,3")], 400, "invalid_model_input"),
