@@ -395,6 +395,15 @@ impl Config {
         ocular_models::Precisions { skin: self.skin_precision, image: self.image_precision }
     }
 
+    /// The process's thread budget: `--intra-threads` when set, else every core it may use
+    /// (`available_parallelism` honours the CPU affinity mask and a cgroup CPU quota). `serve`
+    /// sizes both ONNX Runtime's one shared intra-op pool and tokio's workers to it, so
+    /// inference and request handling never ask for more cores than there are (README,
+    /// "Threads").
+    pub fn threads(&self) -> usize {
+        self.intra_threads.unwrap_or_else(|| ocular_models::session::SessionOptions::default().intra_threads)
+    }
+
     pub fn listen_addr(&self) -> SocketAddr {
         SocketAddr::new(self.host, self.port)
     }

@@ -66,6 +66,9 @@ fn invalid_values_fail_validation() {
     let err = config(&["--inference-batch", "0"]).validate().expect_err("a batch of no rows");
     assert!(err.contains("inference_batch"), "{err}");
     assert!(config(&["--inference-batch", "65"]).validate().is_err());
+    // One thread budget: --intra-threads when given, else the cores this process may use.
+    assert_eq!(config(&["--intra-threads", "3"]).threads(), 3);
+    assert_eq!(config(&[]).threads(), std::thread::available_parallelism().map_or(1, |n| n.get()));
     assert_eq!(config(&["--inference-batch", "1"]).inference_batch, Some(1));
     assert_eq!(config(&[]).inference_batch, None, "unset: each model keeps its own default");
     assert!(config(&["--api-key", "short"]).validate().unwrap_err().contains("API key"));

@@ -11,8 +11,13 @@ use ocular_models::session::SessionOptions;
 use ocular_server::{AppState, Config, search_models};
 
 pub fn run(config: Config) -> anyhow::Result<()> {
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    // Request handling gets the same thread budget as inference (`Config::threads`): with
+    // --intra-threads 1 on a shared host, neither takes a second core.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.threads())
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     runtime.block_on(serve(config))
 }
 
@@ -32,7 +37,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let options = RegistryOptions {
         models_dir: config.models_dir.clone(),
         ort_library: config.ort_library.clone(),
-        session: config.intra_threads.map_or_else(SessionOptions::default, |n| SessionOptions { intra_threads: n }),
+        session: SessionOptions { intra_threads: config.threads() },
         enabled: config.models.clone(),
     };
     // One intra-op pool for every model: the process's thread budget (cores, or the cgroup's
