@@ -22,6 +22,7 @@ mod header;
 mod heatmap;
 mod probe;
 mod resize;
+mod strip;
 mod tensor;
 
 pub use decode::{Decoded, Limits, MAX_ASPECT_RATIO, decode};
@@ -34,6 +35,7 @@ pub use resize::{
     resize_bicubic, resize_bilinear_tf, resize_shortest_center_crop_bicubic, shortest_center_crop_peak_bytes,
     thumbnail, thumbnail_peak_bytes,
 };
+pub use strip::strip_metadata;
 pub use tensor::{preprocess, to_tensor};
 
 /// The `image` crate version this API is built on (`RgbImage` appears in signatures).

@@ -59,8 +59,16 @@ impl Catalog {
     pub fn prepare_image(&self, embedders: &dyn Embedders, input: ImageInput) -> Result<PreparedImage, SearchError> {
         let decoded = self.decode(embedders, &input.bytes)?;
         let vectors = embed_one(embedders, &decoded.image)?;
-        let sha256 = self.store.put_image(&input.bytes, decoded.format.mime_type())?;
+        let sha256 = self.store_photo(&input.bytes, decoded.format)?;
         Ok(PreparedImage { vectors, sha256, source_url: input.source_url })
+    }
+
+    /// Stores a product photo without its metadata (GPS position, camera, text: see
+    /// [`ocular_image::strip_metadata`]) and returns its address. Every stored product photo
+    /// goes through here, served to anyone as it is.
+    pub fn store_photo(&self, bytes: &[u8], format: ocular_image::Format) -> Result<String, SearchError> {
+        let clean = ocular_image::strip_metadata(bytes)?;
+        Ok(self.store.put_image(&clean, format.mime_type())?)
     }
 
     /// POST (`Create`) or PUT (`Replace`): the product becomes exactly `product` plus the photo

@@ -70,7 +70,7 @@ impl SearchOptions {
 /// `image_url` is where a browser loads the photo: the stored copy
 /// (`/api/v1/products/{id}/image`) when the product has one, else nothing; `source_url` is the
 /// URL the photo was fetched from, if it came from one.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ProductView {
     pub id: String,
     pub title: String,
@@ -80,10 +80,13 @@ pub struct ProductView {
     pub currency: Option<String>,
     pub image_url: Option<String>,
     pub source_url: Option<String>,
+    #[schema(value_type = Object)]
     pub attributes: Value,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: time::OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: time::OffsetDateTime,
 }
 
@@ -111,7 +114,7 @@ impl From<&Product> for ProductView {
 }
 
 /// Why a text-search result ranked where it did.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Signals {
     /// Cosine in the `text` space (title + description).
     pub text: Option<f32>,
@@ -122,7 +125,7 @@ pub struct Signals {
 }
 
 /// One result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SearchHit {
     pub product: ProductView,
     /// What results are ordered by: the cosine for image search, the reciprocal-rank-fusion
@@ -135,10 +138,12 @@ pub struct SearchHit {
 }
 
 /// A page of results.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SearchResults {
     pub results: Vec<SearchHit>,
     pub next_offset: Option<usize>,
+    /// Milliseconds per stage (`embed`, `index`, `fetch`, `total`, ...).
+    #[schema(value_type = std::collections::BTreeMap<String, f64>)]
     pub timings_ms: Timings,
 }
 

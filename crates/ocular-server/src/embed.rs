@@ -125,8 +125,10 @@ pub fn parse_labels(field: &str) -> Result<Vec<String>, ApiError> {
     Ok(labels)
 }
 
-#[derive(Debug, Deserialize)]
-struct TextBody {
+/// `POST /api/v1/embed/text`: the text to embed (1 to 10,000 characters).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = TextEmbedRequest)]
+pub(crate) struct TextBody {
     text: String,
 }
 

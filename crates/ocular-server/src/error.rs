@@ -9,7 +9,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ocular_models::{AdmissionError, ModelError};
 use ocular_store::StoreError;
-use serde_json::json;
 
 pub use crate::code::Code;
 use crate::convert;
@@ -154,6 +153,20 @@ impl ApiError {
     }
 }
 
+/// The one error envelope: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong: a stable [`Code`] and a message for people.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// One of the codes of the table (the document lists them with their statuses).
+    pub code: String,
+    pub message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_code();
@@ -186,7 +199,8 @@ impl IntoResponse for ApiError {
         } else {
             self.to_string()
         };
-        let mut resp = (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response();
+        let mut resp =
+            (status, Json(ErrorBody { error: ErrorDetail { code: code.to_string(), message } })).into_response();
         if let Some(s) = self.retry_after() {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
         }

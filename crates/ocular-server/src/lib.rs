@@ -22,7 +22,7 @@ pub mod limits;
 pub mod listen;
 pub mod memory;
 pub mod metrics;
-pub mod models;
+pub mod openapi;
 pub mod products;
 pub mod retention;
 pub mod routes;
@@ -56,8 +56,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/health", get(health::legacy))
         .route("/metrics", get(metrics::render))
         .merge(routes::router())
+        .merge(openapi::router())
         .merge(analyze::router())
-        .merge(models::router())
         .merge(products::router())
         .merge(search::router())
         .merge(embed::router())

@@ -56,8 +56,9 @@ impl FromRequestParts<AppState> for WriteAccess {
 pub const STORED_IMAGE_CSP: &str = "default-src 'none'; sandbox";
 
 /// The writable fields of a product, as JSON or form fields.
-#[derive(Debug, Default, Deserialize)]
-struct ProductBody {
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = ProductRequest)]
+pub(crate) struct ProductBody {
     id: Option<String>,
     title: Option<String>,
     #[serde(default)]
@@ -66,7 +67,18 @@ struct ProductBody {
     price: Option<f64>,
     currency: Option<String>,
     image_url: Option<String>,
+    #[schema(value_type = Option<Object>)]
     attributes: Option<Value>,
+}
+
+/// `GET /api/v1/products`: a page of products.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ProductPage {
+    items: Vec<ProductView>,
+    /// The `offset` of the next page; `null` on the last one.
+    next_offset: Option<usize>,
+    /// Products matching the filter (counted when cheap).
+    total: Option<u64>,
 }
 
 impl ProductBody {
@@ -327,12 +339,12 @@ struct ListQuery {
 }
 
 /// `GET /api/v1/products?category=&offset=&limit=` (limit 1–100, default 20).
-async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<Value>, ApiError> {
+async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<ProductPage>, ApiError> {
     let limit = q.limit.unwrap_or(20).clamp(1, 100);
     let filter = ProductFilter { category: q.category.filter(|c| !c.is_empty()), ..ProductFilter::default() };
     let page = state.db(move |s| s.list_products(&filter, q.offset, limit)).await?;
     let items: Vec<ProductView> = page.items.iter().map(ProductView::from).collect();
-    Ok(Json(json!({ "items": items, "next_offset": page.next_offset, "total": page.total })))
+    Ok(Json(ProductPage { items, next_offset: page.next_offset, total: page.total }))
 }
 
 /// The stored photo with its content type. Its `ETag` is the content digest, so a browser

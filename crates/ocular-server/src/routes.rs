@@ -17,8 +17,8 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/fixture", post(fixture))
 }
 
-#[derive(Debug, Deserialize)]
-struct FixtureRequest {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct FixtureRequest {
     input: Vec<f32>,
 }
 

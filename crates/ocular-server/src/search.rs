@@ -267,8 +267,9 @@ async fn by_image(State(state): State<AppState>, req: Request) -> Result<Json<Se
 /// The JSON body of a search: the options, and the route's own field (`image_url` for
 /// `/search/url`, `query` for `/search/text`). No `flatten`: unknown fields are skipped where
 /// they stand instead of being collected (see `crate::json`).
-#[derive(Debug, Deserialize)]
-struct SearchBody {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = SearchRequest)]
+pub(crate) struct SearchBody {
     image_url: Option<String>,
     query: Option<String>,
     top_k: Option<usize>,

@@ -12,3 +12,4 @@ mod heatmap;
 mod orientation;
 mod props;
 mod resize;
+mod strip;

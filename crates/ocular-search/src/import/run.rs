@@ -300,7 +300,7 @@ fn embed_and_write(
                 outcomes.push((n, Err("the image model returned too few embeddings".into())));
                 continue;
             };
-            match catalog.store().put_image(&input.bytes, format.mime_type()) {
+            match catalog.store_photo(&input.bytes, format) {
                 Ok(sha) => product.image_sha256 = Some(sha),
                 Err(e) => {
                     outcomes.push((n, Err(e.to_string())));

@@ -45,6 +45,7 @@ pub(super) static ASSETS: &[Asset] = &[
     asset!("js/search.js", JS),
     asset!("js/products.js", JS),
     asset!("js/card.js", JS),
+    asset!("js/apidocs.js", JS),
 ];
 
 /// Hash of every asset's path and bytes (FNV-1a, 64 bits): a cache key, not a security check.

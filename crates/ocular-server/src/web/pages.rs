@@ -85,6 +85,13 @@ pub(super) const PAGES: &[Page] = &[
         body: include_str!("../../assets/templates/products.html"),
         script: "products.js",
     },
+    Page {
+        section: "/api/docs",
+        exact: true,
+        title: "API reference",
+        body: include_str!("../../assets/templates/api.html"),
+        script: "apidocs.js",
+    },
 ];
 
 /// Index into [`PAGES`] by handler.
@@ -94,6 +101,7 @@ const ANALYSES: usize = 2;
 const ANALYSIS: usize = 3;
 const SEARCH: usize = 4;
 const PRODUCTS: usize = 5;
+const API_DOCS: usize = 6;
 
 fn nav(page: &Page) -> String {
     NAV.iter()
@@ -160,4 +168,9 @@ pub(super) async fn search() -> Response {
 
 pub(super) async fn products() -> Response {
     respond(PRODUCTS)
+}
+
+/// `GET /api/docs`: the API reference, rendered in the browser from `/api/v1/openapi.json`.
+pub(super) async fn api_docs() -> Response {
+    respond(API_DOCS)
 }

@@ -94,3 +94,20 @@ async fn an_analysis_page_marks_its_section_not_itself() {
     let html = body(pages::analysis().await).await;
     assert!(html.contains(r#"<a href="/analyses" aria-current="true">"#));
 }
+
+/// The API reference is one of the pages (same CSP, scripts from this server only) and its
+/// script is a served asset.
+#[tokio::test]
+async fn the_api_reference_is_a_page_under_the_same_policy() {
+    let resp = pages::api_docs().await;
+    let csp = resp.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && csp.contains("connect-src 'self'"), "{csp}");
+    let html = body(resp).await;
+    assert!(html.contains("<title>API reference · ocular</title>"));
+    let script = format!("{}/js/apidocs.js", assets::prefix());
+    assert!(html.contains(&script), "{html}");
+    assert!(!html.contains("https://"), "no third-party host");
+    let js = assets::serve(Path((VERSION.clone(), "js/apidocs.js".into()))).await.unwrap();
+    assert_eq!(js.status(), 200);
+    assert!(body(js).await.contains("/api/v1/openapi.json"));
+}

@@ -1,0 +1,166 @@
+//! The OpenAPI document: complete (every route of the router, every error code), valid (it
+//! parses as OpenAPI 3.1 with the `oas3` crate and every `$ref` resolves), and served.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use axum::body::Body;
+use axum::http::Request;
+use ocular_server::Code;
+use ocular_server::openapi::{ROUTES, document};
+
+use crate::common::{TestApp, split, workspace_root};
+
+/// `(method, path)` of every `.route(..)` call in the crate's sources outside `web/` (HTML
+/// pages) and test modules: the router as written, so a route added anywhere is seen here.
+fn routes_in_source() -> BTreeSet<(String, String)> {
+    let mut found = BTreeSet::new();
+    let src = workspace_root().join("crates/ocular-server/src");
+    let mut files = Vec::new();
+    collect(&src, &mut files);
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("source");
+        // Test modules build toy routers.
+        let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let mut rest = text;
+        while let Some(at) = rest.find(".route(") {
+            rest = &rest[at + ".route(".len()..];
+            let end = closing_paren(rest);
+            let call = &rest[..end];
+            let Some(path) = call.split('"').nth(1) else { continue };
+            for method in ["get", "post", "put", "patch", "delete"] {
+                let mut hay = call;
+                while let Some(i) = hay.find(&format!("{method}(")) {
+                    let before = hay[..i].chars().last();
+                    if before.is_none_or(|c| !c.is_alphanumeric() && c != '_') {
+                        found.insert((method.to_string(), path.to_string()));
+                    }
+                    hay = &hay[i + 1..];
+                }
+            }
+        }
+    }
+    found
+}
+
+fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("src dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n != "web") {
+                collect(&path, out);
+            }
+        } else if path.extension().is_some_and(|e| e == "rs") && !path.to_string_lossy().ends_with("tests.rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Index of the `)` closing the call whose arguments start `s`.
+fn closing_paren(s: &str) -> usize {
+    let mut depth = 1;
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return i;
+                }
+            }
+            _ => {}
+        }
+    }
+    s.len()
+}
+
+#[test]
+fn every_route_is_documented() {
+    let doc = document();
+    let in_source = routes_in_source();
+    assert!(in_source.len() > 20, "the scan found the router: {in_source:?}");
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, item)| item.as_object().expect("item").keys().map(move |m| (m.clone(), path.clone())))
+        .collect();
+    let missing: Vec<_> = in_source.difference(&documented).collect();
+    assert!(missing.is_empty(), "routes missing from ocular_server::openapi::ROUTES: {missing:?}");
+    let stale: Vec<_> = documented.difference(&in_source).collect();
+    assert!(stale.is_empty(), "documented routes the router does not have: {stale:?}");
+}
+
+#[test]
+fn every_error_code_is_documented_with_its_status() {
+    let doc = document();
+    let listed: Vec<&str> = doc["components"]["schemas"]["ErrorDetail"]["properties"]["code"]["enum"]
+        .as_array()
+        .expect("code enum")
+        .iter()
+        .map(|v| v.as_str().expect("string"))
+        .collect();
+    let table: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(listed, table);
+    let statuses = doc["x-error-codes"].as_array().expect("x-error-codes");
+    assert_eq!(statuses.len(), Code::ALL.len());
+    for (row, code) in statuses.iter().zip(Code::ALL) {
+        assert_eq!(row["code"], code.as_str());
+        assert_eq!(row["status"], code.status().as_u16());
+    }
+    let described = doc["components"]["responses"]["Error"]["description"].as_str().expect("description");
+    for code in Code::ALL {
+        assert!(described.contains(&format!("| `{code}` | {} |", code.status().as_u16())), "{code}");
+    }
+}
+
+/// The document parses as OpenAPI 3.1 (`oas3`, a typed model of the 3.1 specification), says
+/// 3.1, and every `$ref` in it points at a component that exists.
+#[test]
+fn the_document_is_valid_openapi_3_1() {
+    let doc = document();
+    let text = serde_json::to_string(doc).expect("json");
+    let spec = oas3::from_json(&text).unwrap_or_else(|e| panic!("not OpenAPI 3.1: {e}"));
+    assert!(spec.openapi.starts_with("3.1"), "{}", spec.openapi);
+    assert_eq!(spec.paths.as_ref().map(|p| p.len()), doc["paths"].as_object().map(|p| p.len()));
+    let mut refs = Vec::new();
+    find_refs(doc, &mut refs);
+    assert!(refs.len() > 10, "{refs:?}");
+    for r in refs {
+        let pointer = r.strip_prefix('#').unwrap_or_else(|| panic!("external ref {r}"));
+        assert!(doc.pointer(pointer).is_some(), "dangling $ref {r}");
+    }
+}
+
+fn find_refs(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("$ref", serde_json::Value::String(s)) => out.push(s.clone()),
+                    _ => find_refs(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| find_refs(v, out)),
+        _ => {}
+    }
+}
+
+/// Every documented operation reaches a handler of the real router (no `no_route`, no
+/// `method_not_allowed`), and the document itself is served.
+#[tokio::test]
+async fn documented_routes_exist_and_the_document_is_served() {
+    let app = TestApp::new(&["--preload", "false"]);
+    for r in ROUTES {
+        let uri = r.path.replace("{id}", "x").replace("{name}", "x");
+        let req = Request::builder().method(r.method.to_uppercase().as_str()).uri(&uri).body(Body::empty()).unwrap();
+        let (status, body) = split(app.send(req).await).await;
+        let code = body["error"]["code"].as_str().unwrap_or_default();
+        assert!(code != "no_route" && code != "method_not_allowed", "{} {uri}: {status} {body}", r.method);
+    }
+    let (status, body) = app.get("/api/v1/openapi.json").await;
+    assert_eq!(status, 200);
+    assert_eq!(&body, document());
+}
+
