@@ -1,6 +1,7 @@
 //! In-process HTTP tests (`Router` + `oneshot`) with the real fixture model and ONNX Runtime.
 
 mod analyze;
+mod bulk;
 mod catalog_app;
 mod clip_search;
 mod common;
