@@ -198,6 +198,29 @@ fn fetch(config: &Config, what: &[String]) -> anyhow::Result<()> {
             report(&format!("{name} int8"), outcome);
         }
     }
+    if wants("efficientnet-lite0") || wants("minilm") {
+        // Never fatal: a server builds the matrix itself when no stored copy fits.
+        if let Err(e) = store_conse_prompts(config) {
+            eprintln!("  ConSE prompts not stored ({e:#}); `ocular serve` will build them at start");
+        }
+    }
+    Ok(())
+}
+
+/// Embeds the ConSE class prompts once and stores them beside MiniLM (see
+/// `ocular_search::embed::conse`), so no server start pays for it: a container image built
+/// with `ocular models fetch` ships them in its read-only models folder.
+fn store_conse_prompts(config: &Config) -> anyhow::Result<()> {
+    use ocular_search::EmbedderProvider as _;
+    let registry = super::registry(config, Some(vec!["efficientnet-lite0".into(), "minilm".into()]))?;
+    let Some(provider) = ocular_search::embed::default::DefaultProvider::from_registry(&registry) else {
+        return Ok(()); // CLIP search configured, or a model missing: nothing to store
+    };
+    let started = std::time::Instant::now();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let embedders = runtime.block_on(provider.load())?;
+    embedders.warm_up()?;
+    eprintln!("  ConSE prompts: {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
