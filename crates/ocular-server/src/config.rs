@@ -165,6 +165,12 @@ pub struct Config {
     #[serde(skip)]
     pub api_key: Option<String>,
 
+    /// File holding the API key on its first line (a container secret, say), so the key is in
+    /// neither the environment nor `ps`. Exclusive with OCULAR_API_KEY; refused when other users
+    /// may write it, a warning when they may read it.
+    #[arg(long, env = "OCULAR_API_KEY_FILE", global = true)]
+    pub api_key_file: Option<std::path::PathBuf>,
+
     /// Host names (comma-separated) this server answers to besides loopback ones, e.g. the name
     /// a reverse proxy forwards in `Host`. On a loopback address any other `Host` is refused
     /// (`400 host_not_allowed`): a web page that rebinds its own name to 127.0.0.1 (DNS

@@ -8,7 +8,6 @@
 
 pub mod access;
 pub mod analyze;
-pub mod bulk;
 pub mod code;
 pub mod config;
 pub mod convert;
@@ -29,6 +28,7 @@ pub mod retention;
 pub mod routes;
 pub mod search;
 pub mod search_models;
+pub mod secrets;
 pub mod state;
 pub mod trace;
 pub mod web;
@@ -60,7 +60,6 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::router())
         .merge(analyze::router())
         .merge(products::router())
-        .merge(bulk::router())
         .merge(search::router())
         .merge(embed::router())
         .merge(web::router())

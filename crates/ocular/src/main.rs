@@ -67,12 +67,22 @@ fn main() -> std::process::ExitCode {
         eprintln!("error: {e}");
         return std::process::ExitCode::from(2);
     }
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    let key_file_warning = match ocular_server::secrets::load_api_key_file(&mut cli.config) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: invalid configuration: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     if let Err(e) = cli.config.validate() {
         eprintln!("error: invalid configuration: {e}");
         return std::process::ExitCode::from(2);
     }
     init_logging(&cli.config);
+    if let Some(w) = key_file_warning {
+        tracing::warn!("{w}");
+    }
     warn_about_mongo_uri();
     let result = match cli.command {
         Command::Serve => commands::serve::run(cli.config),

@@ -187,3 +187,30 @@ fn purge_deletes_expired_analyses_and_never_opens_a_model() {
     assert!(store.get_analysis(&old).expect("read").is_none());
     assert!(store.get_analysis(&recent).expect("read").is_some());
 }
+
+#[test]
+fn the_api_key_can_come_from_a_file_and_not_from_two_places() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("api_key");
+    std::fs::write(&file, "abcdefghijklmnopqrstuvwxyz\n").expect("write");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let mut cmd = ocular();
+    cmd.arg("config").env("OCULAR_API_KEY_FILE", &file).env_remove("OCULAR_API_KEY");
+    let (ok, out, _) = run_bounded(cmd);
+    assert!(ok, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["api_key"], "***", "the key from the file is the key, redacted");
+    assert!(!out.contains("abcdefghij"), "{out}");
+
+    let mut both = ocular();
+    both.arg("config").env("OCULAR_API_KEY_FILE", &file).env("OCULAR_API_KEY", "zyxwvutsrqponmlkjihgfedcba");
+    let (ok, out, _) = run_bounded(both);
+    assert!(!ok && out.contains("both set"), "{out}");
+
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let mut writable = ocular();
+    writable.arg("config").env("OCULAR_API_KEY_FILE", &file).env_remove("OCULAR_API_KEY");
+    let (ok, out, _) = run_bounded(writable);
+    assert!(!ok && out.contains("written by other users"), "{out}");
+}
