@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod analyze;
+pub mod bulk;
 pub mod code;
 pub mod config;
 pub mod convert;
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::router())
         .merge(analyze::router())
         .merge(products::router())
+        .merge(bulk::router())
         .merge(search::router())
         .merge(embed::router())
         .merge(web::router())
