@@ -80,6 +80,11 @@ pub struct ProductView {
     pub currency: Option<String>,
     pub image_url: Option<String>,
     pub source_url: Option<String>,
+    /// The photo at `source_url` could not be fetched when the product was imported: it is
+    /// stored without one, found by its text, and the next import tries the URL again. Only
+    /// present (and `true`) then.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub photo_missing: bool,
     #[schema(value_type = Object)]
     pub attributes: Value,
     #[serde(with = "time::serde::rfc3339")]
@@ -106,6 +111,7 @@ impl From<&Product> for ProductView {
             currency: p.currency.clone(),
             image_url: p.image_sha256.as_ref().map(|_| image_path(&p.id)).or_else(|| p.image_url.clone()),
             source_url: p.image_url.clone(),
+            photo_missing: p.image_sha256.is_none() && p.image_url.is_some(),
             attributes: p.attributes.clone(),
             created_at: p.created_at,
             updated_at: p.updated_at,
@@ -122,14 +128,16 @@ pub struct Signals {
     pub image_text: Option<f32>,
     /// 1-based rank among full-text (BM25) matches, if it matched.
     pub keyword_rank: Option<usize>,
+    /// Its full-text score (BM25 on SQLite, `ts_rank_cd` on PostgreSQL), if it matched.
+    pub keyword_score: Option<f32>,
 }
 
 /// One result.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SearchHit {
     pub product: ProductView,
-    /// What results are ordered by: the cosine for image search, the reciprocal-rank-fusion
-    /// score for text search.
+    /// What results are ordered by: the cosine for image search, the fused score for text
+    /// search (`ocular_search::fusion`).
     pub score: f32,
     /// The cosine compared with `threshold` (for text search: the best of the result's cosines).
     pub similarity: f32,

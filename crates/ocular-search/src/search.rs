@@ -1,5 +1,8 @@
 //! Searches: by photo (the `image` space) and by text (hybrid).
 //!
+//! **Similar products** ([`Catalog::search_similar`]) are an image search with a stored
+//! product's photo vector instead of an uploaded photo (its text vector without a photo).
+//!
 //! **Image search** embeds the query photo and returns the nearest products by cosine in the
 //! `image` space; `score` and `similarity` are that cosine, and `threshold` cuts on it.
 //!
@@ -12,8 +15,9 @@
 //! 3. BM25 over title, description and category (SQLite FTS5), which rewards exact words
 //!    (brands, model numbers) that embeddings blur.
 //!
-//! They are fused by reciprocal rank fusion with k = 60 ([`crate::fusion`]): results are
-//! ordered by the fused score (`score`). `threshold` is compared with the result's best cosine
+//! They are fused by score-aware fusion ([`crate::fusion`]: per-query normalised cosines and
+//! BM25, weighted, so a signal that does not discriminate for this query contributes little):
+//! results are ordered by the fused score (`score`). `threshold` is compared with the result's best cosine
 //! (`similarity`, the larger of its `text` and `image_text` cosines), so one threshold means
 //! the same thing for image and text search; a keyword-only match is kept only if one of its
 //! cosines also reaches it. Text-search cosines come from the in-memory int8 codes (within
@@ -22,7 +26,7 @@
 //! Each ranking is cut at a depth of at least [`FUSION_DEPTH`], rounded up to a multiple of it
 //! past the requested page, so pages of one query fuse the same lists and never overlap.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use ocular_index::Hit;
@@ -31,7 +35,7 @@ use ocular_store::ProductKey;
 use crate::catalog::Catalog;
 use crate::embed::{Embedders, IMAGE, IMAGE_TEXT, TEXT};
 use crate::error::SearchError;
-use crate::fusion::{RRF_K, reciprocal_rank_fusion};
+use crate::fusion::{Fusion, Pool, fuse};
 use crate::query::{ProductView, SearchHit, SearchOptions, SearchResults, Signals, Timings, page};
 
 /// Candidates taken from each ranking before fusion (a multiple of it for deep pages).
@@ -80,13 +84,26 @@ impl Catalog {
     ) -> Result<SearchResults, SearchError> {
         opts.validate()?;
         self.ensure_ready(space)?;
+        self.nearest(space, query, opts, None, t)
+    }
+
+    /// The page of `opts` among the nearest products to `query` in `space`, leaving `exclude`
+    /// out (before paging, so pages neither repeat nor skip a product).
+    fn nearest(
+        &self,
+        space: &str,
+        query: &[f32],
+        opts: &SearchOptions,
+        exclude: Option<u64>,
+        t: &mut Timings,
+    ) -> Result<SearchResults, SearchError> {
         let started = Instant::now();
         let allowed = self.allowed(opts)?;
         let at = t.lap("filter", started);
-        let k = opts.offset + opts.top_k + 1;
-        let filter = |id: u64| allowed.passes(id);
-        let hits =
-            self.space(space)?.search(query, k, opts.filters().then_some(&filter as &(dyn Fn(u64) -> bool + Sync)))?;
+        let k = opts.offset + opts.top_k + 1 + usize::from(exclude.is_some());
+        let filter = |id: u64| allowed.passes(id) && Some(id) != exclude;
+        let filtered = opts.filters() || exclude.is_some();
+        let hits = self.space(space)?.search(query, k, filtered.then_some(&filter as &(dyn Fn(u64) -> bool + Sync)))?;
         let passing: Vec<Hit> = hits.into_iter().take_while(|h| h.score >= opts.threshold).collect();
         let (hits, next_offset) = page(passing, opts);
         let at = t.lap("index", at);
@@ -97,13 +114,85 @@ impl Catalog {
         Ok(SearchResults { results, next_offset, timings_ms: Timings::default() })
     }
 
-    /// Hybrid text search (see the module docs).
+    /// "More like this": the products nearest a stored product, by its stored photo vector
+    /// (the `image` space), or by its text vector when it has no photo; never the product
+    /// itself. Nothing is embedded: the vectors were computed when the product was written.
+    /// Filters, threshold and paging apply as for any search.
+    pub fn search_similar(&self, id: &str, opts: &SearchOptions) -> Result<SearchResults, SearchError> {
+        opts.validate()?;
+        let mut t = Timings::default();
+        let started = Instant::now();
+        let product =
+            self.store.get_product(id)?.ok_or_else(|| ocular_store::StoreError::NotFound(format!("product {id}")))?;
+        let stored = self.store.embeddings_of(product.key)?;
+        let by = |space: &'static str| {
+            let index = self.space(space).ok()?;
+            stored.iter().find(|e| e.space == space && e.model == index.model.model).map(|e| (space, e.vector.clone()))
+        };
+        let Some((space, vector)) = by(IMAGE).or_else(|| by(TEXT)) else {
+            return Err(SearchError::invalid("id", format!("product {id} has no stored vector to compare")));
+        };
+        t.lap("vectors", started);
+        self.ensure_ready(space)?;
+        let mut results = self.nearest(space, &vector, opts, Some(product.key.0), &mut t)?;
+        t.add("total", started.elapsed());
+        results.timings_ms = t;
+        Ok(results)
+    }
+
+    /// Hybrid text search (see the module docs), fused by [`Fusion::default`].
     pub fn search_text(
         &self,
         embedders: &dyn Embedders,
         query: &str,
         opts: &SearchOptions,
     ) -> Result<SearchResults, SearchError> {
+        self.search_text_with(embedders, query, opts, &Fusion::default())
+    }
+
+    /// Hybrid text search with a chosen fusion (the relevance benchmark compares them).
+    pub fn search_text_with(
+        &self,
+        embedders: &dyn Embedders,
+        query: &str,
+        opts: &SearchOptions,
+        fusion: &Fusion,
+    ) -> Result<SearchResults, SearchError> {
+        let mut t = Timings::default();
+        let started = Instant::now();
+        let pool = self.text_pool(embedders, query, opts, &mut t)?;
+        let at = Instant::now();
+        let ranked: Vec<(u64, f32, f32, Option<Signals>)> = fuse(&pool, fusion)
+            .into_iter()
+            .filter_map(|c| {
+                let best = c.text.into_iter().chain(c.image_text).fold(f32::NEG_INFINITY, f32::max);
+                let signals = Signals {
+                    text: c.text,
+                    image_text: c.image_text,
+                    keyword_rank: c.keyword_rank,
+                    keyword_score: c.keyword,
+                };
+                (best >= opts.threshold).then_some((c.id, c.score, best, Some(signals)))
+            })
+            .collect();
+        let (ranked, next_offset) = page(ranked, opts);
+        let at = t.lap("fuse", at);
+        let results = self.hydrate(&ranked)?;
+        t.lap("products", at);
+        t.add("total", started.elapsed());
+        Ok(SearchResults { results, next_offset, timings_ms: t })
+    }
+
+    /// The candidates of a text search before fusion: each signal's ranking of the products
+    /// passing the filters, cut at the fusion depth, with the cosines of keyword-only matches
+    /// computed from their stored vectors.
+    pub fn text_pool(
+        &self,
+        embedders: &dyn Embedders,
+        query: &str,
+        opts: &SearchOptions,
+        t: &mut Timings,
+    ) -> Result<Pool, SearchError> {
         opts.validate()?;
         let query = query.trim();
         if query.is_empty() {
@@ -114,7 +203,6 @@ impl Catalog {
         }
         self.ensure_ready(TEXT)?;
         self.ensure_ready(IMAGE_TEXT)?;
-        let mut t = Timings::default();
         let started = Instant::now();
         let q = embedders.embed_query(query)?;
         let at = t.lap("embed", started);
@@ -124,53 +212,38 @@ impl Catalog {
         let depth = (opts.offset + opts.top_k + 1).div_ceil(FUSION_DEPTH) * FUSION_DEPTH;
         let filter = |id: u64| allowed.passes(id);
         let filter = opts.filters().then_some(&filter as &(dyn Fn(u64) -> bool + Sync));
-        // Ranks are what fusion uses: the in-memory cosines rank well enough, and a database
-        // round trip per candidate would cost more than the whole search.
+        // The in-memory cosines rank and normalise well enough (within about 0.01 of exact),
+        // and a database round trip per candidate would cost more than the whole search.
         let text_hits = self.space(TEXT)?.search_fast(&q.text, depth, filter)?;
         let image_hits = self.space(IMAGE_TEXT)?.search_fast(&q.image_text, depth, filter)?;
         let at = t.lap("index", at);
         let keyword = self.store.search_text(query, &opts.filter, depth)?;
         let at = t.lap("keyword", at);
 
-        let ids = |hits: &[Hit]| hits.iter().map(|h| h.id).collect::<Vec<u64>>();
-        let (text_ids, image_ids) = (ids(&text_hits), ids(&image_hits));
-        let keyword_ids: Vec<u64> = keyword.iter().map(|h| h.key.0).collect();
-        let fused = reciprocal_rank_fusion(&[&text_ids, &image_ids, &keyword_ids], RRF_K);
-
-        let mut text_cos: HashMap<u64, f32> = text_hits.iter().map(|h| (h.id, h.score)).collect();
-        let mut image_cos: HashMap<u64, f32> = image_hits.iter().map(|h| (h.id, h.score)).collect();
+        let pairs = |hits: &[Hit]| hits.iter().map(|h| (h.id, h.score)).collect::<Vec<(u64, f32)>>();
+        let mut pool = Pool {
+            text: pairs(&text_hits),
+            image_text: pairs(&image_hits),
+            keyword: keyword.iter().map(|h| (h.key.0, h.score as f32)).collect(),
+            extra: HashMap::new(),
+        };
         // Keyword-only matches have no cosine yet: compute theirs from the stored vectors.
-        let missing: Vec<u64> =
-            fused.iter().filter(|f| f.ranks[0].is_none() && f.ranks[1].is_none()).map(|f| f.id).collect();
+        let listed: HashSet<u64> = pool.text.iter().chain(&pool.image_text).map(|(id, _)| *id).collect();
+        let missing: Vec<u64> = pool.keyword.iter().map(|(id, _)| *id).filter(|id| !listed.contains(id)).collect();
         let (text_space, image_space) = (self.space(TEXT)?, self.space(IMAGE_TEXT)?);
-        for &id in &missing {
+        for id in missing {
+            let entry = pool.extra.entry(id).or_default();
             // One read gives both vectors.
             for e in self.store.embeddings_of(ProductKey(id))? {
                 if let Some(c) = text_space.cosine_with(&e, &q.text) {
-                    text_cos.insert(id, c);
+                    entry.0 = Some(c);
                 } else if let Some(c) = image_space.cosine_with(&e, &q.image_text) {
-                    image_cos.insert(id, c);
+                    entry.1 = Some(c);
                 }
             }
         }
-        let ranked: Vec<(u64, f32, f32, Option<Signals>)> = fused
-            .into_iter()
-            .filter_map(|f| {
-                let signals = Signals {
-                    text: text_cos.get(&f.id).copied(),
-                    image_text: image_cos.get(&f.id).copied(),
-                    keyword_rank: f.ranks[2],
-                };
-                let best = signals.text.into_iter().chain(signals.image_text).fold(f32::NEG_INFINITY, f32::max);
-                (best >= opts.threshold).then_some((f.id, f.score, best, Some(signals)))
-            })
-            .collect();
-        let (ranked, next_offset) = page(ranked, opts);
-        let at = t.lap("fuse", at);
-        let results = self.hydrate(&ranked)?;
-        t.lap("products", at);
-        t.add("total", started.elapsed());
-        Ok(SearchResults { results, next_offset, timings_ms: t })
+        t.lap("fuse", at);
+        Ok(pool)
     }
 
     fn allowed(&self, opts: &SearchOptions) -> Result<Allowed, SearchError> {

@@ -58,6 +58,11 @@ pub fn catalog(store: Arc<dyn Store>) -> Catalog {
     catalog_with(store, CatalogOptions::default())
 }
 
+/// The real models' provider (nothing loaded until a catalog asks).
+pub fn provider() -> Arc<dyn ocular_search::EmbedderProvider> {
+    Arc::new(DefaultProvider::from_registry(&shared().registry).expect("provider"))
+}
+
 pub fn catalog_with(store: Arc<dyn Store>, options: CatalogOptions) -> Catalog {
     let provider = DefaultProvider::from_registry(&shared().registry).expect("provider");
     Catalog::new(store, Arc::new(provider), options).expect("catalog")

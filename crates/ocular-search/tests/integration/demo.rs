@@ -78,3 +78,44 @@ fn demo_catalog_finds_by_photo_and_by_text() {
         import_file(&catalog, emb.as_ref(), &common::loader(), &file, &options, &mut Quiet::default()).expect("import");
     assert_eq!((again.written, again.unchanged, again.failed), (0, 21, 0));
 }
+
+#[test]
+fn similar_products_come_from_stored_vectors() {
+    let (store, _dir) = common::store();
+    let catalog = common::catalog(store);
+    let emb = common::embedders();
+    let options = ImportOptions { format: Format::Jsonl, batch_size: 8, shared: false };
+    let file = common::root().join("demo/catalog.jsonl");
+    import_file(&catalog, emb.as_ref(), &common::loader(), &file, &options, &mut Quiet::default()).expect("import");
+    catalog.load_now().expect("load");
+
+    // The rocket's neighbours, by its stored photo vector: never itself; the same order as an
+    // image search with the rocket's own photo (less the rocket).
+    let similar = catalog.search_similar("rocket-launch-poster", &SearchOptions::new(20, -1.0)).expect("similar");
+    assert_eq!(similar.results.len(), 20, "every other product");
+    assert!(!ids(&similar).contains(&"rocket-launch-poster"));
+    let photo = std::fs::read(common::photo("rocket.jpg")).expect("photo");
+    let by_photo = catalog.search_image(emb.as_ref(), &photo, &SearchOptions::new(21, -1.0)).expect("search");
+    assert_eq!(ids(&by_photo)[0], "rocket-launch-poster");
+    assert_eq!(ids(&similar), ids(&by_photo)[1..]);
+
+    // Pages tile the list without repeating or skipping; filters apply.
+    let mut paged = Vec::new();
+    let mut opts = SearchOptions::new(6, -1.0);
+    loop {
+        let page = catalog.search_similar("rocket-launch-poster", &opts).expect("page");
+        paged.extend(page.results.iter().map(|h| h.product.id.clone()));
+        match page.next_offset {
+            Some(next) => opts.offset = next,
+            None => break,
+        }
+    }
+    assert_eq!(paged, ids(&similar));
+    let mut opts = SearchOptions::new(10, -1.0);
+    opts.filter.category = Some("posters".into());
+    let posters = catalog.search_similar("rocket-launch-poster", &opts).expect("similar");
+    assert_eq!(posters.results.len(), 3, "astronaut, deep field, moon: {:?}", ids(&posters));
+
+    let missing = catalog.search_similar("no-such-product", &SearchOptions::new(5, 0.0));
+    assert!(matches!(missing, Err(SearchError::Store(ocular_store::StoreError::NotFound(_)))), "{missing:?}");
+}

@@ -8,5 +8,6 @@ mod demo;
 mod import;
 mod import_props;
 mod reindex;
+mod relevance;
 mod saved;
 mod space;
