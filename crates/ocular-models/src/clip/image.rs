@@ -66,6 +66,8 @@ impl Loadable for ClipImageEncoder {
             return Err(ModelError::Invalid { model: m.name.clone(), reason: format!("kind is {}", m.kind.as_str()) });
         }
         let preprocess = m.image.clone().unwrap_or_else(|| clip_preprocess(224));
+        // A downloaded graph: refused if it changed since install (see `crate::digest`).
+        crate::digest::verify_graph(ctx.dir, m)?;
         let session = OnnxSession::load(ctx.runtime, &m.name, &ctx.dir.join(&m.onnx), ctx.session)?;
         let input = pick(m, extra::INPUT, session.input_names(), INPUTS, "pixel input")?;
         let output = pick(m, extra::OUTPUT, session.output_names(), OUTPUTS, "image embedding output")?;

@@ -89,6 +89,8 @@ impl Loadable for ClipTextEncoder {
         if m.kind != ModelKind::ClipText {
             return Err(invalid(format!("kind is {}", m.kind.as_str())));
         }
+        // A downloaded graph: refused if it changed since install (see `crate::digest`).
+        crate::digest::verify_graph(ctx.dir, m)?;
         let session = OnnxSession::load(ctx.runtime, &m.name, &ctx.dir.join(&m.onnx), ctx.session)?;
         let ids_input = pick(m, extra::INPUT, session.input_names(), ID_INPUTS, "token id input")?;
         let mask_input = session.input_names().iter().find(|n| *n == MASK_INPUT).cloned();

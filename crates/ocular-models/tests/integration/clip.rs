@@ -263,3 +263,23 @@ fn fetch_clip_without_a_url_says_what_to_do() {
         install::import_clip(&[missing.into()], models.path(), "x", Precision::Int8, None, &mut |_: &str| {}).is_err()
     );
 }
+
+/// Issue 16, finding #12: a tower whose file changed after install (replaced, truncated) is
+/// refused before ONNX Runtime parses it.
+#[test]
+fn a_tower_changed_after_install_is_refused_before_loading() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vision = fixtures().join("vision_quantized.onnx");
+    install::import_clip(&[vision], dir.path(), "pinned", Precision::Int8, None, &mut |_: &str| {}).expect("import");
+    let manifest = Manifest::load(&dir.path().join("pinned-image")).expect("manifest");
+    let graph = dir.path().join("pinned-image").join(&manifest.onnx);
+    let mut bytes = std::fs::read(&graph).expect("graph");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&graph, &bytes).expect("tamper");
+
+    let registry = Registry::discover(options(dir.path())).expect("discover");
+    let err = block(registry.clip_image.as_ref().expect("image slot").get()).err().expect("refused");
+    assert!(matches!(err, ocular_models::ModelError::Digest { .. }), "{err:?}");
+    assert!(err.to_string().contains("does not match its manifest digest"), "{err}");
+}
