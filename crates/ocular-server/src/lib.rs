@@ -24,6 +24,7 @@ pub mod listen;
 pub mod memory;
 pub mod metrics;
 pub mod openapi;
+pub mod models;
 pub mod products;
 pub mod retention;
 pub mod routes;
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::router())
         .merge(openapi::router())
         .merge(analyze::router())
+        .merge(models::router())
         .merge(products::router())
         .merge(bulk::router())
         .merge(search::router())

@@ -77,6 +77,8 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<ocular_search::ProductView>(&mut out);
     add::<crate::products::ProductPage>(&mut out);
     add::<crate::products::ProductBody>(&mut out);
+    add::<crate::bulk::BulkDeleteRequest>(&mut out);
+    add::<crate::bulk::BulkDeleteResponse>(&mut out);
     add::<crate::search::SearchBody>(&mut out);
     add::<crate::embed::TextBody>(&mut out);
     add::<crate::routes::FixtureRequest>(&mut out);

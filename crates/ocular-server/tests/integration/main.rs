@@ -20,4 +20,5 @@ mod privacy;
 mod products;
 mod retention;
 mod search;
+mod serve_models;
 mod slowloris;
