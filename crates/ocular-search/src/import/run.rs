@@ -7,8 +7,14 @@
 //! unchanged and costs no inference, so re-running an import is cheap and idempotent.
 //!
 //! Records are embedded `batch_size` at a time (`MAX_BATCH_SIZE`: one model call per batch)
-//! and written in one transaction per batch. A record that fails (bad JSON, missing photo,
-//! invalid field) is recorded with its error and the import goes on.
+//! and written in one transaction per batch. A record that fails (bad JSON, missing photo
+//! file, invalid field) is recorded with its error and the import goes on.
+//!
+//! A photo URL that cannot be fetched (a dead link, a host that is down) does not lose the
+//! product: it is stored without a photo, found by its text, with the URL kept as its
+//! `image_url` and no stored image (`photo_missing` in its JSON). The next import of the same
+//! catalog fetches that URL again instead of calling the product unchanged; the report counts
+//! such products (`photos_missing`).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -62,6 +68,9 @@ pub struct ImportReport {
     pub resumed: u64,
     /// Failed lines, over the whole job.
     pub failed: u64,
+    /// Products stored by this run without their photo, whose URL could not be fetched (see
+    /// the module docs); counted as written or unchanged too.
+    pub photos_missing: u64,
     /// The first failures, by line.
     pub failures: Vec<ImportLine>,
     pub seconds: f64,
@@ -73,7 +82,13 @@ pub struct ImportReport {
 enum Plan {
     Failed(String),
     Unchanged(String),
-    Write { product: Box<NewProduct>, image: Option<ImageInput> },
+    Write {
+        product: Box<NewProduct>,
+        image: Option<ImageInput>,
+        missing: Option<String>,
+    },
+    /// Stored as it is, its photo URL still dead.
+    UnchangedMissing(String),
 }
 
 /// Imports `path` (see the module docs).
@@ -115,6 +130,7 @@ pub fn import_file(
         unchanged: 0,
         resumed: 0,
         failed: 0,
+        photos_missing: 0,
         failures: Vec::new(),
         seconds: 0.0,
         images_per_s: 0.0,
@@ -139,6 +155,7 @@ pub fn import_file(
             report.written += counts.0;
             images += counts.1;
             report.unchanged += counts.2;
+            report.photos_missing += counts.3;
             store.record_import_lines(&job.id, &lines)?;
             done += lines.len() as u64;
             progress.update(done.min(total), total);
@@ -154,15 +171,17 @@ pub fn import_file(
     Ok(report)
 }
 
-/// Imports one batch; returns the line outcomes and (written, images embedded, unchanged).
+/// Imports one batch; returns the line outcomes and (written, images embedded, unchanged,
+/// photos missing).
 fn import_batch(
     catalog: &Catalog,
     embedders: &dyn Embedders,
     loader: &ImageLoader,
     batch: &[&Record],
-) -> (Vec<ImportLine>, (u64, u64, u64)) {
+) -> (Vec<ImportLine>, (u64, u64, u64, u64)) {
     let mut lines = Vec::with_capacity(batch.len());
     let mut unchanged = 0;
+    let mut missing = 0;
     let mut writes: Vec<(u64, NewProduct, Option<ImageInput>)> = Vec::new();
     for r in batch {
         match plan(catalog, embedders, loader, r) {
@@ -171,7 +190,20 @@ fn import_batch(
                 unchanged += 1;
                 lines.push(ImportLine::ok(r.number, id));
             }
-            Plan::Write { product, image } => writes.push((r.number, *product, image)),
+            Plan::UnchangedMissing(id) => {
+                unchanged += 1;
+                missing += 1;
+                lines.push(ImportLine::ok(r.number, id));
+            }
+            Plan::Write { mut product, image, missing: dead } => {
+                // `embed_and_write` takes the photo's origin from `image`; a dead URL stays
+                // the product's `image_url`, with no stored image.
+                if let Some(url) = dead {
+                    missing += 1;
+                    product.image_url = Some(url);
+                }
+                writes.push((r.number, *product, image))
+            }
         }
     }
     let line_of = |n: u64| batch.iter().find(|r| r.number == n).map_or(n, |r| r.line);
@@ -191,7 +223,7 @@ fn import_batch(
     let ok = written.iter().filter(|l| l.is_ok()).count() as u64;
     lines.extend(written);
     lines.sort_by_key(|l| l.line);
-    (lines, (ok, images, unchanged))
+    (lines, (ok, images, unchanged, missing))
 }
 
 fn plan(catalog: &Catalog, embedders: &dyn Embedders, loader: &ImageLoader, r: &Record) -> Plan {
@@ -204,9 +236,11 @@ fn plan(catalog: &Catalog, embedders: &dyn Embedders, loader: &ImageLoader, r: &
         Ok(p) => p,
         Err(e) => return Plan::Failed(e.to_string()),
     };
-    // A URL already imported is not fetched again to find out nothing changed.
+    // A URL already imported is not fetched again to find out nothing changed (unless its
+    // photo is missing: then it is retried).
     if let (Some(ImageRef::Url(url)), Some(p)) = (&parsed.image, &existing)
         && p.image_url.as_deref() == Some(url.as_str())
+        && p.image_sha256.is_some()
     {
         product.image_url = Some(url.clone());
         product.image_sha256.clone_from(&p.image_sha256);
@@ -218,6 +252,19 @@ fn plan(catalog: &Catalog, embedders: &dyn Embedders, loader: &ImageLoader, r: &
         None => None,
         Some(r) => match loader.load(r) {
             Ok(i) => Some(i),
+            // A dead photo URL: the product is stored without it (see the module docs).
+            Err(e) if is_unreachable(&e) => {
+                let Some(ImageRef::Url(url)) = &parsed.image else { return Plan::Failed(error_text(&e)) };
+                tracing::warn!(product.id = %product.id, url = %url, error = %error_text(&e), "photo not fetched; product stored without it");
+                let mut without = product.clone();
+                without.image_url = Some(url.clone());
+                if let Some(p) = &existing
+                    && is_unchanged(catalog, embedders, p, &without)
+                {
+                    return Plan::UnchangedMissing(product.id);
+                }
+                return Plan::Write { product: Box::new(product), image: None, missing: Some(url.clone()) };
+            }
             Err(e) => return Plan::Failed(error_text(&e)),
         },
     };
@@ -229,7 +276,25 @@ fn plan(catalog: &Catalog, embedders: &dyn Embedders, loader: &ImageLoader, r: &
             return Plan::Unchanged(product.id);
         }
     }
-    Plan::Write { product: Box::new(product), image }
+    Plan::Write { product: Box::new(product), image, missing: None }
+}
+
+/// A photo URL that could not be fetched (the network's or the remote host's failure), as
+/// opposed to a URL refused by policy or a photo that is not an image, which stay failures.
+fn is_unreachable(e: &SearchError) -> bool {
+    use ocular_fetch::FetchError as F;
+    matches!(
+        e,
+        SearchError::Fetch(
+            F::Resolve { .. }
+                | F::NoAddresses { .. }
+                | F::Connect { .. }
+                | F::Tls { .. }
+                | F::Http { .. }
+                | F::Status { .. }
+                | F::Timeout { .. }
+        )
+    )
 }
 
 /// Stored exactly so, with every vector it should have made by the configured models.
@@ -258,7 +323,9 @@ fn embed_and_write(
     let mut decodes = decode_all(catalog, embedders, &photos).into_iter();
     for (n, mut product, image) in writes {
         product.image_sha256 = None;
-        product.image_url = None;
+        if image.is_some() {
+            product.image_url = None;
+        }
         match image {
             None => ready.push((n, product, None)),
             Some(input) => match decodes.next().unwrap_or_else(|| Err(SearchError::invalid("image", "not decoded"))) {

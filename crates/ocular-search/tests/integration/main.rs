@@ -6,6 +6,7 @@ mod common;
 mod conse_disk;
 mod demo;
 mod import;
+mod import_photos;
 mod import_props;
 mod reindex;
 mod relevance;

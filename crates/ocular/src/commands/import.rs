@@ -61,6 +61,12 @@ pub fn run(config: &Config, args: ImportArgs) -> anyhow::Result<()> {
     if report.failed as usize > report.failures.len() {
         println!("  … and {} more", report.failed as usize - report.failures.len());
     }
+    if report.photos_missing > 0 {
+        println!(
+            "  {} products stored without their photo (URL not reachable; logged above, retried by the next import)",
+            report.photos_missing
+        );
+    }
     Ok(())
 }
 
