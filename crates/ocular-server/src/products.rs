@@ -8,7 +8,7 @@
 //! exposes the store's internal key, and its `image_url` points at `/api/v1/products/{id}/image`
 //! so browsers load the stored copy; a fetched photo's origin stays in `source_url`.
 
-use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, Code};
-use crate::extract::ApiQuery;
+use crate::extract::{ApiPath, ApiQuery};
 use crate::form::Form;
 use crate::search::{api_error, fetch, parse_field, parse_json, read_form, require_catalog};
 use crate::state::AppState;
@@ -278,7 +278,7 @@ async fn create(State(state): State<AppState>, _: WriteAccess, req: Request) -> 
 async fn replace(
     State(state): State<AppState>,
     _: WriteAccess,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
     write(&state, WriteMode::Replace, Some(id), req).await
@@ -287,7 +287,7 @@ async fn replace(
 async fn patch(
     State(state): State<AppState>,
     _: WriteAccess,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
     let catalog = require_catalog(&state)?;
@@ -319,13 +319,17 @@ async fn patch(
     Ok(with_etag(StatusCode::OK, &product))
 }
 
-async fn remove(State(state): State<AppState>, _: WriteAccess, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn remove(
+    State(state): State<AppState>,
+    _: WriteAccess,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
     let catalog = require_catalog(&state)?;
     tokio::task::spawn_blocking(move || catalog.delete(&id).map_err(api_error)).await.map_err(ApiError::internal)??;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn show(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
     let p = current(&state, &id).await?.ok_or_else(|| ApiError::NotFound(format!("product {id}")))?;
     Ok(with_etag(StatusCode::OK, &p))
 }
@@ -351,7 +355,7 @@ async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -
 /// revalidates with one cheap request and a replaced photo is never served stale.
 async fn image(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let p = current(&state, &id).await?.ok_or_else(|| ApiError::NotFound(format!("product {id}")))?;
