@@ -102,7 +102,7 @@ fn jpeg(b: &[u8]) -> Result<Vec<u8>, ImageError> {
         if marker == 0xDA {
             // Entropy-coded data: ends at a marker other than RSTn or a stuffed zero.
             let start = i;
-            while i + 1 < b.len() && !(b[i] == 0xFF && !matches!(b[i + 1], 0x00 | 0xD0..=0xD7 | 0xFF)) {
+            while i + 1 < b.len() && !ends_scan(b[i], b[i + 1]) {
                 i += 1;
             }
             if i + 1 >= b.len() {
@@ -120,6 +120,12 @@ fn jpeg(b: &[u8]) -> Result<Vec<u8>, ImageError> {
         out.splice(2..2, app1);
     }
     Ok(out)
+}
+
+/// Whether bytes `a b` inside scan data are a marker that ends the scan: 0xFF followed by
+/// anything but a stuffed zero, a restart marker or another fill byte.
+fn ends_scan(a: u8, b: u8) -> bool {
+    a == 0xFF && !matches!(b, 0x00 | 0xD0..=0xD7 | 0xFF)
 }
 
 /// CRC-32 (ISO-HDLC, as PNG uses) of `parts` in sequence.

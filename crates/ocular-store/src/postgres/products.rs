@@ -203,13 +203,11 @@ pub(super) fn commit(db: Db<'_>, w: Prepared<'_>) -> Result<Upserted, StoreError
         // Checked under the row lock in `prepare`; the condition repeats it in the statement.
         Mode::IfUnchanged(expected) => db
             .query_opt(
-                &format!(
-                    "UPDATE products AS p SET title = $2, description = $3, category = $4, price = $5,
-                         currency = $6, image_url = $7, image_sha256 = $8, attributes = $9,
-                         updated_at = GREATEST($10, p.updated_at + interval '1 microsecond')
-                     WHERE p.id = $1 AND p.updated_at = $11
-                     RETURNING p.seq, p.created_at, false, p.updated_at"
-                ),
+                "UPDATE products AS p SET title = $2, description = $3, category = $4, price = $5,
+                     currency = $6, image_url = $7, image_sha256 = $8, attributes = $9,
+                     updated_at = GREATEST($10, p.updated_at + interval '1 microsecond')
+                 WHERE p.id = $1 AND p.updated_at = $11
+                 RETURNING p.seq, p.created_at, false, p.updated_at",
                 &[
                     &p.id,
                     &p.title,
