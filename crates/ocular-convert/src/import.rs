@@ -218,6 +218,12 @@ pub fn check(c: &Converted, opts: &ImportOptions) -> Result<Plan, ImportError> {
             }
         }
     }
+    if opts.kind == ModelKind::SkinClassifier && !matches!(extra_inputs[..], [] | [(_, 10)]) {
+        return Err(ImportError::Shape(format!(
+            "a skin model (--skin) takes the photo and, optionally, the 10-value metadata vector; inputs: {}",
+            list(&c.inputs)
+        )));
+    }
     let (width, height) = match (image.shape[2], image.shape[1], opts.size) {
         (w, h, None) if w > 0 && h > 0 => (w as u32, h as u32),
         (w, h, Some((sw, sh))) if w > 0 && h > 0 => {
@@ -349,6 +355,25 @@ mod tests {
             let e = read_labels(&p).unwrap_err().to_string();
             assert!(e.contains(needle), "{text:?}: {e}");
         }
+    }
+
+    fn fixture(name: &str) -> Converted {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/keras").join(name);
+        crate::keras::convert(&path).unwrap()
+    }
+
+    #[test]
+    fn a_skin_model_takes_a_photo_and_at_most_the_metadata_vector() {
+        let skin = |n: &str| ImportOptions { kind: ModelKind::SkinClassifier, ..ImportOptions::new(n) };
+        let e = check(&fixture("multi_input.keras"), &skin("x")).unwrap_err().to_string();
+        assert!(e.contains("10-value metadata"), "{e}");
+        let labels =
+            (0..4).map(|i| Label { code: i.to_string(), name: i.to_string(), description: None, malignant: None });
+        let image_only = ImportOptions { labels: Some(labels.collect()), ..skin("y") };
+        assert!(check(&fixture("efficientnet_like.keras"), &image_only).is_ok());
+        // As a plain classifier the two-input model is fine: `vec` becomes a form field.
+        let plan = check(&fixture("multi_input.keras"), &ImportOptions::new("z")).unwrap();
+        assert_eq!((plan.extra_inputs, plan.output.as_str()), (vec![("vec".to_string(), 5)], "probs"));
     }
 
     #[test]

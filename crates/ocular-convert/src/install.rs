@@ -327,9 +327,13 @@ pub fn import_keras(
     }
     let mut opts = opts.clone();
     let mut extra = serde_json::json!({});
-    if opts.kind == ModelKind::SkinClassifier && opts.labels.is_none() {
+    if opts.kind == ModelKind::SkinClassifier {
+        // sklesion's metadata encoding (what the 10 values mean) and, unless the operator
+        // gives their own, its labels; an image-only skin model never applies the encoding.
         let card: serde_json::Value = serde_json::from_str(SKLESION_CARD).map_err(convert_err("sklesion card"))?;
-        opts.labels = Some(serde_json::from_value(card["labels"].clone()).map_err(convert_err("sklesion card"))?);
+        if opts.labels.is_none() {
+            opts.labels = Some(serde_json::from_value(card["labels"].clone()).map_err(convert_err("sklesion card"))?);
+        }
         extra = serde_json::json!({ "metadata": card["metadata"] });
     }
     let plan = import::check(&converted, &opts)?;

@@ -102,7 +102,9 @@ pub fn analyze(
 
     let started = Instant::now();
     let pre = &skin.preprocess;
-    let pixels = ocular_image::resize_bilinear_tf(&img, pre.width, pre.height);
+    // The manifest's pixel recipe: the identity for sklesion (its graph normalises), whatever
+    // `ocular models import --skin --scale/--mean/--std` recorded for an imported skin model.
+    let pixels = ocular_image::preprocess(&img, pre);
     let meta_vec = meta.vector(skin.meta_encoding);
     t.preprocess = ms(started);
 

@@ -96,7 +96,9 @@ pub struct SkinOutput {
 pub struct SkinModel {
     session: OnnxSession,
     image_input: String,
-    meta_input: String,
+    /// The metadata input; `None` for an image-only skin model (`ocular models import --skin`
+    /// of a model without one): the metadata a request sends is then not used.
+    meta_input: Option<String>,
     prob_output: String,
     /// Feature-map output, its (h, w, c) and the head, when Grad-CAM is available.
     gradcam: Option<(String, (usize, usize, usize), HeadSpec)>,
@@ -113,6 +115,11 @@ impl SkinModel {
     /// The model's session and its inference lane.
     pub fn session(&self) -> &OnnxSession {
         &self.session
+    }
+
+    /// Whether the model takes the patient metadata (age, sex, body site).
+    pub fn uses_metadata(&self) -> bool {
+        self.meta_input.is_some()
     }
 
     /// Whether exact Grad-CAM is available for this model.
@@ -132,10 +139,10 @@ impl SkinModel {
         if let (true, Some((name, _, _))) = (want_map, &self.gradcam) {
             wanted.push(name);
         }
-        let inputs = [
-            Input::F32 { name: &self.image_input, shape: vec![1, h, w, 3], data: pixels },
-            Input::F32 { name: &self.meta_input, shape: vec![1, 10], data: meta },
-        ];
+        let mut inputs = vec![Input::F32 { name: &self.image_input, shape: vec![1, h, w, 3], data: pixels }];
+        if let Some(name) = &self.meta_input {
+            inputs.push(Input::F32 { name, shape: vec![1, 10], data: meta });
+        }
         let started = Instant::now();
         let mut out = self.session.run(&inputs, &wanted)?;
         let inference_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -148,7 +155,8 @@ impl SkinModel {
             (Some((name, dims, head)), true) => {
                 let (_, map) = out.remove(name).ok_or_else(|| self.invalid("no feature map output".into()))?;
                 let class = argmax(&probabilities);
-                let other = HashMap::from([(self.meta_input.clone(), meta.to_vec())]);
+                let other: HashMap<String, Vec<f32>> =
+                    self.meta_input.iter().map(|n| (n.clone(), meta.to_vec())).collect();
                 let values = head.gradcam(&map, *dims, &other, class).map_err(|e| self.invalid(e.to_string()))?;
                 Some(GradcamGrid { width: dims.1, height: dims.0, values, class })
             }
@@ -173,15 +181,23 @@ impl Loadable for SkinModel {
         let invalid = |reason: &str| ModelError::Invalid { model: m.name.clone(), reason: reason.into() };
         let preprocess = m.image.clone().ok_or_else(|| invalid("manifest has no image preprocessing"))?;
         let image_input = m.inputs.iter().find(|i| i.shape.len() == 4).ok_or_else(|| invalid("no image input"))?;
-        let meta_input = m.inputs.iter().find(|i| i.shape.len() == 2).ok_or_else(|| invalid("no metadata input"))?;
+        let meta_input = match m.inputs.iter().find(|i| i.name != image_input.name) {
+            Some(i) if i.shape[..] == [i.shape[0], 10] => Some(i.name.clone()),
+            Some(i) => return Err(invalid(&format!("input {} is not the 10-value metadata vector", i.name))),
+            None => None,
+        };
         let feature_output = m.gradcam.as_ref().map(|g| g.feature_output.clone());
         let prob_output = m
             .outputs
             .iter()
             .find(|o| Some(&o.name) != feature_output.as_ref())
             .ok_or_else(|| invalid("no probability output"))?;
-        let meta_encoding: MetaEncoding = serde_json::from_value(m.extra["metadata"].clone())
-            .map_err(|e| invalid(&format!("manifest extra.metadata: {e}")))?;
+        let meta_encoding: MetaEncoding = match &meta_input {
+            Some(_) => serde_json::from_value(m.extra["metadata"].clone())
+                .map_err(|e| invalid(&format!("manifest extra.metadata: {e}")))?,
+            // Never applied: the model has no metadata input.
+            None => MetaEncoding { age_mean: 0.0, age_max: 1.0 },
+        };
         let gradcam = match &m.gradcam {
             Some(g) => {
                 let spec = m.output(&g.feature_output).ok_or_else(|| invalid("gradcam output not among outputs"))?;
@@ -199,7 +215,7 @@ impl Loadable for SkinModel {
         Ok(Self {
             session,
             image_input: image_input.name.clone(),
-            meta_input: meta_input.name.clone(),
+            meta_input,
             prob_output: prob_output.name.clone(),
             gradcam,
             labels: m.labels.clone(),
