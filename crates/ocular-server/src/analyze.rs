@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use ocular_models::analysis::{self, AnalyzeOptions, Analyzed};
+use ocular_models::report::SkinReport;
 use ocular_models::skin::{BodySite, Sex, SkinMeta, SkinModel};
 use ocular_store::types::{Analysis, AnalysisImage};
 use serde::Deserialize;
@@ -121,36 +122,10 @@ fn not_configured(name: &str) -> ApiError {
     ApiError::ModelUnavailable(ocular_models::ModelError::NotConfigured(name.into()))
 }
 
-fn class_json(skin: &SkinModel, i: usize, p: f32) -> Value {
-    let l = &skin.labels[i];
-    json!({ "code": l.code, "name": l.name, "probability": p, "malignant": l.malignant.unwrap_or(false) })
-}
-
-/// What is stored: everything needed to present the analysis again later.
+/// What is stored: everything needed to present the analysis again later. The result is the
+/// one report type the CLI prints too (`ocular_models::report`).
 fn to_record(skin: &SkinModel, meta: SkinMeta, opts: AnalyzeOptions, a: Analyzed) -> Analysis {
-    let best = ocular_models::skin::argmax(&a.probabilities);
-    let probabilities: Vec<Value> = a.probabilities.iter().enumerate().map(|(i, p)| class_json(skin, i, *p)).collect();
-    let malignant: f32 =
-        a.probabilities.iter().zip(&skin.labels).filter(|(_, l)| l.malignant == Some(true)).map(|(p, _)| p).sum();
-    let heatmap = a.gradcam.as_ref().map(|g| {
-        let rows: Vec<&[f32]> = g.values.chunks(g.width).collect();
-        json!({ "grid": rows, "class": skin.labels[g.class].code })
-    });
-    let result = json!({
-        "prediction": class_json(skin, best, a.probabilities[best]),
-        "probabilities": probabilities,
-        "malignant_probability": malignant,
-        "input_check": a.input_check,
-        "forced": a.forced,
-        "heatmap": heatmap,
-        "model": {
-            "name": skin.name,
-            "version": skin.version,
-            "balanced_accuracy": skin.card["test_report"]["balanced_accuracy"],
-        },
-        "image": { "width": a.width, "height": a.height },
-        "disclaimer": analysis::DISCLAIMER,
-    });
+    let result = serde_json::to_value(SkinReport::new(skin, &a)).unwrap_or(Value::Null);
     let input = json!({ "age": meta.age, "sex": meta.sex, "location": meta.location, "force": opts.force, "gradcam": opts.gradcam });
     let mut record = Analysis::new(input, result, json!(a.timings));
     record.thumbnail_jpeg = Some(a.photo_jpeg);

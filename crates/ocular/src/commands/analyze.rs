@@ -87,21 +87,9 @@ pub fn run(config: &Config, args: AnalyzeArgs) -> anyhow::Result<()> {
     let mut ranked: Vec<(usize, f32)> = a.probabilities.iter().copied().enumerate().collect();
     ranked.sort_by(|x, y| y.1.total_cmp(&x.1));
     if args.json {
-        let classes: Vec<_> = a
-            .probabilities
-            .iter()
-            .zip(&skin.labels)
-            .map(|(p, l)| serde_json::json!({ "code": l.code, "name": l.name, "probability": p, "malignant": l.malignant }))
-            .collect();
-        let body = serde_json::json!({
-            "prediction": classes[ranked[0].0],
-            "probabilities": classes,
-            "input_check": a.input_check,
-            "forced": a.forced,
-            "gradcam": a.gradcam.as_ref().map(|g| g.values.chunks(g.width).map(<[f32]>::to_vec).collect::<Vec<_>>()),
-            "timings_ms": a.timings,
-            "disclaimer": analysis::DISCLAIMER,
-        });
+        // The HTTP API's report (same fields), with this run's timings.
+        let mut body = serde_json::to_value(ocular_models::report::SkinReport::new(&skin, &a))?;
+        body["timings_ms"] = serde_json::to_value(&a.timings)?;
         println!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(());
     }

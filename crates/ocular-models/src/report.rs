@@ -1,0 +1,99 @@
+//! The skin analysis as clients read it: one type for the HTTP API, the stored record and
+//! `ocular analyze --json`.
+//!
+//! Both used to build `serde_json::Value`s by hand, in two shapes: HTTP said `heatmap` and gave
+//! `malignant_probability`, the CLI said `gradcam` and had neither that nor the model and image
+//! facts. The fields here are the HTTP API's names, unchanged (clients and stored analyses
+//! depend on them); the server adds the analysis's id, URLs and timings around it.
+
+use serde::Serialize;
+
+use crate::analysis::{self, Analyzed};
+use crate::skin::{self, SkinModel};
+use crate::skin_check::InputCheck;
+
+/// One class and its probability.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassScore {
+    pub code: String,
+    pub name: String,
+    pub probability: f32,
+    /// Whether the class is malignant (`false` when the model card does not say).
+    pub malignant: bool,
+}
+
+/// The Grad-CAM grid of the predicted class: rows of values in 0..1.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Heatmap {
+    pub grid: Vec<Vec<f32>>,
+    /// The code of the class it explains.
+    pub class: String,
+}
+
+/// Which model answered, and its published balanced accuracy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelFacts {
+    pub name: String,
+    pub version: String,
+    /// From the model card's test report; `null` when it has none.
+    pub balanced_accuracy: serde_json::Value,
+}
+
+/// The photo's size as decoded (after EXIF rotation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ImageSize {
+    pub width: u32,
+    pub height: u32,
+}
+
+/// An analysis result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SkinReport {
+    pub prediction: ClassScore,
+    /// Every class, in the model's label order.
+    pub probabilities: Vec<ClassScore>,
+    /// The summed probability of the malignant classes.
+    pub malignant_probability: f32,
+    pub input_check: InputCheck,
+    /// Analysed although the input check said it is not skin (`?force=true`).
+    pub forced: bool,
+    /// `null` when Grad-CAM did not run.
+    pub heatmap: Option<Heatmap>,
+    pub model: ModelFacts,
+    pub image: ImageSize,
+    pub disclaimer: &'static str,
+}
+
+impl SkinReport {
+    pub fn new(skin: &SkinModel, a: &Analyzed) -> Self {
+        let class = |i: usize| {
+            let l = &skin.labels[i];
+            ClassScore {
+                code: l.code.clone(),
+                name: l.name.clone(),
+                probability: a.probabilities[i],
+                malignant: l.malignant.unwrap_or(false),
+            }
+        };
+        let malignant_probability =
+            a.probabilities.iter().zip(&skin.labels).filter(|(_, l)| l.malignant == Some(true)).map(|(p, _)| p).sum();
+        SkinReport {
+            prediction: class(skin::argmax(&a.probabilities)),
+            probabilities: (0..a.probabilities.len()).map(class).collect(),
+            malignant_probability,
+            input_check: a.input_check.clone(),
+            forced: a.forced,
+            heatmap: a.gradcam.as_ref().map(|g| Heatmap {
+                grid: g.values.chunks(g.width).map(<[f32]>::to_vec).collect(),
+                class: skin.labels[g.class].code.clone(),
+            }),
+            model: ModelFacts {
+                name: skin.name.clone(),
+                version: skin.version.clone(),
+                balanced_accuracy: skin.card["test_report"]["balanced_accuracy"].clone(),
+            },
+            image: ImageSize { width: a.width, height: a.height },
+            disclaimer: analysis::DISCLAIMER,
+        }
+    }
+}
