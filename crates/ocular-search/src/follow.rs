@@ -111,7 +111,7 @@ pub async fn follow(catalog: Arc<Catalog>) {
         tick.tick().await;
         ticks += 1;
         let c = catalog.clone();
-        let prune = ticks % prune_every == 0;
+        let prune = ticks.is_multiple_of(prune_every);
         let result = tokio::task::spawn_blocking(move || {
             let applied = c.follow_changes()?;
             let pruned = if prune { c.prune_changes()? } else { 0 };

@@ -60,7 +60,6 @@ pub(super) fn search(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::terms::{MAX_TERMS, terms};
 
     #[test]

@@ -154,7 +154,7 @@ fn sslmode_and_sslrootcert_as_libpq_means_them() {
     assert!(connect(&localhost(other, &format!("sslmode=require&sslrootcert={stranger}"))).is_err());
 
     // The plain test server offers no TLS: require refuses it rather than sending in clear.
-    let err = connect(&via(&server, pg, "sslmode=require")).err().expect("no TLS offered");
+    let err = connect(&via(&server, pg, "sslmode=require")).expect_err("no TLS offered");
     assert!(format!("{:?}", err).contains("TLS"), "{err:?}");
     // prefer (the default) and disable still reach it.
     connect(&via(&server, pg, "sslmode=disable")).expect("disable").ping().unwrap();
