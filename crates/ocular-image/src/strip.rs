@@ -187,11 +187,14 @@ fn webp(b: &[u8]) -> Result<Vec<u8>, ImageError> {
     let mut orientation = None;
     let mut vp8x = None;
     let mut i = 12;
+    let riff = &b[..total];
     while i < total {
-        let head = b.get(i..i + 8).ok_or_else(|| bad("truncated chunk"))?;
+        let head = riff.get(i..i + 8).ok_or_else(|| bad("truncated chunk"))?;
         let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
-        let end = i.checked_add(8 + len + (len & 1)).ok_or_else(|| bad("chunk too large"))?;
-        let data = b.get(i + 8..i + 8 + len).ok_or_else(|| bad("chunk runs past the end"))?;
+        // A chunk must end inside the RIFF size; its pad byte (odd lengths) may be the one
+        // missing at the very end, and is written back as the format wants.
+        let data_end = i.checked_add(8 + len).filter(|e| *e <= total).ok_or_else(|| bad("chunk runs past the end"))?;
+        let data = &riff[i + 8..data_end];
         match &head[..4] {
             b"EXIF" => {
                 // Some writers keep JPEG's "Exif\0\0" prefix in the chunk.
@@ -203,10 +206,13 @@ fn webp(b: &[u8]) -> Result<Vec<u8>, ImageError> {
                 if kind == b"VP8X" {
                     vp8x = Some(out.len());
                 }
-                out.extend_from_slice(b.get(i..end.min(total)).ok_or_else(|| bad("chunk runs past the end"))?);
+                out.extend_from_slice(&riff[i..data_end]);
+                if len % 2 == 1 {
+                    out.push(0);
+                }
             }
         }
-        i = end;
+        i = data_end + len % 2;
     }
     if let Some(at) = vp8x {
         // Flags: 0x08 EXIF, 0x04 XMP.

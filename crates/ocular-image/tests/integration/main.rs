@@ -13,3 +13,4 @@ mod orientation;
 mod props;
 mod resize;
 mod strip;
+mod strip_props;
