@@ -174,12 +174,15 @@ impl Catalog {
         }
         *self.last_recheck.lock() = Some(Instant::now());
         tracing::info!(duration_ms = started.elapsed().as_millis() as u64, "search indexes loaded");
-        let status = self.status();
-        // Searches run meanwhile; saving syncs and checksums the vector files.
+        // Searches run meanwhile: spaces opened from their snapshots have their vector files
+        // checked (rebuilt on a mismatch), rebuilt ones are saved (a sync and a checksum).
         for s in &self.spaces {
+            if let Err(e) = s.verify_saved() {
+                tracing::error!(space = s.space(), error = %ocular_models::registry::error_chain(&e), "saved index check failed");
+            }
             s.save();
         }
-        status
+        self.status()
     }
 
     /// Loads every space now, on this thread (the CLI's path).

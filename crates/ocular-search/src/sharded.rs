@@ -68,8 +68,8 @@ impl ShardedIndex {
         Ok(Self { shards })
     }
 
-    /// Opens the shards saved under `key` (all of them, in parallel: opening checksums each
-    /// vector file, which is the part that grows with the catalog).
+    /// Opens the shards saved under `key`, in parallel, leaving their vector files' checksums
+    /// to [`Self::verify_saved`] (`CompactIndex::open_unverified`).
     pub(crate) fn open_saved(
         config: CompactConfig,
         shards: usize,
@@ -80,7 +80,7 @@ impl ShardedIndex {
         let n = shards.max(1);
         let config = config.id_stride(n as u64);
         let open = |i: usize| {
-            CompactIndex::open(config.clone().vectors(dir.vectors(space, i)), &dir.snapshot(space, i), key)
+            CompactIndex::open_unverified(config.clone().vectors(dir.vectors(space, i)), &dir.snapshot(space, i), key)
                 .map(Shard::Compact)
         };
         let shards = std::thread::scope(|s| {
@@ -92,6 +92,23 @@ impl ShardedIndex {
             Ok::<_, SnapshotError>(shards)
         })?;
         Ok(Self { shards })
+    }
+
+    /// Checks every opened shard's vector file against its saved checksum, in parallel.
+    pub(crate) fn verify_saved(&self) -> Result<(), SnapshotError> {
+        let verify = |shard: &Shard| match shard {
+            Shard::Compact(c) => c.verify_vectors(),
+            Shard::Quantized(_) => Ok(()),
+        };
+        std::thread::scope(|s| {
+            let handles: Vec<_> = self.shards.iter().skip(1).map(|shard| s.spawn(move || verify(shard))).collect();
+            let mut result = self.shards.first().map_or(Ok(()), verify);
+            for handle in handles {
+                let other = handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                result = result.and(other);
+            }
+            result
+        })
     }
 
     /// Saves every compact shard of an index built by [`Self::compact_named`] under `key`.

@@ -278,7 +278,15 @@ impl SpaceIndex {
         }
         let stored: u64 = census.iter().filter(|c| c.space == space).map(|c| c.count).sum();
         let config = CompactConfig::new(self.model.dim.max(1));
-        match ShardedIndex::open_saved(config.clone(), self.shards, dir, space, &key) {
+        let opened = ShardedIndex::open_saved(config.clone(), self.shards, dir, space, &key).and_then(|index| {
+            // Writes made since loading began are replayed into the opened files below, after
+            // which the saved checksums no longer describe them: check first (rare).
+            if self.touched.lock().as_ref().is_some_and(|t| !t.is_empty()) {
+                index.verify_saved()?;
+            }
+            Ok(index)
+        });
+        match opened {
             Ok(index) if index.len() as u64 == stored => {
                 self.install(index)?;
                 self.from_snapshot.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -320,6 +328,28 @@ impl SpaceIndex {
             }
         }
         *self.index.write() = Arc::new(index);
+        Ok(())
+    }
+
+    /// Checks the vector files of an index the last load opened from its snapshot (searches
+    /// run meanwhile: see [`Catalog::load`](crate::Catalog::load)); on a mismatch the snapshot
+    /// is deleted and the space rebuilt from the store, on this thread. A no-op otherwise.
+    pub fn verify_saved(&self) -> Result<(), SearchError> {
+        let Some(dir) = &self.saved else { return Ok(()) };
+        if !self.from_snapshot() {
+            return Ok(());
+        }
+        let space = self.model.space;
+        let started = Instant::now();
+        let Err(e) = self.index.read().clone().verify_saved() else {
+            tracing::info!(space, verify_ms = started.elapsed().as_millis() as u64, "saved index checked");
+            return Ok(());
+        };
+        let error = ocular_models::registry::error_chain(&e);
+        tracing::error!(space, error, "saved index failed its check; rebuilding it from the store");
+        dir.clear(space).map_err(IndexError::Io)?;
+        self.begin_loading()?;
+        self.load();
         Ok(())
     }
 

@@ -221,6 +221,17 @@ struct Rows {
     table: Vec<u32>,
     len: usize,
     vectors: VectorFile,
+    /// A vector-file check left for later ([`CompactIndex::open_unverified`]).
+    unverified: Option<Unverified>,
+}
+
+/// The state of a vector file opened without its checksum being read.
+#[derive(Clone, Copy)]
+enum Unverified {
+    /// The file should have this CRC-32 over its rows.
+    Crc(u32),
+    /// Written since: the saved CRC no longer tells anything.
+    Written,
 }
 
 impl Rows {
@@ -335,7 +346,14 @@ impl CompactIndex {
         Ok(Self::from_parts(
             &config,
             &centroids,
-            Rows { code_bytes: config.bits / 8, segments: Vec::new(), table: Vec::new(), len: 0, vectors },
+            Rows {
+                code_bytes: config.bits / 8,
+                segments: Vec::new(),
+                table: Vec::new(),
+                len: 0,
+                vectors,
+                unverified: None,
+            },
         ))
     }
 
@@ -589,6 +607,9 @@ impl VectorIndex for CompactIndex {
         let unit = normalized(vector, self.dim)?;
         let code = self.coder.encode(&unit);
         let mut rows = self.rows.write();
+        if rows.unverified.is_some() {
+            rows.unverified = Some(Unverified::Written);
+        }
         if let Some(slot) = rows.slot_of(index) {
             if rows.id_at(slot) != small {
                 return Err(IndexError::InvalidConfig("ids of one index must agree modulo id_stride"));
@@ -621,6 +642,9 @@ impl VectorIndex for CompactIndex {
         let Some(slot) = rows.slot_of(index) else { return false };
         if rows.id_at(slot) != small {
             return false;
+        }
+        if rows.unverified.is_some() {
+            rows.unverified = Some(Unverified::Written);
         }
         rows.table[index] = EMPTY;
         let stride = self.stride;

@@ -29,7 +29,7 @@ use std::path::Path;
 use half::f16;
 
 use super::vectors::VectorFile;
-use super::{CompactConfig, CompactIndex, EMPTY, Rows, SEGMENT_ROWS, Segment, validate};
+use super::{CompactConfig, CompactIndex, EMPTY, Rows, SEGMENT_ROWS, Segment, Unverified, validate};
 use crate::IndexError;
 
 const MAGIC: &[u8; 8] = b"OCXSNAP\0";
@@ -155,6 +155,17 @@ impl CompactIndex {
     /// `config.vectors`. `config` must carry the settings it was saved with (its centroids are
     /// ignored: the saved ones are used).
     pub fn open(config: CompactConfig, path: &Path, key: &[u8]) -> Result<Self, SnapshotError> {
+        let index = Self::open_unverified(config, path, key)?;
+        index.verify_vectors()?;
+        Ok(index)
+    }
+
+    /// Like [`Self::open`], but leaves the vector file's checksum to [`Self::verify_vectors`]:
+    /// reading every row is the part of opening that grows with the catalog (seconds at a
+    /// million products), while everything else (settings, key, codes, the vector file's
+    /// length) is checked here. Until verified, a damaged vector file would give wrong exact
+    /// scores to the rows rescored from it; the caller decides whether to search meanwhile.
+    pub fn open_unverified(config: CompactConfig, path: &Path, key: &[u8]) -> Result<Self, SnapshotError> {
         validate(&config)?;
         let vectors_path =
             config.vectors.clone().ok_or(IndexError::InvalidConfig("opening an index needs its vector file"))?;
@@ -235,9 +246,6 @@ impl CompactIndex {
             std::io::ErrorKind::NotFound => SnapshotError::Corrupt("vector file missing"),
             _ => SnapshotError::Io(e),
         })?;
-        if vectors.checksum(len).map_err(SnapshotError::Io)? != vectors_crc {
-            return Err(SnapshotError::Corrupt("vector file checksum"));
-        }
         let segments = (0..len.div_ceil(SEGMENT_ROWS))
             .map(|i| {
                 let rows = i * SEGMENT_ROWS..((i + 1) * SEGMENT_ROWS).min(len);
@@ -251,7 +259,28 @@ impl CompactIndex {
                 }
             })
             .collect();
-        Ok(Self::from_parts(&config, &centroids, Rows { code_bytes, segments, table, len, vectors }))
+        let unverified = Some(Unverified::Crc(vectors_crc));
+        Ok(Self::from_parts(&config, &centroids, Rows { code_bytes, segments, table, len, vectors, unverified }))
+    }
+
+    /// Checks the vector file of an index opened by [`Self::open_unverified`] against its saved
+    /// checksum (a no-op once checked, and for an index that was built, not opened). Writers
+    /// wait meanwhile; searches do not. A write before the check fails it: the saved checksum
+    /// no longer describes the file, and the caller rebuilds.
+    pub fn verify_vectors(&self) -> Result<(), SnapshotError> {
+        let rows = self.rows.upgradable_read();
+        let expected = match rows.unverified {
+            None => return Ok(()),
+            Some(Unverified::Written) => {
+                return Err(SnapshotError::Corrupt("written before its vector file was checked"));
+            }
+            Some(Unverified::Crc(crc)) => crc,
+        };
+        if rows.vectors.checksum(rows.len).map_err(SnapshotError::Io)? != expected {
+            return Err(SnapshotError::Corrupt("vector file checksum"));
+        }
+        parking_lot::RwLockUpgradableReadGuard::upgrade(rows).unverified = None;
+        Ok(())
     }
 }
 

@@ -94,6 +94,24 @@ fn stale_or_damaged_files_are_refused() {
         damage.apply(&s.vectors, &vectors);
         assert!(matches!(open(&s, b"v1"), Err(SnapshotError::Corrupt(_))), "{damage:?} of the vector file");
     }
+    // Opened without the vector check, the damage shows when the check runs; a write before
+    // the check fails it too (the saved checksum no longer describes the file).
+    Damage::Flip(4 * DIM * 7).apply(&s.vectors, &vectors);
+    let unchecked = CompactIndex::open_unverified(config(&s.vectors), &s.snapshot, b"v1").unwrap();
+    assert!(matches!(unchecked.verify_vectors(), Err(SnapshotError::Corrupt("vector file checksum"))));
+    drop(unchecked);
+    std::fs::write(&s.vectors, &vectors).unwrap();
+    let unchecked = CompactIndex::open_unverified(config(&s.vectors), &s.snapshot, b"v1").unwrap();
+    unchecked.upsert(6001, &s.queries[0]).unwrap();
+    assert!(matches!(unchecked.verify_vectors(), Err(SnapshotError::Corrupt(_))));
+    drop(unchecked);
+    std::fs::write(&s.vectors, &vectors).unwrap();
+    let checked = CompactIndex::open_unverified(config(&s.vectors), &s.snapshot, b"v1").unwrap();
+    checked.verify_vectors().unwrap();
+    checked.upsert(6001, &s.queries[0]).unwrap();
+    checked.verify_vectors().unwrap();
+    drop(checked);
+
     std::fs::remove_file(&s.vectors).unwrap();
     assert!(matches!(open(&s, b"v1"), Err(SnapshotError::Corrupt("vector file missing"))));
 

@@ -40,6 +40,8 @@ fn load(store: &Arc<dyn Store>, dir: Option<&Path>) -> SpaceIndex {
     space.begin_loading().unwrap();
     let state = space.load();
     assert!(matches!(state, SpaceState::Ready { .. }), "{state:?}");
+    // What `Catalog::load` does next: check an opened index's vector files, save a rebuilt one.
+    space.verify_saved().unwrap();
     space.save();
     space
 }
