@@ -93,7 +93,7 @@ pub struct Weights {
 
 impl Weights {
     /// Chosen on the relevance benchmark's train split (docs/BENCHMARKS.md, "Relevance").
-    pub const TUNED: Weights = Weights { text: 1.0, image_text: 3.0, keyword: 2.0, floor: 0.1 };
+    pub const TUNED: Weights = Weights { text: 1.0, image_text: 8.0, keyword: 6.0, floor: 0.1 };
 }
 
 /// How a text search's rankings become one.

@@ -176,8 +176,8 @@ fn mean_scores(b: &Built, cases: &[&TextCase], judgements: &[Judgement], fusion:
 /// weight by one factor ranks the same.
 fn tune(catalogs: &[(&str, &Built)], cases: &[Vec<TextCase>], judgements: &[Judgement]) -> Weights {
     let mut best = (f64::NEG_INFINITY, Weights::TUNED);
-    for floor in [0.05, 0.02, 0.1, 0.2, 0.01] {
-        for image_text in [1.0, 0.5, 0.75, 1.5, 2.0, 3.0, 4.0, 6.0, 0.25] {
+    for floor in [0.05, 0.02, 0.1, 0.2, 0.3, 0.01] {
+        for image_text in [1.0, 0.5, 0.75, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 0.25] {
             for keyword in [1.0, 2.0, 0.0, 0.25, 0.5, 1.5, 3.0, 4.0, 6.0] {
                 let w = Weights { text: 1.0, image_text, keyword, floor };
                 let mut all = Vec::new();
