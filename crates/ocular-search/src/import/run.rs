@@ -271,7 +271,12 @@ fn plan(catalog: &Catalog, embedders: &dyn Embedders, loader: &ImageLoader, r: &
     if let Some(p) = &existing {
         let mut candidate = product.clone();
         candidate.image_url = image.as_ref().and_then(|i| i.source_url.clone());
-        candidate.image_sha256 = image.as_ref().map(|i| hex::encode(Sha256::digest(&i.bytes)));
+        // The store keeps photos without their metadata (`Catalog::store_photo`), so the digest
+        // to compare is that of the stripped bytes; a photo that cannot be stripped is new.
+        candidate.image_sha256 = image.as_ref().map(|i| match ocular_image::strip_metadata(&i.bytes) {
+            Ok(clean) => hex::encode(Sha256::digest(&clean)),
+            Err(_) => hex::encode(Sha256::digest(&i.bytes)),
+        });
         if is_unchanged(catalog, embedders, p, &candidate) {
             return Plan::Unchanged(product.id);
         }
