@@ -36,6 +36,13 @@ pub trait AnalysisStore {
     /// has no such image (never stored, or purged).
     fn analysis_image(&self, id: &str, which: AnalysisImage) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// Attaches the images of an analysis stored without them: the server answers an analysis
+    /// as soon as its numbers exist and renders the photo and overlay afterwards (issue 15).
+    /// Only fills images that are still absent, so it can never overwrite one; returns whether
+    /// the analysis still exists (a delete, or the retention purge of whole analyses, may have
+    /// come first, and then there is nothing to attach to).
+    fn attach_analysis_images(&self, id: &str, thumbnail: &[u8], heatmap: Option<&[u8]>) -> Result<bool, StoreError>;
+
     /// Removes the images of analyses created before `before`, keeping the records; returns
     /// how many analyses lost images.
     fn purge_analysis_images(&self, before: OffsetDateTime) -> Result<u64, StoreError>;

@@ -153,6 +153,21 @@ impl AnalysisStore for PgStore {
         found.ok_or_else(|| StoreError::NotFound(format!("analysis {id}")))
     }
 
+    fn attach_analysis_images(&self, id: &str, thumbnail: &[u8], heatmap: Option<&[u8]>) -> Result<bool, StoreError> {
+        if !plausible_id(id) {
+            return Ok(false);
+        }
+        let n = self.read(|db| {
+            db.execute(
+                "UPDATE analyses SET thumbnail_jpeg = COALESCE(thumbnail_jpeg, $2),
+                                     heatmap_jpeg = COALESCE(heatmap_jpeg, $3)
+                 WHERE id = $1",
+                &[&id, &thumbnail, &heatmap],
+            )
+        })?;
+        Ok(n > 0)
+    }
+
     fn purge_analysis_images(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         self.read(|db| {
             db.execute(

@@ -151,6 +151,19 @@ impl AnalysisStore for SqliteStore {
         })
     }
 
+    fn attach_analysis_images(&self, id: &str, thumbnail: &[u8], heatmap: Option<&[u8]>) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE analyses SET thumbnail_jpeg = COALESCE(thumbnail_jpeg, ?2),
+                                         heatmap_jpeg = COALESCE(heatmap_jpeg, ?3)
+                     WHERE id = ?1",
+                )?
+                .execute(params![id, thumbnail, heatmap])?;
+            Ok(n > 0)
+        })
+    }
+
     fn purge_analysis_images(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         let cutoff = to_micros(before)?;
         self.write(|tx| {

@@ -59,6 +59,32 @@ pub fn crud_and_images(s: Dyn) {
     assert_eq!(s.get_analysis(&fresh.id).unwrap().unwrap().created_at, fresh.created_at);
 }
 
+/// Images rendered after the analysis was answered are attached to its row, never over an
+/// image already there, and not to an analysis deleted in the meantime.
+pub fn attach_images_later(s: Dyn) {
+    let a = analysis(base(), "bkl", false);
+    s.insert_analysis(&a).unwrap();
+    let (photo, overlay) = (vec![0xFF, 0xD8, 4, 5, 0xFF, 0xD9], vec![0xFF, 0xD8, 6, 7, 0xFF, 0xD9]);
+    assert!(s.attach_analysis_images(&a.id, &photo, Some(&overlay)).unwrap());
+    assert_eq!(s.analysis_image(&a.id, AnalysisImage::Thumbnail).unwrap(), Some(photo.clone()));
+    assert_eq!(s.analysis_image(&a.id, AnalysisImage::Heatmap).unwrap(), Some(overlay.clone()));
+    let summary = s.list_analyses(0, 10).unwrap().items.into_iter().find(|x| x.id == a.id).unwrap();
+    assert!(summary.has_thumbnail && summary.has_heatmap);
+
+    assert!(s.attach_analysis_images(&a.id, &[0xFF, 0xD8, 0xFF, 0xD9], None).unwrap());
+    assert_eq!(s.analysis_image(&a.id, AnalysisImage::Thumbnail).unwrap(), Some(photo), "never overwritten");
+    assert_eq!(s.analysis_image(&a.id, AnalysisImage::Heatmap).unwrap(), Some(overlay));
+
+    let photo_only = analysis(base(), "nv", false);
+    s.insert_analysis(&photo_only).unwrap();
+    assert!(s.attach_analysis_images(&photo_only.id, &[0xFF, 0xD8, 0xFF, 0xD9], None).unwrap());
+    assert_eq!(s.analysis_image(&photo_only.id, AnalysisImage::Heatmap).unwrap(), None);
+
+    s.delete_analysis(&a.id).unwrap();
+    assert!(!s.attach_analysis_images(&a.id, &[0xFF, 0xD8, 0xFF, 0xD9], None).unwrap(), "deleted first");
+    assert!(!s.attach_analysis_images("not a uuid", &[0xFF, 0xD8, 0xFF, 0xD9], None).unwrap());
+}
+
 /// Only the token's hash is stored; it comes back with the analysis and on its own (without
 /// image bytes), and a malformed hash is refused.
 pub fn access_tokens(s: Dyn) {
