@@ -9,7 +9,7 @@
 //! - [`Catalog`]: the service. Product writes compute vectors once and store them with the
 //!   product in one transaction ([`ingest`]), then update one in-memory index per space
 //!   ([`space`]); searches by photo or by text (hybrid: two vector spaces + BM25, fused by
-//!   reciprocal rank, [`fusion`]) never embed a product ([`mod@search`]);
+//!   per-query normalised scores, [`fusion`]) never embed a product ([`mod@search`]);
 //! - [`import`]: `ocular import` for JSON Lines, CSV and `mongoexport` files, resumable;
 //! - [`follow`]: writes by other processes (`ocular import` beside a server on one SQLite
 //!   file) reach the in-memory indexes within a second, through the store's change feed;

@@ -55,7 +55,7 @@ pub struct SearchArgs {
     /// Search with a photo URL (fetched with the server's SSRF rules and OCULAR_URL_ALLOW).
     #[arg(long)]
     url: Option<String>,
-    /// Search by text (hybrid: text and photo embeddings and BM25, fused by reciprocal rank;
+    /// Search by text (hybrid: text and photo embeddings and BM25, fused by normalised scores;
     /// MiniLM + ConSE with the default models, CLIP's text tower with `--search-models clip`).
     #[arg(long)]
     text: Option<String>,
