@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{Request, State};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use ocular_fetch::{AllowList, FetchPolicy, Fetcher};
@@ -24,6 +24,7 @@ use serde::de::DeserializeOwned;
 
 use crate::config::Config;
 use crate::error::{ApiError, Code};
+use crate::extract::{ApiPath, ApiQuery};
 use crate::form::Form;
 // Form helpers moved to `crate::form`; re-exported for handlers that import them from here.
 pub use crate::form::{parse_field, read_form};
@@ -35,6 +36,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/search", post(by_image))
         .route("/api/v1/search/url", post(by_url))
         .route("/api/v1/search/text", post(by_text))
+        .route("/api/v1/products/{id}/similar", get(similar))
 }
 
 /// `--index`: which in-memory index the embedded backend keeps (PostgreSQL searches pgvector).
@@ -218,7 +220,12 @@ impl OptionsBody {
             top_k: self.top_k.unwrap_or(config.top_k),
             threshold: self.threshold.unwrap_or(config.similarity_threshold),
             offset: self.offset.unwrap_or(0),
-            filter: ProductFilter { category: self.category, min_price: self.min_price, max_price: self.max_price },
+            filter: ProductFilter {
+                category: self.category,
+                min_price: self.min_price,
+                max_price: self.max_price,
+                ..ProductFilter::default()
+            },
         };
         opts.validate().map_err(api_error)?;
         Ok(opts)
@@ -340,6 +347,21 @@ async fn by_text(
     let results =
         state.infer(move || catalog.search_text(embedders.as_ref(), &query, &opts).map_err(api_error)).await?;
     observe("text", &results);
+    Ok(Json(results))
+}
+
+/// `GET /api/v1/products/{id}/similar?top_k=&threshold=&category=&min_price=&max_price=&offset=`:
+/// "more like this", by the product's stored photo vector (its text vector without a photo):
+/// nothing is uploaded or embedded, and the options of every search apply.
+async fn similar(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(options): ApiQuery<OptionsBody>,
+) -> Result<Json<SearchResults>, ApiError> {
+    let opts = options.resolve(&state.config)?;
+    let catalog = require_catalog(&state)?;
+    let results = state.infer(move || catalog.search_similar(&id, &opts).map_err(api_error)).await?;
+    observe("similar", &results);
     Ok(Json(results))
 }
 

@@ -21,8 +21,8 @@ use time::OffsetDateTime;
 
 use crate::StoreError;
 use crate::types::{
-    Embedding, EmbeddingRef, EmbeddingUpdate, ModelCount, NewProduct, Page, Product, ProductFilter, ProductKey,
-    ProductPatch, ProductWrite, StoredImage, TextHit, Upserted,
+    CategoryCount, Embedding, EmbeddingRef, EmbeddingUpdate, ModelCount, NewProduct, Page, Product, ProductFilter,
+    ProductKey, ProductPatch, ProductWrite, StoredImage, TextHit, Upserted,
 };
 
 /// Catalog operations; a supertrait of [`crate::Store`].
@@ -78,6 +78,12 @@ pub trait CatalogStore {
     /// The keys of all products passing `filter`, ascending: the allow-list a vector search uses
     /// to apply category and price filters.
     fn product_keys(&self, filter: &ProductFilter) -> Result<Vec<ProductKey>, StoreError>;
+
+    /// How many of the products with these keys are in each category, most first (ties by
+    /// name, bytewise): the facet counts of a search over its ranked candidates. Products
+    /// without a category are not counted, unknown keys are skipped, a repeated key counts
+    /// once. One query, whatever the number of keys.
+    fn category_counts(&self, keys: &[ProductKey]) -> Result<Vec<CategoryCount>, StoreError>;
 
     /// Changes a product's embeddings alone (reindexing). A missing key is `NotFound`.
     fn set_embeddings(&self, key: ProductKey, update: EmbeddingUpdate<'_>) -> Result<(), StoreError>;

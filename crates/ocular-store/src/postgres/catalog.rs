@@ -10,8 +10,8 @@ use super::{PgStore, embeddings, fts, images, sql_key};
 use crate::StoreError;
 use crate::catalog::CatalogStore;
 use crate::types::{
-    Embedding, EmbeddingRef, EmbeddingUpdate, ModelCount, NewProduct, Page, Product, ProductFilter, ProductKey,
-    ProductPatch, ProductWrite, StoredImage, TextHit, Upserted, validate,
+    CategoryCount, Embedding, EmbeddingRef, EmbeddingUpdate, ModelCount, NewProduct, Page, Product, ProductFilter,
+    ProductKey, ProductPatch, ProductWrite, StoredImage, TextHit, Upserted, validate,
 };
 
 impl CatalogStore for PgStore {
@@ -94,6 +94,10 @@ impl CatalogStore for PgStore {
 
     fn product_keys(&self, filter: &ProductFilter) -> Result<Vec<ProductKey>, StoreError> {
         self.read(|db| products::keys(db, filter))
+    }
+
+    fn category_counts(&self, keys: &[ProductKey]) -> Result<Vec<CategoryCount>, StoreError> {
+        self.read(|db| products::category_counts(db, keys))
     }
 
     fn set_embeddings(&self, key: ProductKey, update: EmbeddingUpdate<'_>) -> Result<(), StoreError> {

@@ -20,7 +20,8 @@ use time::OffsetDateTime;
 use super::{count, embeddings, images, no_nul, product_key, sql_count, sql_key};
 use crate::StoreError;
 use crate::types::{
-    EmbeddingUpdate, NewProduct, Page, Product, ProductFilter, ProductKey, Upserted, clamp_limit, now, validate,
+    AttributeCondition, CategoryCount, EmbeddingUpdate, NewProduct, Page, Product, ProductFilter, ProductKey, Upserted,
+    clamp_limit, now, validate,
 };
 
 pub(super) const COLUMNS: &str = "p.seq, p.id, p.title, p.description, p.category, p.price, p.currency, p.image_url, p.image_sha256, p.attributes, p.created_at, p.updated_at";
@@ -292,6 +293,10 @@ impl SqlType for Vec<f32> {
     const TYPE: Type = Type::FLOAT4_ARRAY;
 }
 
+impl SqlType for serde_json::Value {
+    const TYPE: Type = Type::JSONB;
+}
+
 impl Args {
     /// Adds a parameter and returns its placeholder.
     pub(super) fn push<T: SqlType>(&mut self, v: T) -> String {
@@ -323,6 +328,34 @@ pub(super) fn filter_sql(f: &ProductFilter, args: &mut Args) -> Result<String, S
     if let Some(max) = f.max_price {
         sql.push_str(&format!(" AND p.price <= {}", args.push(max)));
     }
+    // Typed as on SQLite: jsonb equality compares a string with a string and a number with a
+    // number (numerically: 42 = 42.0), never "42" with 42. The range's cast sits in a CASE
+    // because PostgreSQL does not promise to test `jsonb_typeof` before casting "red".
+    for (key, condition) in &f.attributes {
+        let key = args.push(key.clone());
+        match condition {
+            AttributeCondition::Text(v) => {
+                no_nul("attributes", v)?;
+                let v = args.push(serde_json::Value::String(v.clone()));
+                sql.push_str(&format!(" AND p.attributes -> {key} = {v}"));
+            }
+            AttributeCondition::Number(n) => {
+                let v = args.push(serde_json::json!(n));
+                sql.push_str(&format!(" AND p.attributes -> {key} = {v}"));
+            }
+            AttributeCondition::Range(r) => {
+                let number = format!(
+                    "(CASE WHEN jsonb_typeof(p.attributes -> {key}) = 'number' \
+                     THEN (p.attributes ->> {key})::float8 END)"
+                );
+                for (op, bound) in [(">=", r.min), ("<=", r.max)] {
+                    if let Some(b) = bound {
+                        sql.push_str(&format!(" AND {number} {op} {}", args.push(b)));
+                    }
+                }
+            }
+        }
+    }
     Ok(sql)
 }
 
@@ -345,4 +378,24 @@ pub(super) fn keys(db: Db<'_>, f: &ProductFilter) -> Result<Vec<ProductKey>, Sto
     let cond = filter_sql(f, &mut args)?;
     let rows = db.query(&format!("SELECT p.seq FROM products p WHERE true{cond} ORDER BY p.seq"), &args.refs())?;
     rows.iter().map(|r| product_key(r.try_get(0)?)).collect()
+}
+
+/// Category counts of the products with these keys (see `CatalogStore::category_counts`), in
+/// one round trip (`seq = ANY($1)`; `IN` over an array counts a repeated key once).
+pub(super) fn category_counts(db: Db<'_>, keys: &[ProductKey]) -> Result<Vec<CategoryCount>, StoreError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let seqs: Vec<i64> = keys.iter().filter_map(|&k| sql_key(k)).collect();
+    let rows = db.query(
+        "SELECT p.category, count(*) FROM products p
+         WHERE p.seq = ANY($1) AND p.category IS NOT NULL GROUP BY p.category",
+        &[&seqs],
+    )?;
+    let mut out = rows
+        .iter()
+        .map(|r| Ok(CategoryCount { value: r.try_get(0)?, count: count(r.try_get(1)?) }))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    crate::types::sort_counts(&mut out);
+    Ok(out)
 }

@@ -10,8 +10,8 @@ use super::{SqliteStore, embeddings, fts, images, sql_key};
 use crate::StoreError;
 use crate::catalog::CatalogStore;
 use crate::types::{
-    Embedding, EmbeddingRef, EmbeddingUpdate, ModelCount, NewProduct, Page, Product, ProductFilter, ProductKey,
-    ProductPatch, ProductWrite, StoredImage, TextHit, Upserted, validate,
+    CategoryCount, Embedding, EmbeddingRef, EmbeddingUpdate, ModelCount, NewProduct, Page, Product, ProductFilter,
+    ProductKey, ProductPatch, ProductWrite, StoredImage, TextHit, Upserted, validate,
 };
 
 impl CatalogStore for SqliteStore {
@@ -101,6 +101,10 @@ impl CatalogStore for SqliteStore {
 
     fn product_keys(&self, filter: &ProductFilter) -> Result<Vec<ProductKey>, StoreError> {
         self.read(|c| products::keys(c, filter))
+    }
+
+    fn category_counts(&self, keys: &[ProductKey]) -> Result<Vec<CategoryCount>, StoreError> {
+        self.read(|c| products::category_counts(c, keys))
     }
 
     fn set_embeddings(&self, key: ProductKey, update: EmbeddingUpdate<'_>) -> Result<(), StoreError> {

@@ -11,8 +11,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::{count, embeddings, images, product_key, sql_count, sql_key};
 use crate::StoreError;
 use crate::types::{
-    EmbeddingUpdate, NewProduct, Page, Product, ProductFilter, ProductKey, Upserted, clamp_limit, from_micros, now,
-    to_micros, validate,
+    AttributeCondition, CategoryCount, EmbeddingUpdate, NewProduct, Page, Product, ProductFilter, ProductKey, Upserted,
+    clamp_limit, from_micros, now, to_micros, validate,
 };
 
 pub(super) const COLUMNS: &str = "seq, id, title, description, category, price, currency, image_url, image_sha256, attributes, created_at, updated_at";
@@ -245,6 +245,34 @@ pub(super) fn filter_sql(f: &ProductFilter) -> Result<(String, Vec<SqlValue>), S
         sql.push_str(" AND p.price <= ?");
         args.push(SqlValue::Real(max));
     }
+    // Keys are plain names (validated), quoted as one JSON path step all the same. The type
+    // test keeps `"42"` from matching 42 (and `true`, which SQLite reads as 1), so both
+    // backends agree on what passes.
+    for (key, condition) in &f.attributes {
+        let path = SqlValue::Text(format!("$.\"{key}\""));
+        match condition {
+            AttributeCondition::Text(v) => {
+                sql.push_str(" AND json_type(p.attributes, ?) = 'text' AND json_extract(p.attributes, ?) = ?");
+                args.extend([path.clone(), path, SqlValue::Text(v.clone())]);
+            }
+            AttributeCondition::Number(n) => {
+                sql.push_str(
+                    " AND json_type(p.attributes, ?) IN ('integer', 'real') AND json_extract(p.attributes, ?) = ?",
+                );
+                args.extend([path.clone(), path, SqlValue::Real(*n)]);
+            }
+            AttributeCondition::Range(r) => {
+                sql.push_str(" AND json_type(p.attributes, ?) IN ('integer', 'real')");
+                args.push(path.clone());
+                for (op, bound) in [(">=", r.min), ("<=", r.max)] {
+                    if let Some(b) = bound {
+                        sql.push_str(&format!(" AND json_extract(p.attributes, ?) {op} ?"));
+                        args.extend([path.clone(), SqlValue::Real(b)]);
+                    }
+                }
+            }
+        }
+    }
     Ok((sql, args))
 }
 
@@ -276,5 +304,28 @@ pub(super) fn keys(c: &Connection, f: &ProductFilter) -> Result<Vec<ProductKey>,
     while let Some(row) = rows.next()? {
         out.push(product_key(row.get(0)?)?);
     }
+    Ok(out)
+}
+
+/// Category counts of the products with these keys (see `CatalogStore::category_counts`). The
+/// keys travel as one JSON array parameter (`json_each`), so a thousand keys are one
+/// statement, not a thousand lookups nor a statement per list length.
+pub(super) fn category_counts(c: &Connection, keys: &[ProductKey]) -> Result<Vec<CategoryCount>, StoreError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let seqs: Vec<i64> = keys.iter().filter_map(|&k| sql_key(k)).collect();
+    let list = serde_json::to_string(&seqs).map_err(|source| StoreError::Json { what: "keys", source })?;
+    let mut stmt = c.prepare_cached(
+        "SELECT p.category, count(*) FROM products p
+         WHERE p.seq IN (SELECT value FROM json_each(?1)) AND p.category IS NOT NULL
+         GROUP BY p.category",
+    )?;
+    let mut rows = stmt.query([list])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(CategoryCount { value: row.get(0)?, count: count(row.get(1)?) });
+    }
+    crate::types::sort_counts(&mut out);
     Ok(out)
 }

@@ -8,11 +8,13 @@ mod analysis;
 mod import;
 mod product;
 pub(crate) mod validate;
+pub(crate) use product::sort_counts;
 
 pub use analysis::{Analysis, AnalysisImage, AnalysisSummary};
 pub use import::{ImportChunk, ImportJob, ImportLine, LineOutcome, NewImport};
 pub use product::{
-    Embedding, EmbeddingRef, EmbeddingUpdate, ModelCount, NewProduct, Product, ProductFilter, ProductKey, ProductPatch,
+    AttributeCondition, AttributeRange, CategoryCount, Embedding, EmbeddingRef, EmbeddingUpdate, MAX_ATTRIBUTE_FILTERS,
+    MAX_ATTRIBUTE_KEY, MAX_ATTRIBUTE_VALUE, ModelCount, NewProduct, Product, ProductFilter, ProductKey, ProductPatch,
     ProductWrite, StoredImage, TextHit, Upserted, merge_patch,
 };
 

@@ -4,6 +4,8 @@
 //! the store's [`ProductKey`] (a never-reused integer the in-memory vector index uses as its
 //! `u64` id, because an index of integers is far smaller and faster than one of strings).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -200,6 +202,42 @@ pub struct ProductFilter {
     pub min_price: Option<f64>,
     #[serde(default)]
     pub max_price: Option<f64>,
+    /// Conditions on top-level keys of the product's `attributes`, all of which must hold
+    /// (at most [`MAX_ATTRIBUTE_FILTERS`]; see [`AttributeCondition`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, AttributeCondition>,
+}
+
+/// The most attribute conditions one filter may hold: each is one more JSON lookup per
+/// candidate row, and a shop's facets are a handful.
+pub const MAX_ATTRIBUTE_FILTERS: usize = 8;
+/// The longest attribute key (bytes of `A-Z a-z 0-9 _ -`) a filter may name.
+pub const MAX_ATTRIBUTE_KEY: usize = 64;
+/// The longest text value an attribute equality may compare with, in characters.
+pub const MAX_ATTRIBUTE_VALUE: usize = 200;
+
+/// A condition on one attribute. Typed as JSON is: a string matches a string attribute equal
+/// to it (exact, case-sensitive, as `category`), a number matches a number attribute equal to
+/// it, `{"min": a, "max": b}` (inclusive, either optional) matches a number attribute within
+/// it. A product without the attribute, or with another JSON type there (an array, an
+/// object, `"42"` for `42`), never passes, just as an unpriced product never passes a price
+/// bound.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AttributeCondition {
+    Text(String),
+    Number(f64),
+    Range(AttributeRange),
+}
+
+/// An inclusive numeric range; at least one bound is required.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttributeRange {
+    #[serde(default)]
+    pub min: Option<f64>,
+    #[serde(default)]
+    pub max: Option<f64>,
 }
 
 /// One vector of a product in one embedding space.
@@ -272,6 +310,19 @@ pub struct ModelCount {
 pub struct TextHit {
     pub key: ProductKey,
     pub score: f64,
+}
+
+/// How many products of a set are in one category (a facet of a search).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CategoryCount {
+    pub value: String,
+    pub count: u64,
+}
+
+/// Orders counts most first, then by category name (bytewise, the same on both backends:
+/// PostgreSQL's collation would order names by locale).
+pub(crate) fn sort_counts(counts: &mut [CategoryCount]) {
+    counts.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
 }
 
 /// An uploaded product image, addressed by the SHA-256 of its bytes.

@@ -128,6 +128,51 @@ pub fn filter(f: &ProductFilter) -> Result<(), StoreError> {
             return Err(invalid(field, "must be a finite number"));
         }
     }
+    attribute_filters(f)
+}
+
+/// Bounds attribute conditions: they come from requests and each becomes SQL (parameters,
+/// never text), so their number, keys and values are capped, and keys are plain names so a
+/// key is one JSON path step on both backends.
+pub fn attribute_filters(f: &ProductFilter) -> Result<(), StoreError> {
+    use super::product::{AttributeCondition as C, MAX_ATTRIBUTE_FILTERS, MAX_ATTRIBUTE_KEY, MAX_ATTRIBUTE_VALUE};
+    if f.attributes.len() > MAX_ATTRIBUTE_FILTERS {
+        return Err(invalid("attributes", format!("at most {MAX_ATTRIBUTE_FILTERS} attribute filters")));
+    }
+    for (key, condition) in &f.attributes {
+        let plain = key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if key.is_empty() || key.len() > MAX_ATTRIBUTE_KEY || !plain {
+            return Err(invalid(
+                "attributes",
+                format!("attribute names must be 1 to {MAX_ATTRIBUTE_KEY} characters of A-Z a-z 0-9 _ -"),
+            ));
+        }
+        match condition {
+            C::Text(v) if v.is_empty() || v.chars().count() > MAX_ATTRIBUTE_VALUE || v.contains('\0') => {
+                return Err(invalid(
+                    "attributes",
+                    format!("attribute {key}: text values must be 1 to {MAX_ATTRIBUTE_VALUE} characters, no NUL"),
+                ));
+            }
+            C::Number(n) if !n.is_finite() => {
+                return Err(invalid("attributes", format!("attribute {key}: must be a finite number")));
+            }
+            C::Range(r) => {
+                if r.min.is_none() && r.max.is_none() {
+                    return Err(invalid("attributes", format!("attribute {key}: a range needs `min` or `max`")));
+                }
+                if [r.min, r.max].into_iter().flatten().any(|v| !v.is_finite()) {
+                    return Err(invalid("attributes", format!("attribute {key}: bounds must be finite numbers")));
+                }
+                if let (Some(lo), Some(hi)) = (r.min, r.max)
+                    && lo > hi
+                {
+                    return Err(invalid("attributes", format!("attribute {key}: `min` must not exceed `max`")));
+                }
+            }
+            _ => {}
+        }
+    }
     Ok(())
 }
 

@@ -67,6 +67,8 @@ macro_rules! conformance_tests {
             products::delete_cascades_and_keys_are_never_reused,
             products::pagination_has_no_duplicates_or_gaps,
             products::filters,
+            products::attribute_filters,
+            products::category_counts,
             products::images_are_content_addressed,
             lifecycle::photos_go_with_their_last_product,
             lifecycle::conditional_replace_refuses_a_stale_version,

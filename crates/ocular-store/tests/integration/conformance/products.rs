@@ -1,7 +1,10 @@
 //! Product rows: CRUD, conflicts, replace and patch semantics, validation, cascade delete, key
 //! stability, pagination, filters, content-addressed images.
 
-use ocular_store::{EmbeddingUpdate, NewProduct, ProductFilter, ProductKey, ProductPatch, StoreError, Upserted};
+use ocular_store::{
+    AttributeCondition, AttributeRange, EmbeddingUpdate, NewProduct, ProductFilter, ProductKey, ProductPatch,
+    StoreError, Upserted,
+};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -187,11 +190,109 @@ pub fn filters(s: Dyn) {
     assert!(ids(ProductFilter { category: Some("Shoes".into()), ..Default::default() }).is_empty(), "case-sensitive");
     assert_eq!(ids(ProductFilter { min_price: Some(50.0), ..Default::default() }), ["mid", "dear", "plain"]);
     assert_eq!(ids(ProductFilter { max_price: Some(50.0), ..Default::default() }), ["cheap", "mid", "plain"]);
-    let both = ProductFilter { category: Some("shoes".into()), min_price: Some(11.0), max_price: Some(50.0) };
+    let both = ProductFilter {
+        category: Some("shoes".into()),
+        min_price: Some(11.0),
+        max_price: Some(50.0),
+        ..Default::default()
+    };
     assert_eq!(ids(both), ["mid"]);
     assert!(ids(ProductFilter { min_price: Some(60.0), max_price: Some(20.0), ..Default::default() }).is_empty());
     let nan = ProductFilter { min_price: Some(f64::NAN), ..Default::default() };
     assert!(matches!(s.list_products(&nan, 0, 10), Err(StoreError::Invalid { .. })));
+}
+
+pub fn attribute_filters(s: Dyn) {
+    let rows = [
+        ("red-42", json!({"color": "red", "size": 42, "brand": "Acme"})),
+        ("red-38", json!({"color": "red", "size": 38.5})),
+        ("blue-44", json!({"color": "blue", "size": 44})),
+        ("text-size", json!({"color": "Red", "size": "42"})),
+        ("odd", json!({"color": ["red"], "size": {"eu": 42}, "flag": true})),
+        ("bare", json!({})),
+    ];
+    for (id, attributes) in rows {
+        let mut p = product(id, id, "", Some("shoes"), Some(10.0));
+        p.attributes = attributes;
+        s.create_product(&p, &[]).unwrap();
+    }
+    let ids = |pairs: &[(&str, AttributeCondition)]| -> Vec<String> {
+        let mut f = ProductFilter::default();
+        f.attributes = pairs.iter().map(|(k, c)| (k.to_string(), c.clone())).collect();
+        let page = s.list_products(&f, 0, 100).unwrap();
+        let keys = s.product_keys(&f).unwrap();
+        assert_eq!(keys, page.items.iter().map(|p| p.key).collect::<Vec<_>>(), "product_keys agrees with listing");
+        page.items.into_iter().map(|p| p.id).collect()
+    };
+    let text = |v: &str| AttributeCondition::Text(v.into());
+    let range = |min, max| AttributeCondition::Range(AttributeRange { min, max });
+    // Equality is typed and exact: "Red", ["red"] and a missing attribute do not match "red".
+    assert_eq!(ids(&[("color", text("red"))]), ["red-42", "red-38"]);
+    assert_eq!(ids(&[("color", text("Red"))]), ["text-size"]);
+    assert_eq!(ids(&[("size", AttributeCondition::Number(42.0))]), ["red-42"], "the string \"42\" is not 42");
+    assert_eq!(ids(&[("size", text("42"))]), ["text-size"]);
+    assert_eq!(ids(&[("size", AttributeCondition::Number(38.5))]), ["red-38"]);
+    // Ranges are inclusive, over numbers only (the string and the object never pass).
+    assert_eq!(ids(&[("size", range(Some(38.5), Some(42.0)))]), ["red-42", "red-38"]);
+    assert_eq!(ids(&[("size", range(Some(43.0), None))]), ["blue-44"]);
+    assert_eq!(ids(&[("size", range(None, Some(40.0)))]), ["red-38"]);
+    // Conditions combine with AND, and with the other filters.
+    assert_eq!(ids(&[("color", text("red")), ("size", range(Some(40.0), None))]), ["red-42"]);
+    assert_eq!(ids(&[("color", text("red")), ("brand", text("Acme"))]), ["red-42"]);
+    assert!(ids(&[("brand", text("Acme")), ("size", range(None, Some(40.0)))]).is_empty());
+    assert!(ids(&[("flag", text("true"))]).is_empty(), "a boolean is neither text nor number");
+    assert!(ids(&[("flag", AttributeCondition::Number(1.0))]).is_empty(), "true is not 1");
+    let mut priced = ProductFilter { max_price: Some(5.0), ..Default::default() };
+    priced.attributes.insert("color".into(), text("red"));
+    assert!(s.list_products(&priced, 0, 10).unwrap().items.is_empty());
+    // A value that looks like SQL or a JSON path is data.
+    assert!(ids(&[("color", text("red' OR '1'='1"))]).is_empty());
+    assert!(ids(&[("color", text("$.size"))]).is_empty());
+
+    // Bounded: names, values, count and ranges are refused before any SQL runs.
+    let refused = |pairs: Vec<(String, AttributeCondition)>| {
+        let f = ProductFilter { attributes: pairs.into_iter().collect(), ..Default::default() };
+        for r in
+            [s.list_products(&f, 0, 10).map(drop), s.product_keys(&f).map(drop), s.search_text("x", &f, 5).map(drop)]
+        {
+            assert!(matches!(r, Err(StoreError::Invalid { .. })), "{f:?}: {r:?}");
+        }
+    };
+    refused(vec![("a.b".into(), text("x"))]);
+    refused(vec![("col\"or".into(), text("x"))]);
+    refused(vec![("".into(), text("x"))]);
+    refused(vec![("k".repeat(65), text("x"))]);
+    refused(vec![("color".into(), text(""))]);
+    refused(vec![("color".into(), text(&"x".repeat(201)))]);
+    refused(vec![("color".into(), text("a\0b"))]);
+    refused(vec![("size".into(), AttributeCondition::Number(f64::NAN))]);
+    refused(vec![("size".into(), range(None, None))]);
+    refused(vec![("size".into(), range(Some(5.0), Some(4.0)))]);
+    refused(vec![("size".into(), range(Some(f64::INFINITY), None))]);
+    refused((0..9).map(|i| (format!("k{i}"), text("x"))).collect());
+    assert_eq!(ids(&[("color", text(&"x".repeat(200)))]), Vec::<String>::new(), "200 characters is allowed");
+}
+
+pub fn category_counts(s: Dyn) {
+    let mut keys = Vec::new();
+    for (id, cat) in [("a", Some("shoes")), ("b", Some("bags")), ("c", Some("shoes")), ("d", None), ("e", Some("hats"))]
+    {
+        keys.push(s.create_product(&product(id, id, "", cat, None), &[]).unwrap().key);
+    }
+    let counts = |keys: &[ProductKey]| -> Vec<(String, u64)> {
+        s.category_counts(keys).unwrap().into_iter().map(|c| (c.value, c.count)).collect()
+    };
+    let pair = |v: &str, n: u64| (v.to_string(), n);
+    // Most first, ties by name; the uncategorised product is not counted.
+    assert_eq!(counts(&keys), [pair("shoes", 2), pair("bags", 1), pair("hats", 1)]);
+    // Only the keys given; a repeated key counts once; an unknown key is skipped.
+    assert_eq!(
+        counts(&[keys[0], keys[0], keys[4], ProductKey(u64::MAX), ProductKey(999_999)]),
+        [pair("hats", 1), pair("shoes", 1)]
+    );
+    assert!(counts(&[]).is_empty());
+    s.delete_product("e").unwrap();
+    assert_eq!(counts(&keys), [pair("shoes", 2), pair("bags", 1)]);
 }
 
 pub fn images_are_content_addressed(s: Dyn) {

@@ -140,7 +140,12 @@ fn filters_in_sql_and_by_callback_agree_with_brute_force() {
     let hnsw = cat.index(PgSearchMode::Hnsw, 40);
     hnsw.ensure_index().unwrap();
     let rare = ProductFilter { category: Some("rare".into()), ..Default::default() };
-    let cheap_odd = ProductFilter { category: Some("odd".into()), min_price: Some(10.0), max_price: Some(30.0) };
+    let cheap_odd = ProductFilter {
+        category: Some("odd".into()),
+        min_price: Some(10.0),
+        max_price: Some(30.0),
+        ..Default::default()
+    };
     let (mut found, mut wanted) = (0, 0);
     for q in queries().iter().take(20) {
         for f in [&rare, &cheap_odd] {
