@@ -13,7 +13,7 @@ use crate::skin::{self, SkinModel};
 use crate::skin_check::InputCheck;
 
 /// One class and its probability.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ClassScore {
     pub code: String,
     pub name: String,
@@ -23,7 +23,7 @@ pub struct ClassScore {
 }
 
 /// The Grad-CAM grid of the predicted class: rows of values in 0..1.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Heatmap {
     pub grid: Vec<Vec<f32>>,
     /// The code of the class it explains.
@@ -31,23 +31,24 @@ pub struct Heatmap {
 }
 
 /// Which model answered, and its published balanced accuracy.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ModelFacts {
     pub name: String,
     pub version: String,
     /// From the model card's test report; `null` when it has none.
+    #[schema(value_type = Option<f64>)]
     pub balanced_accuracy: serde_json::Value,
 }
 
 /// The photo's size as decoded (after EXIF rotation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ImageSize {
     pub width: u32,
     pub height: u32,
 }
 
 /// An analysis result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SkinReport {
     pub prediction: ClassScore,
     /// Every class, in the model's label order.
@@ -61,6 +62,7 @@ pub struct SkinReport {
     pub heatmap: Option<Heatmap>,
     pub model: ModelFacts,
     pub image: ImageSize,
+    #[schema(value_type = String)]
     pub disclaimer: &'static str,
 }
 

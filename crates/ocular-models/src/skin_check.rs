@@ -32,7 +32,7 @@ pub const SKIN_RICH_FRACTION: f32 = 0.85;
 pub const MAX_OBJECT_CONFIDENCE_SKIN_RICH: f32 = 0.75;
 
 /// The verdict reported as `input_check` in analysis responses.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct InputCheck {
     pub is_skin: bool,
     /// The skin-colour fraction, 0..1.

@@ -73,6 +73,7 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     }
     let mut out = Vec::new();
     add::<crate::error::ErrorBody>(&mut out);
+    add::<ocular_models::report::SkinReport>(&mut out);
     add::<ocular_search::SearchResults>(&mut out);
     add::<ocular_search::ProductView>(&mut out);
     add::<crate::products::ProductPage>(&mut out);
@@ -165,6 +166,22 @@ fn build() -> Value {
     for (name, schema) in self::schemas() {
         schemas.insert(name, serde_json::to_value(schema).unwrap_or(Value::Null));
     }
+    // A stored analysis is the report plus what the server adds around it (`analyze::present`).
+    schemas.insert(
+        "Analysis".into(),
+        json!({ "allOf": [
+            { "$ref": "#/components/schemas/SkinReport" },
+            { "type": "object", "properties": {
+                "id": { "type": "string" },
+                "created_at": { "type": "string", "format": "date-time" },
+                "input": { "type": "object", "description": "age, sex, location, force, gradcam as sent" },
+                "timings_ms": { "type": "object", "additionalProperties": { "type": "number" } },
+                "image_url": { "type": ["string", "null"] },
+                "token": { "type": "string", "description": "POST /api/v1/analyze only: the capability token, shown once" },
+                "page_url": { "type": "string", "description": "POST /api/v1/analyze only: the page, token in the fragment" },
+            } },
+        ] }),
+    );
     // The envelope's `code` is one of the table's strings.
     let codes: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
     if let Some(code) = schemas.get_mut("ErrorDetail").and_then(|s| s.pointer_mut("/properties/code")) {

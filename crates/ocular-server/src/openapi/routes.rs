@@ -105,9 +105,7 @@ pub const ROUTES: &[Route] = &[
             ("force", "boolean", "analyse even when the photo does not look like skin"),
         ],
         body: Body::Form(ANALYZE_FIELDS),
-        answer: Answer::Object(
-            "the analysis (prediction, probabilities, malignant_probability, input_check, heatmap, model, image, disclaimer, id, created_at, input, timings_ms, image_url) plus token and page_url",
-        ),
+        answer: Answer::Json(200, "Analysis"),
         key: false,
     },
     Route {
@@ -117,7 +115,7 @@ pub const ROUTES: &[Route] = &[
         summary: "The original clients' name for POST /api/v1/analyze",
         query: &[("gradcam", "boolean", ""), ("force", "boolean", "")],
         body: Body::Form(ANALYZE_FIELDS),
-        answer: Answer::Object("as POST /api/v1/analyze"),
+        answer: Answer::Json(200, "Analysis"),
         key: false,
     },
     Route {
@@ -137,7 +135,7 @@ pub const ROUTES: &[Route] = &[
         summary: "One stored analysis",
         query: TOKEN,
         body: Body::None,
-        answer: Answer::Object("the analysis, as POST /api/v1/analyze answered it, without the token"),
+        answer: Answer::Json(200, "Analysis"),
         key: false,
     },
     Route {
@@ -207,6 +205,23 @@ pub const ROUTES: &[Route] = &[
         summary: "Hybrid text search (vectors + full text, fused)",
         query: &[],
         body: Body::Json("SearchRequest"),
+        answer: Answer::Json(200, "SearchResults"),
+        key: false,
+    },
+    Route {
+        method: "get",
+        path: "/api/v1/products/{id}/similar",
+        tag: "search",
+        summary: "Products that look like a stored product (its stored photo vector; nothing uploaded)",
+        query: &[
+            ("top_k", "integer", "results per page"),
+            ("threshold", "number", "minimum cosine"),
+            ("category", "string", "only this category"),
+            ("min_price", "number", "inclusive"),
+            ("max_price", "number", "inclusive"),
+            ("offset", "integer", "page start"),
+        ],
+        body: Body::None,
         answer: Answer::Json(200, "SearchResults"),
         key: false,
     },
