@@ -201,3 +201,151 @@ fn the_url_allow_list_is_checked_at_start_up() {
     let err = bad.validate().unwrap_err();
     assert!(err.contains("OCULAR_URL_ALLOW") && err.contains("10.0.0.0/99"), "{err}");
 }
+
+/// "More like this" (issue 19): no upload, the stored photo vector; filters and errors as for
+/// every search.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn similar_products_over_http() {
+    let app = demo(&[]).await;
+    let (status, body) = app.get("/api/v1/products/dirt-bike-250/similar?top_k=5&threshold=-1").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids(&body).len(), 5);
+    assert!(!ids(&body).contains(&"dirt-bike-250".to_string()), "never itself: {body}");
+    assert_eq!(body["next_offset"], json!(5));
+
+    let (status, body) = app.get("/api/v1/products/dirt-bike-250/similar?category=posters&threshold=-1").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids(&body).len(), 4, "astronaut, rocket, deep field, moon: {body}");
+
+    let (status, body) = app.get("/api/v1/products/no-such-product/similar").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{body}");
+    let (status, body) = app.get("/api/v1/products/dirt-bike-250/similar?top_k=lots").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_query")), "{body}");
+    let (status, body) = app.get("/api/v1/products/dirt-bike-250/similar?top_k=500").await;
+    assert_eq!(status, 400, "{body}");
+}
+
+/// Attribute filters and category facets (issue 19) on every search route: the JSON routes
+/// take an `attributes` object, the multipart form and the query string its JSON text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attribute_filters_and_facets_over_http() {
+    let app = demo(&[]).await;
+    let query = photo("motorcycle_right.png");
+    let sorted = |body: &serde_json::Value| {
+        let mut ids = ids(body);
+        ids.sort();
+        ids
+    };
+
+    // Equality on a string attribute, by photo (multipart), text (JSON) and similar (query).
+    let (status, body) = app
+        .form(
+            "POST",
+            "/api/v1/search",
+            &[("threshold", "-1"), ("top_k", "10"), ("attributes", r#"{"size_cm": "50x70"}"#)],
+            Some(&query),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(sorted(&body), ["astronaut-poster", "rocket-launch-poster"]);
+    assert_eq!(body["facets"]["category"], json!([{"value": "posters", "count": 2}]), "{body}");
+    let (status, body) = app
+        .json(
+            "POST",
+            "/api/v1/search/text",
+            json!({"query": "poster", "threshold": -1, "attributes": {"size_cm": "50x50"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(sorted(&body), ["deep-field-poster", "moon-poster"]);
+    let (status, body) =
+        app.get("/api/v1/products/espresso-cup/similar?threshold=-1&attributes=%7B%22colour%22%3A%22red%22%7D").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids(&body), ["dirt-bike-250"]);
+    // Ranges are inclusive and numeric: the 8 cm sticker is out, the 60 cm decal in; a text
+    // attribute ("30x20") never passes a range.
+    let (_, body) = app
+        .json(
+            "POST",
+            "/api/v1/search/text",
+            json!({"query": "wall", "threshold": -1, "attributes": {"width_cm": {"min": 8.5}}}),
+        )
+        .await;
+    assert_eq!(ids(&body), ["horse-wall-decal"], "{body}");
+    let (_, body) = app
+        .json(
+            "POST",
+            "/api/v1/search/text",
+            json!({"query": "wall", "threshold": -1, "attributes": {"width_cm": {"min": 8, "max": 60}}}),
+        )
+        .await;
+    assert_eq!(sorted(&body), ["horse-wall-decal", "snake-logo-sticker"], "{body}");
+    let (_, body) = app
+        .json("POST", "/api/v1/search/url", json!({"image_url": "http://x", "attributes": {"size_cm": {"min": 0}}}))
+        .await;
+    assert_ne!(body["error"]["code"], json!("invalid_request"), "a valid range is not refused: {body}");
+
+    // Facets count every match above the threshold before paging, not the page: the same on
+    // every page, most first then by name, and they follow the filters and the threshold.
+    let (_, first) = app.form("POST", "/api/v1/search", &[("threshold", "-1"), ("top_k", "2")], Some(&query)).await;
+    let (_, second) =
+        app.form("POST", "/api/v1/search", &[("threshold", "-1"), ("top_k", "2"), ("offset", "2")], Some(&query)).await;
+    let facets = first["facets"]["category"].as_array().expect("category facets").clone();
+    assert_eq!(first["facets"], second["facets"]);
+    assert_eq!(facets.iter().map(|f| f["count"].as_u64().unwrap()).sum::<u64>(), 21, "{facets:?}");
+    assert_eq!(
+        &facets[..3],
+        [
+            json!({"value": "art", "count": 4}),
+            json!({"value": "posters", "count": 4}),
+            json!({"value": "garden", "count": 3})
+        ]
+    );
+    let (_, body) = app.form("POST", "/api/v1/search", &[("threshold", "0.8")], Some(&query)).await;
+    assert_eq!(body["facets"]["category"], json!([{"value": "vehicles", "count": 1}]), "{body}");
+    let (_, body) = app
+        .form("POST", "/api/v1/search", &[("threshold", "-1"), ("category", "garden"), ("top_k", "1")], Some(&query))
+        .await;
+    assert_eq!(body["facets"]["category"], json!([{"value": "garden", "count": 3}]), "{body}");
+    // Text search: the facets of a query are the categories of all its results.
+    let (_, all) =
+        app.json("POST", "/api/v1/search/text", json!({"query": "photo print", "threshold": 0.1, "top_k": 21})).await;
+    let mut want: std::collections::BTreeMap<String, u64> = Default::default();
+    for r in all["results"].as_array().unwrap() {
+        *want.entry(r["product"]["category"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    let (_, page) = app
+        .json("POST", "/api/v1/search/text", json!({"query": "photo print", "threshold": 0.1, "top_k": 1, "offset": 1}))
+        .await;
+    let got: std::collections::BTreeMap<String, u64> = page["facets"]["category"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["value"].as_str().unwrap().to_string(), f["count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(got, want, "{page}");
+
+    // Bounded input: refused with stable codes before any search runs.
+    let text = |attributes: serde_json::Value| json!({"query": "x", "attributes": attributes});
+    let many: serde_json::Map<String, serde_json::Value> = (0..9).map(|i| (format!("k{i}"), json!("v"))).collect();
+    for bad in [
+        json!(many),
+        json!({"a.b": "x"}),
+        json!({"k".repeat(65): "x"}),
+        json!({"size": ""}),
+        json!({"size": "x".repeat(201)}),
+        json!({"size": {"min": 5, "max": 1}}),
+        json!({"size": {}}),
+    ] {
+        let (status, body) = app.json("POST", "/api/v1/search/text", text(bad.clone())).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_request")), "{bad}: {body}");
+    }
+    for bad in [json!({"size": [1]}), json!({"size": {"min": 1, "step": 2}}), json!(["size"]), json!({"size": true})] {
+        let (status, body) = app.json("POST", "/api/v1/search/text", text(bad.clone())).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_json")), "{bad}: {body}");
+    }
+    let (status, body) = app.form("POST", "/api/v1/search", &[("attributes", "colour=red")], Some(&query)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_request")), "{body}");
+    let (status, body) = app.get("/api/v1/products/espresso-cup/similar?attributes=colour").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_query")), "{body}");
+}
