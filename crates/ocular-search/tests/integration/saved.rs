@@ -48,7 +48,7 @@ fn load(store: &Arc<dyn Store>, dir: Option<&Path>) -> SpaceIndex {
 
 /// Ids and scores of a few plain and filtered searches.
 fn answers(space: &SpaceIndex) -> Vec<(u64, f32)> {
-    let even = |id: u64| id % 2 == 0;
+    let even = |id: u64| id.is_multiple_of(2);
     let mut out = Vec::new();
     for q in 0..8 {
         let query = vector(10_000 + q);
@@ -97,7 +97,8 @@ fn a_saved_index_opens_only_over_the_catalog_it_was_built_from() {
     // Damaged files are rebuilt, never searched.
     let snapshot = dir.join("image.0.snap");
     let vectors = dir.join("image.1.f32");
-    let damages: [(&Path, fn(&mut Vec<u8>)); 3] = [
+    type Damage = fn(&mut Vec<u8>);
+    let damages: [(&Path, Damage); 3] = [
         (&snapshot, |b| b.truncate(b.len() - 9)),
         (&vectors, |b| b[4 * DIM * 3 + 2] ^= 0x40),
         (&vectors, |b| b.truncate(4 * DIM * 10)),
