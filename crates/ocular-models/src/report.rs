@@ -38,6 +38,9 @@ pub struct ModelFacts {
     /// From the model card's test report; `null` when it has none.
     #[schema(value_type = Option<f64>)]
     pub balanced_accuracy: serde_json::Value,
+    /// False for an image-only skin model (`ocular models import --skin`): the age, sex and
+    /// body site sent were not used.
+    pub uses_metadata: bool,
 }
 
 /// The photo's size as decoded (after EXIF rotation).
@@ -93,6 +96,7 @@ impl SkinReport {
                 name: skin.name.clone(),
                 version: skin.version.clone(),
                 balanced_accuracy: skin.card["test_report"]["balanced_accuracy"].clone(),
+                uses_metadata: skin.uses_metadata(),
             },
             image: ImageSize { width: a.width, height: a.height },
             disclaimer: analysis::DISCLAIMER,

@@ -253,6 +253,8 @@ async fn model_card(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
         "classes": m.labels,
         "training_data": m.extra["training_data"],
         "test_report": m.extra["test_report"],
+        // An image-only skin model takes no metadata: the /analyze page then hides the fields.
+        "uses_metadata": m.inputs.iter().any(|i| i.shape.len() == 2),
         "metadata": m.extra["metadata"],
         "intended_use": m.extra["intended_use"],
         "not_a_diagnosis": analysis::DISCLAIMER,

@@ -69,6 +69,9 @@ pub struct CardInput {
     /// Numeric inputs besides the photo: one form field each, `size` numbers separated by
     /// commas or spaces.
     pub extra: Vec<ExtraInput>,
+    /// The skin model takes `age`, `sex` and `location` (false for image-only skin models and
+    /// for classifiers).
+    pub metadata: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -195,6 +198,7 @@ fn card(m: &Manifest, state: ModelState) -> ModelCard {
             mean: pre.mean,
             std: pre.std,
             extra: if skin { Vec::new() } else { classifier::extra_inputs_of(m) },
+            metadata: skin && m.inputs.iter().any(|i| i.shape.len() == 2),
         },
         classes: m.labels.clone(),
         gradcam_layer: m.gradcam.as_ref().map(|g| g.layer.clone()),

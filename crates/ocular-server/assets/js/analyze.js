@@ -21,10 +21,19 @@ const picker = photoPicker($('#image'), () => {
   showStatus(status, 'info', '');
 });
 
+// An image-only skin model (`ocular models import --skin` of a model without a metadata input)
+// ignores age, sex and body site: the page does not ask for them. Shown until the card says so.
+const metadata = $('#metadata');
+api('/api/v1/models/skin')
+  .then((card) => {
+    if (card && card.uses_metadata === false) metadata.hidden = true;
+  })
+  .catch(() => {});
+
 function buildForm() {
   const data = new FormData();
   data.append('image', picker.file());
-  for (const name of ['age', 'sex', 'location']) {
+  for (const name of metadata.hidden ? [] : ['age', 'sex', 'location']) {
     const value = form.elements[name].value.trim();
     if (value !== '') data.append(name, value);
   }

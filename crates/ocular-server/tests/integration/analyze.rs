@@ -37,6 +37,7 @@ async fn a_lesion_is_analysed_stored_and_served() {
     assert_eq!((grid.len(), grid[0].as_array().unwrap().len()), (8, 8));
     assert_eq!(body["heatmap"]["class"], json!("vasc"));
     assert_eq!(body["model"]["balanced_accuracy"].as_f64().map(|v| (v * 1000.0).round()), Some(723.0));
+    assert_eq!(body["model"]["uses_metadata"], json!(true));
     for key in ["decode", "preprocess", "inference", "gradcam", "total"] {
         assert!(body["timings_ms"][key].is_number(), "timings lack {key}");
     }
@@ -127,6 +128,7 @@ async fn model_card_reports_the_published_metrics() {
     assert!((card["test_report"]["balanced_accuracy"].as_f64().unwrap() - 0.7232).abs() < 1e-3);
     assert!(card["test_report"]["per_class"]["mel"]["recall"].is_number());
     assert!(card["not_a_diagnosis"].as_str().unwrap().contains("not a diagnosis"));
+    assert_eq!(card["uses_metadata"], json!(true), "sklesion takes age, sex and site");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

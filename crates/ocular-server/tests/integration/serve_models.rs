@@ -15,6 +15,7 @@ use ocular_models::session::SessionOptions;
 use ocular_models::{Registry, RegistryOptions};
 use ocular_server::AppState;
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::common::{self, TestApp, workspace_root};
 
@@ -226,4 +227,82 @@ async fn bad_prediction_requests_are_refused_in_the_envelope() {
     assert_eq!((got, body["error"]["code"].as_str()), (400, Some("image_unreadable")), "{body}");
     let (got, body) = app.post_form("/api/v1/models/resnet_like-keras/predict", &[], None).await;
     assert_eq!((got, body["error"]["code"].as_str()), (400, Some("missing_image")), "{body}");
+}
+
+/// `ocular models import --skin` of an image-only model with the operator's labels and
+/// malignant flags: `/api/v1/analyze` serves it (the input check still runs and is reported;
+/// `force` because a 20×20 fixture photo is not a lesion), the metadata sent is not used, and
+/// the card says so.
+#[tokio::test]
+async fn an_image_only_skin_model_serves_analyze_with_its_own_labels() {
+    let r = reference();
+    let served = r.models.iter().find(|m| m.fixture == "efficientnet_like").unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let labels = [("a", false), ("b", true), ("c", false), ("d", true)].map(|(code, malignant)| ocular_core::Label {
+        code: code.into(),
+        name: code.to_uppercase(),
+        description: None,
+        malignant: Some(malignant),
+    });
+    let mut opts = ImportOptions::new("mine");
+    opts.kind = ocular_core::ModelKind::SkinClassifier;
+    opts.labels = Some(labels.to_vec());
+    let file = workspace_root().join("fixtures/keras/efficientnet_like.keras");
+    ocular_convert::install::import_keras(&file, models.path(), &opts).unwrap();
+    // A second input that is not the 10-value metadata vector is refused for --skin.
+    let mut two = ImportOptions::new("two");
+    two.kind = ocular_core::ModelKind::SkinClassifier;
+    let err = ocular_convert::install::import_keras(
+        &workspace_root().join("fixtures/keras/multi_input.keras"),
+        models.path(),
+        &two,
+    )
+    .unwrap_err();
+    assert!(ocular_models::registry::error_chain(&err).contains("10-value metadata"), "{err}");
+    assert!(!models.path().join("two").exists());
+
+    let config = common::config(&[
+        "--models-dir",
+        models.path().to_str().unwrap(),
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--preload",
+        "false",
+    ]);
+    let registry = Registry::discover(RegistryOptions {
+        models_dir: config.models_dir.clone(),
+        ort_library: Some(common::ort_library()),
+        session: SessionOptions { intra_threads: 1 },
+        enabled: None,
+    })
+    .unwrap();
+    let store = ocular_store::open(&ocular_store::Location::Sqlite(data.path().join("t.db")), true).unwrap();
+    let app = TestApp::over(AppState::new(config, registry, store as Arc<dyn ocular_store::Store>));
+
+    let (status, card) = app.get("/api/v1/models/skin").await;
+    assert_eq!((status, &card["uses_metadata"]), (200, &Value::Bool(false)), "{card}");
+    let case = &served.cases[1];
+    let photo = std::fs::read(serve_dir().join(&case.image)).unwrap();
+    let mut answers = Vec::new();
+    for age in ["30", "80"] {
+        let (status, body) =
+            app.post_form("/api/v1/analyze?force=true", &[("age", age)], Some(("image", &photo))).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["model"]["uses_metadata"], false);
+        assert!(body["input_check"]["reason"].is_string(), "the input check still runs: {body}");
+        let probs: Vec<f32> = body["probabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["probability"].as_f64().unwrap() as f32)
+            .collect();
+        let err = probs.iter().zip(&case.output).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(err <= 1e-4, "{probs:?} vs Keras {:?}", case.output);
+        let malignant = (body["malignant_probability"].as_f64().unwrap() as f32 - (probs[1] + probs[3])).abs();
+        assert!(malignant < 1e-6, "{body}");
+        assert_eq!(body["probabilities"][1]["code"], "b");
+        answers.push(probs);
+    }
+    assert_eq!(answers[0], answers[1], "metadata is not used by an image-only model");
 }
