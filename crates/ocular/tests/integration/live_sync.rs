@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ocular_store::{CatalogStore, Location};
+use ocular_store::Location;
 
 use crate::replicas::{first_result_id, free_port, http, multipart};
 
