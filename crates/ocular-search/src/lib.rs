@@ -44,5 +44,5 @@ pub use embed::{EmbedderProvider, Embedders, SpaceModel};
 pub use error::{Fault, SearchError};
 pub use ingest::{ImageChange, ImageInput, WriteMode};
 pub use loader::ImageLoader;
-pub use query::{ProductView, SearchHit, SearchOptions, SearchResults};
+pub use query::{FacetCount, Facets, ProductView, SearchHit, SearchOptions, SearchResults};
 pub use space::{Precision, SpaceState};

@@ -56,6 +56,12 @@ impl SearchOptions {
         if f.category.as_deref().is_some_and(|c| c.trim().is_empty()) {
             return Err(SearchError::invalid("category", "must not be empty"));
         }
+        // The store's own bounds on attribute filters, refused here as a request error.
+        // The store's own bounds (prices were checked above, so what is left is the
+        // attribute filters), refused here as a request error before any work is done.
+        if let Err(ocular_store::StoreError::Invalid { reason, .. }) = f.validate() {
+            return Err(SearchError::invalid("attributes", reason));
+        }
         Ok(())
     }
 
@@ -145,11 +151,32 @@ pub struct SearchHit {
     pub signals: Option<Signals>,
 }
 
+/// Counts over a search's matching candidates (see [`Facets`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Facets {
+    /// Matching candidates per category, most first (ties by name); products without a
+    /// category are not counted.
+    pub category: Vec<FacetCount>,
+}
+
+/// One facet value and how many matching candidates have it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct FacetCount {
+    pub value: String,
+    pub count: u64,
+}
+
 /// A page of results.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SearchResults {
     pub results: Vec<SearchHit>,
     pub next_offset: Option<usize>,
+    /// Counted over every candidate that passes the filters and the threshold, before
+    /// pagination (so the same on every page of a query), among the candidates the search
+    /// ranks: the nearest [`crate::search::FACET_DEPTH`] (or more, for deep pages) for a photo
+    /// search, the fused candidates of all signals for a text search (each signal's top
+    /// `FUSION_DEPTH` or more). Every filter applies, `category` included.
+    pub facets: Facets,
     /// Milliseconds per stage (`embed`, `index`, `fetch`, `total`, ...).
     #[schema(value_type = std::collections::BTreeMap<String, f64>)]
     pub timings_ms: Timings,

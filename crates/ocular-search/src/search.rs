@@ -36,10 +36,14 @@ use crate::catalog::Catalog;
 use crate::embed::{Embedders, IMAGE, IMAGE_TEXT, TEXT};
 use crate::error::SearchError;
 use crate::fusion::{Fusion, Pool, fuse};
-use crate::query::{ProductView, SearchHit, SearchOptions, SearchResults, Signals, Timings, page};
+use crate::query::{FacetCount, Facets, ProductView, SearchHit, SearchOptions, SearchResults, Signals, Timings, page};
 
 /// Candidates taken from each ranking before fusion (a multiple of it for deep pages).
 pub const FUSION_DEPTH: usize = 100;
+
+/// The fewest nearest products a photo search ranks, so its facet counts describe more than
+/// the page (the index ranks this many anyway when the page is deeper).
+pub const FACET_DEPTH: usize = 100;
 
 /// The products allowed by the options' filters, as a sorted key list (`None`: no filter).
 struct Allowed(Option<Vec<u64>>);
@@ -100,18 +104,22 @@ impl Catalog {
         let started = Instant::now();
         let allowed = self.allowed(opts)?;
         let at = t.lap("filter", started);
-        let k = opts.offset + opts.top_k + 1 + usize::from(exclude.is_some());
+        let k = (opts.offset + opts.top_k + 1).max(FACET_DEPTH) + usize::from(exclude.is_some());
         let filter = |id: u64| allowed.passes(id) && Some(id) != exclude;
         let filtered = opts.filters() || exclude.is_some();
         let hits = self.space(space)?.search(query, k, filtered.then_some(&filter as &(dyn Fn(u64) -> bool + Sync)))?;
-        let passing: Vec<Hit> = hits.into_iter().take_while(|h| h.score >= opts.threshold).collect();
-        let (hits, next_offset) = page(passing, opts);
+        let mut passing: Vec<Hit> = hits.into_iter().take_while(|h| h.score >= opts.threshold).collect();
+        // `exclude` asked for one more row than it may remove: keep the depth the same.
+        passing.truncate(k - usize::from(exclude.is_some()));
         let at = t.lap("index", at);
+        let facets = self.facets(passing.iter().map(|h| h.id))?;
+        let at = t.lap("facets", at);
+        let (hits, next_offset) = page(passing, opts);
         let scored: Vec<(u64, f32, f32, Option<Signals>)> =
             hits.iter().map(|h| (h.id, h.score, h.score, None)).collect();
         let results = self.hydrate(&scored)?;
         t.lap("products", at);
-        Ok(SearchResults { results, next_offset, timings_ms: Timings::default() })
+        Ok(SearchResults { results, next_offset, facets, timings_ms: Timings::default() })
     }
 
     /// "More like this": the products nearest a stored product, by its stored photo vector
@@ -175,12 +183,14 @@ impl Catalog {
                 (best >= opts.threshold).then_some((c.id, c.score, best, Some(signals)))
             })
             .collect();
-        let (ranked, next_offset) = page(ranked, opts);
         let at = t.lap("fuse", at);
+        let facets = self.facets(ranked.iter().map(|r| r.0))?;
+        let at = t.lap("facets", at);
+        let (ranked, next_offset) = page(ranked, opts);
         let results = self.hydrate(&ranked)?;
         t.lap("products", at);
         t.add("total", started.elapsed());
-        Ok(SearchResults { results, next_offset, timings_ms: t })
+        Ok(SearchResults { results, next_offset, facets, timings_ms: t })
     }
 
     /// The candidates of a text search before fusion: each signal's ranking of the products
@@ -253,6 +263,18 @@ impl Catalog {
         let keys = self.store.product_keys(&opts.filter)?;
         // The store returns keys ascending, which `binary_search` needs.
         Ok(Allowed(Some(keys.into_iter().map(|k| k.0).collect())))
+    }
+
+    /// Category counts of the matching candidates (one store query).
+    fn facets(&self, keys: impl Iterator<Item = u64>) -> Result<Facets, SearchError> {
+        let keys: Vec<ProductKey> = keys.map(ProductKey).collect();
+        let category = self
+            .store
+            .category_counts(&keys)?
+            .into_iter()
+            .map(|c| FacetCount { value: c.value, count: c.count })
+            .collect();
+        Ok(Facets { category })
     }
 
     /// Turns (key, score, similarity, signals) into results, dropping products deleted since.

@@ -7,6 +7,7 @@
 //! state at start-up ([`catalog`], [`fetcher`], [`spawn_index_load`]) and keeps [`api_error`] for
 //! handlers (the mapping itself is `crate::convert`'s).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,7 +19,7 @@ use ocular_fetch::{AllowList, FetchPolicy, Fetcher};
 use ocular_models::Registry;
 use ocular_search::space::Precision;
 use ocular_search::{Catalog, CatalogOptions, SearchError, SearchOptions, SearchResults};
-use ocular_store::{ProductFilter, Store};
+use ocular_store::{AttributeCondition, ProductFilter, Store};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -203,7 +204,32 @@ pub fn api_error(e: SearchError) -> ApiError {
     e.into()
 }
 
-/// Options every search accepts, as JSON fields.
+/// Attribute filters as requests give them: `{"color": "red", "size": {"min": 38, "max": 42}}`
+/// (see `ocular_store::AttributeCondition`), as a JSON object in a JSON body and as that
+/// object's JSON text where only text travels (a multipart field, a query-string parameter).
+pub type AttributeFilters = BTreeMap<String, AttributeCondition>;
+
+/// Reads [`AttributeFilters`] from an object or from JSON text.
+fn attributes_object_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<AttributeFilters>, D::Error> {
+    use serde::de::Error;
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(text)) => parse_attributes(&text).map(Some).map_err(D::Error::custom),
+        Some(v) => serde_json::from_value(v).map(Some).map_err(|e| D::Error::custom(attributes_error(&e))),
+    }
+}
+
+fn parse_attributes(text: &str) -> Result<AttributeFilters, String> {
+    serde_json::from_str(text).map_err(|e| attributes_error(&e))
+}
+
+fn attributes_error(e: &serde_json::Error) -> String {
+    format!(
+        "`attributes` must be an object of attribute name to a string, a number or {{\"min\": n, \"max\": n}} ({e})"
+    )
+}
+
+/// Options every search accepts, as JSON fields (and query-string parameters for `similar`).
 #[derive(Debug, Default, Deserialize)]
 pub struct OptionsBody {
     top_k: Option<usize>,
@@ -212,6 +238,8 @@ pub struct OptionsBody {
     min_price: Option<f64>,
     max_price: Option<f64>,
     offset: Option<usize>,
+    #[serde(default, deserialize_with = "attributes_object_or_text")]
+    attributes: Option<AttributeFilters>,
 }
 
 impl OptionsBody {
@@ -224,7 +252,7 @@ impl OptionsBody {
                 category: self.category,
                 min_price: self.min_price,
                 max_price: self.max_price,
-                ..ProductFilter::default()
+                attributes: self.attributes.unwrap_or_default(),
             },
         };
         opts.validate().map_err(api_error)?;
@@ -240,6 +268,11 @@ impl OptionsBody {
             min_price: parse_field(form, "min_price")?,
             max_price: parse_field(form, "max_price")?,
             offset: parse_field(form, "offset")?,
+            attributes: form
+                .text("attributes")
+                .map(parse_attributes)
+                .transpose()
+                .map_err(|e| ApiError::bad_request(Code::InvalidRequest, e))?,
         })
     }
 }
@@ -285,6 +318,10 @@ pub(crate) struct SearchBody {
     min_price: Option<f64>,
     max_price: Option<f64>,
     offset: Option<usize>,
+    /// Attribute filters, all of which must hold: `{"color": "red", "size": {"min": 38}}`.
+    #[serde(default, deserialize_with = "attributes_object_or_text")]
+    #[schema(value_type = Option<Object>)]
+    attributes: Option<AttributeFilters>,
 }
 
 impl SearchBody {
@@ -302,6 +339,7 @@ impl SearchBody {
             min_price: self.min_price,
             max_price: self.max_price,
             offset: self.offset,
+            attributes: self.attributes,
         };
         Ok((value, options))
     }

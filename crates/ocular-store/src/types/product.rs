@@ -208,6 +208,14 @@ pub struct ProductFilter {
     pub attributes: BTreeMap<String, AttributeCondition>,
 }
 
+impl ProductFilter {
+    /// The checks every backend runs before a filter becomes SQL, for callers that want to
+    /// refuse a request before reaching the store.
+    pub fn validate(&self) -> Result<(), crate::StoreError> {
+        super::validate::filter(self)
+    }
+}
+
 /// The most attribute conditions one filter may hold: each is one more JSON lookup per
 /// candidate row, and a shop's facets are a handful.
 pub const MAX_ATTRIBUTE_FILTERS: usize = 8;

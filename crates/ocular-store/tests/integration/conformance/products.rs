@@ -217,8 +217,10 @@ pub fn attribute_filters(s: Dyn) {
         s.create_product(&p, &[]).unwrap();
     }
     let ids = |pairs: &[(&str, AttributeCondition)]| -> Vec<String> {
-        let mut f = ProductFilter::default();
-        f.attributes = pairs.iter().map(|(k, c)| (k.to_string(), c.clone())).collect();
+        let f = ProductFilter {
+            attributes: pairs.iter().map(|(k, c)| (k.to_string(), c.clone())).collect(),
+            ..Default::default()
+        };
         let page = s.list_products(&f, 0, 100).unwrap();
         let keys = s.product_keys(&f).unwrap();
         assert_eq!(keys, page.items.iter().map(|p| p.key).collect::<Vec<_>>(), "product_keys agrees with listing");
