@@ -11,6 +11,7 @@ const SEARCH_FIELDS: &[(&str, &str)] = &[
     ("min_price", "lowest price"),
     ("max_price", "highest price"),
     ("offset", "results to skip (pagination)"),
+    ("attributes", "attribute filters as JSON text: {\"colour\": \"red\", \"size\": {\"min\": 38, \"max\": 42}}"),
 ];
 const ANALYZE_FIELDS: &[(&str, &str)] = &[
     ("image", "the skin photo (JPEG, PNG or WebP)"),
@@ -220,6 +221,7 @@ pub const ROUTES: &[Route] = &[
             ("min_price", "number", "inclusive"),
             ("max_price", "number", "inclusive"),
             ("offset", "integer", "page start"),
+            ("attributes", "string", "attribute filters as JSON text, URL-encoded: {\"colour\": \"red\"}"),
         ],
         body: Body::None,
         answer: Answer::Json(200, "SearchResults"),
