@@ -239,13 +239,37 @@ pub enum AttributeCondition {
 }
 
 /// An inclusive numeric range; at least one bound is required.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct AttributeRange {
-    #[serde(default)]
     pub min: Option<f64>,
-    #[serde(default)]
     pub max: Option<f64>,
+}
+
+/// Only from an object with `min` and/or `max`: a derived struct would also take a JSON array
+/// (`[1]` read as `min: 1`), which says nothing a client meant.
+impl<'de> Deserialize<'de> for AttributeRange {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            #[serde(default)]
+            min: Option<f64>,
+            #[serde(default)]
+            max: Option<f64>,
+        }
+        struct Object;
+        impl<'de> serde::de::Visitor<'de> for Object {
+            type Value = AttributeRange;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object with `min` and/or `max`")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<AttributeRange, A::Error> {
+                let raw = Raw::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(AttributeRange { min: raw.min, max: raw.max })
+            }
+        }
+        d.deserialize_map(Object)
+    }
 }
 
 /// One vector of a product in one embedding space.
