@@ -231,3 +231,80 @@ fn two_replicas_writing_one_version_lose_no_update() {
     let (_, etag, body) = json_with(a.port, "GET", "/api/v1/products/mug", &[], "");
     assert!(body.contains("Blue mug") && etag == v2, "{etag} {body}");
 }
+
+/// Attribute filters and category facets (issue 19) on PostgreSQL: the filters run in SQL
+/// (jsonb) for the pgvector and full-text queries, the facets are one grouped query.
+#[test]
+fn attribute_filters_and_facets_on_postgres() {
+    let Some(server) = database_url() else { return };
+    let url = fresh_schema(&server);
+    let migrate =
+        Command::new(env!("CARGO_BIN_EXE_ocular")).arg("migrate").env("DATABASE_URL", &url).output().expect("migrate");
+    assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+    let r = start(&url);
+    wait_ready(&r);
+
+    let photos = workspace().join("models/photos");
+    let left = std::fs::read(photos.join("motorcycle_left.png")).expect("photo");
+    let right = std::fs::read(photos.join("motorcycle_right.png")).expect("photo");
+    let coffee = std::fs::read(photos.join("coffee.png")).expect("photo");
+    let rows = [
+        ("red-bike", "Red dirt bike", "bikes", r#"{"colour": "red", "engine_cc": 250}"#, &left),
+        ("blue-bike", "Blue dirt bike", "bikes", r#"{"colour": "blue", "engine_cc": 450}"#, &right),
+        ("red-cup", "Red espresso cup", "kitchen", r#"{"colour": "red", "capacity_ml": 90}"#, &coffee),
+    ];
+    for (id, title, category, attributes, image) in rows {
+        let fields = [("id", id), ("title", title), ("category", category), ("attributes", attributes)];
+        let (ct, body) = multipart(&fields, image);
+        let (status, resp) = http(r.port, "POST", "/api/v1/products", &ct, &body);
+        assert_eq!(status, 201, "create {id}: {resp}");
+    }
+    let json = |body: &str| -> serde_json::Value { serde_json::from_str(body).expect("json") };
+    let ids = |v: &serde_json::Value| -> Vec<String> {
+        let mut ids: Vec<String> = v["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|h| h["product"]["id"].as_str().expect("id").to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+
+    let (ct, body) = multipart(&[("threshold", "-1"), ("attributes", r#"{"colour": "red"}"#)], &right);
+    let (status, resp) = http(r.port, "POST", "/api/v1/search", &ct, &body);
+    assert_eq!(status, 200, "{resp}");
+    let v = json(&resp);
+    assert_eq!(ids(&v), ["red-bike", "red-cup"], "{resp}");
+    assert_eq!(
+        v["facets"]["category"],
+        serde_json::json!([{"value": "bikes", "count": 1}, {"value": "kitchen", "count": 1}])
+    );
+    let text = br#"{"query": "dirt bike", "threshold": -1, "attributes": {"engine_cc": {"min": 300}}}"#;
+    let (status, resp) = http(r.port, "POST", "/api/v1/search/text", "application/json", text);
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(ids(&json(&resp)), ["blue-bike"], "{resp}");
+    let (status, resp) = http(
+        r.port,
+        "GET",
+        "/api/v1/products/red-bike/similar?threshold=-1&attributes=%7B%22colour%22%3A%22red%22%7D",
+        "text/plain",
+        b"",
+    );
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(ids(&json(&resp)), ["red-cup"], "{resp}");
+    // Facets span the pages: one result per page, both categories counted.
+    let (ct, body) = multipart(&[("threshold", "-1"), ("top_k", "1")], &right);
+    let (_, resp) = http(r.port, "POST", "/api/v1/search", &ct, &body);
+    let v = json(&resp);
+    assert_eq!(v["results"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        v["facets"]["category"],
+        serde_json::json!([{"value": "bikes", "count": 2}, {"value": "kitchen", "count": 1}]),
+        "{resp}"
+    );
+    let bad = br#"{"query": "bike", "attributes": {"engine.cc": 250}}"#;
+    let (status, resp) = http(r.port, "POST", "/api/v1/search/text", "application/json", bad);
+    assert_eq!(status, 400, "{resp}");
+    assert_eq!(json(&resp)["error"]["code"], "invalid_request", "{resp}");
+}
