@@ -240,4 +240,18 @@ mod tests {
         o.filter.min_price = Some(-1.0);
         assert!(o.validate().is_err());
     }
+
+    #[test]
+    fn attribute_filters_are_bounded_as_request_errors() {
+        use ocular_store::{AttributeCondition, AttributeRange};
+        let mut o = SearchOptions::new(5, 0.0);
+        o.filter.attributes.insert("colour".into(), AttributeCondition::Text("red".into()));
+        o.filter
+            .attributes
+            .insert("size".into(), AttributeCondition::Range(AttributeRange { min: Some(1.0), max: None }));
+        assert!(o.validate().is_ok());
+        assert!(o.filters(), "an attribute filter makes the search filtered");
+        o.filter.attributes.insert("bad key".into(), AttributeCondition::Number(1.0));
+        assert!(matches!(o.validate(), Err(SearchError::Invalid { field: "attributes", .. })));
+    }
 }
