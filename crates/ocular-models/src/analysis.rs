@@ -86,6 +86,30 @@ pub fn analyze(
     opts: AnalyzeOptions,
 ) -> Result<Analyzed, AnalyzeError> {
     let total = Instant::now();
+    let (mut analyzed, img) = analyze_unrendered(skin, objects, bytes, limits, meta, opts)?;
+    let started = Instant::now();
+    let (photo_jpeg, heatmap_jpeg) = render(img, analyzed.gradcam.as_ref())?;
+    analyzed.photo_jpeg = photo_jpeg;
+    analyzed.heatmap_jpeg = heatmap_jpeg;
+    analyzed.timings.render = ms(started);
+    analyzed.timings.total = ms(total);
+    Ok(analyzed)
+}
+
+/// Everything of [`analyze`] but the images: the numbers (classes, input check, Grad-CAM grid)
+/// and the decoded photo to draw them from. `photo_jpeg` is empty, `heatmap_jpeg` `None` and
+/// `timings.render` 0 until the caller runs [`render`] on the returned image — the server
+/// answers first and renders afterwards (the overlay is ~30% of an analysis), and since both
+/// paths call the same [`render`] on the same pixels the images are byte-identical.
+pub fn analyze_unrendered(
+    skin: &SkinModel,
+    objects: Option<&ImageClassifier>,
+    bytes: &[u8],
+    limits: &Limits,
+    meta: SkinMeta,
+    opts: AnalyzeOptions,
+) -> Result<(Analyzed, RgbImage), AnalyzeError> {
+    let total = Instant::now();
     let mut t = Timings::default();
 
     let started = Instant::now();
@@ -113,22 +137,20 @@ pub fn analyze(
     t.inference = (out.inference_ms * 1000.0).round() / 1000.0;
     t.gradcam = (out.gradcam_ms * 1000.0).round() / 1000.0;
 
-    let started = Instant::now();
     let (width, height) = img.dimensions();
-    let (photo_jpeg, heatmap_jpeg) = render(img, out.gradcam.as_ref())?;
-    t.render = ms(started);
     t.total = ms(total);
-    Ok(Analyzed {
+    let analyzed = Analyzed {
         probabilities: out.probabilities,
         forced: !input_check.is_skin,
         input_check,
         gradcam: out.gradcam,
-        photo_jpeg,
-        heatmap_jpeg,
+        photo_jpeg: Vec::new(),
+        heatmap_jpeg: None,
         timings: t,
         width,
         height,
-    })
+    };
+    Ok((analyzed, img))
 }
 
 /// The photo at ≤ [`PHOTO_MAX_SIDE`] as JPEG and, with a grid, the Grad-CAM overlay drawn on

@@ -101,11 +101,18 @@ async fn analyze(State(state): State<AppState>, req: Request) -> Result<impl Int
     let limits = state.image_limits();
     let model = skin.clone();
     let cost = ocular_models::estimate::analyze(&bytes, &limits);
-    let analyzed = state
-        .infer_reserving(cost, move || {
-            analysis::analyze(&model, objects.as_deref(), &bytes, &limits, meta, opts).map_err(ApiError::from)
-        })
-        .await?;
+    // Admission as in `AppState::infer_reserving`, but the permit outlives the answer: it moves
+    // with the decoded photo into the render below, so the deferred work stays inside the same
+    // concurrency and memory bounds. It travels through the blocking task so that a client
+    // hanging up mid-inference does not free the slot while the model still runs.
+    let permit = state.admission.admit_reserving(cost).await?;
+    let (measured, permit) = tokio::task::spawn_blocking(move || {
+        (analysis::analyze_unrendered(&model, objects.as_deref(), &bytes, &limits, meta, opts), permit)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let (analyzed, img) = measured?;
+    let grid = analyzed.gradcam.clone();
     let mut record = to_record(&skin, meta, opts, analyzed);
     let (token, hash) = crate::access::new_token();
     record.token_sha256 = Some(hash);
@@ -114,7 +121,24 @@ async fn analyze(State(state): State<AppState>, req: Request) -> Result<impl Int
     // browsers never send to a server or in a Referer.
     body["token"] = json!(token);
     body["page_url"] = json!(format!("/analyses/{}#token={token}", record.id));
+    let id = record.id.clone();
+    // Registered before the answer leaves, so an image GET that follows it waits for the render.
+    let pending = state.renders.begin(&id);
     state.db(move |s| s.insert_analysis(&record)).await?;
+    let store = state.store.clone();
+    // Not awaited: the answer goes now. The task ends by unregistering (waking image GETs) and
+    // freeing the permit, whatever happens in between.
+    tokio::task::spawn_blocking(move || {
+        let (_permit, _pending) = (permit, pending);
+        let attached = analysis::render(img, grid.as_ref()).map_err(|e| e.to_string()).and_then(|(photo, overlay)| {
+            store.attach_analysis_images(&id, &photo, overlay.as_deref()).map_err(|e| e.to_string())
+        });
+        match attached {
+            Ok(true) => {}
+            Ok(false) => tracing::debug!(analysis = %id, "analysis deleted before its images were drawn"),
+            Err(error) => tracing::error!(analysis = %id, %error, "analysis images could not be drawn or stored"),
+        }
+    });
     Ok((StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], Json(body)))
 }
 
@@ -128,7 +152,8 @@ fn to_record(skin: &SkinModel, meta: SkinMeta, opts: AnalyzeOptions, a: Analyzed
     let result = serde_json::to_value(SkinReport::new(skin, &a)).unwrap_or(Value::Null);
     let input = json!({ "age": meta.age, "sex": meta.sex, "location": meta.location, "force": opts.force, "gradcam": opts.gradcam });
     let mut record = Analysis::new(input, result, json!(a.timings));
-    record.thumbnail_jpeg = Some(a.photo_jpeg);
+    // Empty when the images are drawn after the answer (`analysis::analyze_unrendered`).
+    record.thumbnail_jpeg = (!a.photo_jpeg.is_empty()).then_some(a.photo_jpeg);
     record.heatmap_jpeg = a.heatmap_jpeg;
     record
 }
@@ -191,6 +216,7 @@ async fn list(
 async fn show(State(state): State<AppState>, access: AnalysisAccess) -> Result<impl IntoResponse, ApiError> {
     let AnalysisAccess { id, opener } = access;
     let key = id.clone();
+    state.renders.wait(&id).await;
     let a = state.db(move |s| s.get_analysis(&key)).await?.ok_or(ApiError::AnalysisHidden(id))?;
     let mut body = present(&a, &opener);
     // Images may have been purged by the retention policy; the result itself stays.
@@ -224,14 +250,44 @@ pub const PHOTO_HEADERS: [(header::HeaderName, &str); 5] = [
     (header::REFERRER_POLICY, "no-referrer"),
 ];
 
+/// Whether an analysis with missing images may be one whose images another replica is still
+/// drawing (`crate::pending`): young enough, and missing only images it will have.
+fn still_rendering(a: &Analysis) -> bool {
+    let young = (time::OffsetDateTime::now_utc() - a.created_at) < crate::pending::RENDER_GRACE;
+    let heatmap_due = a.result["heatmap"].is_object() && a.heatmap_jpeg.is_none();
+    young && (a.thumbnail_jpeg.is_none() || heatmap_due)
+}
+
 async fn image(state: AppState, access: AnalysisAccess, which: AnalysisImage) -> Result<Response, ApiError> {
     let id = access.id;
-    let key = id.clone();
-    let bytes = match state.db(move |s| s.analysis_image(&key, which)).await {
-        Err(ApiError::Store(ocular_store::StoreError::NotFound(_))) => return Err(ApiError::AnalysisHidden(id)),
-        other => other?.ok_or_else(|| ApiError::NotFound(format!("image of analysis {id}")))?,
-    };
-    Ok((PHOTO_HEADERS, bytes).into_response())
+    // Asked before this process's render has stored it: wait for it, never a 404 race.
+    let waited = state.renders.wait(&id).await;
+    let deadline = tokio::time::Instant::now() + crate::pending::RENDER_GRACE;
+    loop {
+        let key = id.clone();
+        match state.db(move |s| s.analysis_image(&key, which)).await {
+            Err(ApiError::Store(ocular_store::StoreError::NotFound(_))) => return Err(ApiError::AnalysisHidden(id)),
+            Err(e) => return Err(e),
+            Ok(Some(bytes)) => return Ok((PHOTO_HEADERS, bytes).into_response()),
+            Ok(None) => {}
+        }
+        // Missing. After our own render that is final (it failed, or the analysis has none);
+        // otherwise another replica may be drawing it: poll until it lands or the grace ends.
+        // With an image retention of 0 hours a young analysis's images are gone for good.
+        let purging_all = state.config.analysis_image_retention_hours == Some(0);
+        if waited || purging_all || tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::NotFound(format!("image of analysis {id}")));
+        }
+        let key = id.clone();
+        let pending = match state.db(move |s| s.get_analysis(&key)).await? {
+            Some(a) => still_rendering(&a),
+            None => return Err(ApiError::AnalysisHidden(id)),
+        };
+        if !pending {
+            return Err(ApiError::NotFound(format!("image of analysis {id}")));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 async fn heatmap(State(state): State<AppState>, access: AnalysisAccess) -> Result<Response, ApiError> {

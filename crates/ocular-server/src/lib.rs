@@ -25,6 +25,7 @@ pub mod memory;
 pub mod metrics;
 pub mod openapi;
 pub mod models;
+pub mod pending;
 pub mod products;
 pub mod retention;
 pub mod routes;

@@ -24,6 +24,8 @@ pub struct AppState {
     pub fetcher: Option<Fetcher>,
     /// Request body bytes held by all requests together (`crate::limits`).
     pub body_budget: crate::limits::BodyBudget,
+    /// Analyses answered whose images are still being drawn (`crate::pending`).
+    pub renders: crate::pending::PendingRenders,
 }
 
 impl AppState {
@@ -53,6 +55,7 @@ impl AppState {
             catalog,
             fetcher,
             body_budget,
+            renders: crate::pending::PendingRenders::default(),
         }
     }
 

@@ -76,6 +76,60 @@ async fn a_lesion_is_analysed_stored_and_served() {
     assert_eq!((status, body["error"]["code"].clone()), (404, json!("not_found")));
 }
 
+/// The answer leaves before the photo and overlay are drawn (issue 15); images asked for at
+/// once wait for the render instead of 404, and are byte for byte the ones the eager path
+/// (`ocular analyze`, `analysis::analyze`) draws from the same upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_drawn_after_the_answer_are_the_eager_ones_and_never_missing() {
+    use ocular_models::analysis::{self, AnalyzeOptions};
+    use ocular_models::skin::{BodySite, Sex, SkinMeta};
+
+    let app = TestApp::real(&[]);
+    let upload = ellipse();
+    let form = [("age", "45"), ("sex", "female"), ("location", "trunk")];
+    let (status, body) = app.post_form("/api/v1/analyze?gradcam=true", &form, Some(("image", &upload))).await;
+    assert_eq!(status, 200, "{body}");
+    let (heatmap_url, image_url) =
+        (body["heatmap"]["url"].as_str().unwrap().to_string(), body["image_url"].as_str().unwrap().to_string());
+    // Straight after the answer, while the render may still run.
+    let app_ref = &app;
+    let get = |url: String| async move {
+        let req = axum::http::Request::get(url).body(axum::body::Body::empty()).unwrap();
+        let resp = app_ref.send(req).await;
+        assert_eq!(resp.status(), 200);
+        axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap().to_vec()
+    };
+    let (served_overlay, served_photo) = tokio::join!(get(heatmap_url), get(image_url));
+    assert_eq!(app.state.renders.in_flight(), 0, "the render unregistered once stored");
+
+    let skin = app.state.registry.skin.clone().expect("skin model").get().await.unwrap();
+    let objects = app.state.registry.image.as_ref().expect("image model").get().await.unwrap();
+    let meta = SkinMeta { age: Some(45.0), sex: Sex::Female, location: BodySite::Trunk };
+    let eager = analysis::analyze(
+        &skin,
+        Some(&objects),
+        &upload,
+        &app.state.image_limits(),
+        meta,
+        AnalyzeOptions { gradcam: true, force: false },
+    )
+    .unwrap();
+    assert!(served_overlay == eager.heatmap_jpeg.unwrap(), "overlay differs from the eager render");
+    assert!(served_photo == eager.photo_jpeg, "photo differs from the eager render");
+    let answered = body["probabilities"][4]["probability"].as_f64().unwrap();
+    assert!((answered - f64::from(eager.probabilities[4])).abs() < 1e-6, "{answered} vs {}", eager.probabilities[4]);
+
+    // The stored analysis names both images once they exist.
+    let id = body["id"].as_str().unwrap();
+    let req = axum::http::Request::get(format!("/api/v1/analyses/{id}"))
+        .header("x-analysis-token", body["token"].as_str().unwrap())
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let (status, stored) = crate::common::split(app.send(req).await).await;
+    assert_eq!(status, 200);
+    assert!(stored["image_url"].is_string() && stored["heatmap"]["url"].is_string(), "{stored}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_coffee_cup_is_refused_unless_forced() {
     let app = TestApp::real(&[]);
