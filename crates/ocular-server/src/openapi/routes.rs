@@ -228,23 +228,6 @@ pub const ROUTES: &[Route] = &[
         key: false,
     },
     Route {
-        method: "get",
-        path: "/api/v1/products/{id}/similar",
-        tag: "search",
-        summary: "Products that look like a stored product (its stored photo vector; nothing uploaded)",
-        query: &[
-            ("top_k", "integer", "results per page"),
-            ("threshold", "number", "minimum cosine"),
-            ("category", "string", "only this category"),
-            ("min_price", "number", "inclusive"),
-            ("max_price", "number", "inclusive"),
-            ("offset", "integer", "page start"),
-        ],
-        body: Body::None,
-        answer: Answer::Json(200, "SearchResults"),
-        key: false,
-    },
-    Route {
         method: "post",
         path: "/api/v1/embed/image",
         tag: "search",
