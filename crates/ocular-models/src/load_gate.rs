@@ -49,18 +49,26 @@ impl LoadGate {
         *self.budget.lock() = Some(budget);
     }
 
-    /// Waits for this registry's turn to load, then reserves `cost` bytes. A budget that has
-    /// no room within [`BUDGET_WAIT`] (or never could) is [`ModelError::Memory`]: the request
-    /// fails with 503, the model is not marked failed, and the next request tries again.
+    /// Waits for this registry's turn to load, then reserves `cost` bytes (at most all the room
+    /// the budget has). A budget that has no room within [`BUDGET_WAIT`] is
+    /// [`ModelError::Memory`]: the request fails with 503, the model is not marked failed, and
+    /// the next request tries again.
     pub async fn enter(&self, model: &str, cost: u64) -> Result<LoadTurn, ModelError> {
         let turn = self.one_at_a_time.clone().lock_owned().await;
         let budget = self.budget.lock().clone();
         let reservation = match budget {
-            Some(b) => Some(
-                b.reserve(cost, BUDGET_WAIT)
-                    .await
-                    .map_err(|source| ModelError::Memory { model: model.to_string(), source })?,
-            ),
+            Some(b) => {
+                // A load larger than all the room the budget has even when idle would be refused
+                // forever and the model never served: it takes all that room instead, i.e. it
+                // waits until no request holds memory and runs alone.
+                let st = b.status();
+                let room = st.limit_bytes.map_or(cost, |l| l.saturating_sub(st.baseline_bytes));
+                Some(
+                    b.reserve(cost.min(room), BUDGET_WAIT)
+                        .await
+                        .map_err(|source| ModelError::Memory { model: model.to_string(), source })?,
+                )
+            }
             None => None,
         };
         Ok(LoadTurn { _turn: turn, _reservation: reservation })
