@@ -137,6 +137,15 @@ pub fn restore(src: &Path, db: &Path, force: bool) -> Result<Summary, BackupErro
             _ => {}
         }
     }
+    // The compact search index saved beside the old file (`<db>.index`) describes the old
+    // catalog. Its staleness key (change-feed cursor + row count) can repeat in an older
+    // backup, so a restore removes it rather than let the next start trust it.
+    let mut index = db.as_os_str().to_owned();
+    index.push(".index");
+    match std::fs::remove_dir_all(PathBuf::from(&index)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(db)(e)),
+        _ => {}
+    }
     std::fs::rename(&partial, db).map_err(io(db))?;
     Ok(summary)
 }

@@ -57,8 +57,13 @@ fn a_backup_taken_while_serving_restores_into_a_fresh_data_dir_and_searches() {
     let (ok, out) = run(live.path(), models.path(), &["restore", dest.to_str().unwrap()]);
     assert!(!ok && out.contains("--force"), "{out}");
     drop(server);
+    // A saved search index of the old catalog (issue 17) must not survive the restore.
+    let saved_index = live.path().join("ocular.db.index");
+    std::fs::create_dir_all(&saved_index).unwrap();
+    std::fs::write(saved_index.join("image.0.snap"), b"old catalog").unwrap();
     let (ok, out) = run(live.path(), models.path(), &["restore", "--force", dest.to_str().unwrap()]);
     assert!(ok, "{out}");
+    assert!(!saved_index.exists(), "the old catalog's saved index survived a restore");
     let back = store(live.path());
     assert!(back.get_product("p2").unwrap().is_some() && back.get_product("p3").unwrap().is_none());
 }
