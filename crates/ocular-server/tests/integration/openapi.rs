@@ -163,4 +163,3 @@ async fn documented_routes_exist_and_the_document_is_served() {
     assert_eq!(status, 200);
     assert_eq!(&body, document());
 }
-
