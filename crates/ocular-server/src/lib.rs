@@ -121,7 +121,8 @@ pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> std::i
 }
 
 /// Serves until `shutdown` completes (tests stop a real server with this), with the
-/// connection deadlines of [`listen`].
+/// connection deadlines of [`listen`]. Returns once the connections in flight have finished
+/// and the analysis images still being drawn after their answer ([`pending`]) are stored.
 pub async fn serve_until(
     state: AppState,
     listener: tokio::net::TcpListener,
@@ -131,7 +132,23 @@ pub async fn serve_until(
         header_timeout: state.config.header_timeout(),
         max_connections: state.config.max_connections,
     };
-    listen::serve_until(router(state), listener, limits, shutdown).await
+    let renders = state.renders.clone();
+    // A render runs inside its request's admission bounds and takes tens of milliseconds, so
+    // the request deadline is a generous bound; past it, shutdown goes on rather than hang on
+    // a stuck render (a container runtime would kill the process anyway).
+    let limit = state.config.request_timeout();
+    listen::serve_until(router(state), listener, limits, shutdown).await?;
+    // Answered analyses whose photo and overlay are still being drawn: the client holds their
+    // ids, so exiting now would lose their images for good.
+    let pending = renders.in_flight();
+    if pending > 0 {
+        tracing::info!(pending, "waiting for analysis images still being drawn");
+        let lost = renders.drain(limit).await;
+        if lost > 0 {
+            tracing::warn!(lost, limit_s = limit.as_secs(), "shutting down with analysis images not drawn");
+        }
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

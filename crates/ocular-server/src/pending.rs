@@ -68,6 +68,30 @@ impl PendingRenders {
         }
     }
 
+    /// Waits, at most `limit`, until no render is in flight, so that a shutdown does not lose
+    /// the images of analyses already answered: once the process exits (or the runtime drops
+    /// its blocking tasks still queued) a render never finishes, and the client holds an id
+    /// whose images are missing for good. Returns how many were still running at the deadline.
+    pub async fn drain(&self, limit: Duration) -> usize {
+        let all_done = async {
+            loop {
+                // A snapshot: renders that begin meanwhile (a connection still finishing its
+                // request) are picked up by the next round.
+                let pending: Vec<watch::Receiver<()>> =
+                    self.inner.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
+                if pending.is_empty() {
+                    return;
+                }
+                for mut rx in pending {
+                    // As in `wait`: the only event is the sender's drop.
+                    let _ = rx.changed().await;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(limit, all_done).await;
+        self.in_flight()
+    }
+
     /// How many renders are in flight (tests, metrics).
     pub fn in_flight(&self) -> usize {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner).len()
@@ -94,6 +118,31 @@ mod tests {
         drop(guard);
         assert!(waiter.await.unwrap());
         assert_eq!(renders.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn drain_waits_for_every_render_and_gives_up_at_its_limit() {
+        let renders = PendingRenders::default();
+        assert_eq!(renders.drain(Duration::from_secs(5)).await, 0, "nothing pending: returns at once");
+        let (a, b) = (renders.begin("a"), renders.begin("b"));
+        let finished = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let render = |guard: RenderGuard, after: u64| {
+            let finished = finished.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(after));
+                finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(guard);
+            })
+        };
+        let (ta, tb) = (render(a, 50), render(b, 150));
+        assert_eq!(renders.drain(Duration::from_secs(30)).await, 0);
+        assert_eq!(finished.load(std::sync::atomic::Ordering::SeqCst), 2, "drain returned before a render ended");
+        ta.join().unwrap();
+        tb.join().unwrap();
+
+        // A render that never ends does not hold shutdown past the limit.
+        let _stuck = renders.begin("stuck");
+        assert_eq!(renders.drain(Duration::from_millis(50)).await, 1);
     }
 
     #[tokio::test]

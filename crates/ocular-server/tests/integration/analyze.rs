@@ -211,3 +211,54 @@ async fn image_retention_purges_photos_and_keeps_the_result() {
     assert_eq!(status, 200);
     assert_eq!(stored["probabilities"], body["probabilities"], "the result itself is kept");
 }
+
+/// Shutdown waits for the images of analyses already answered (issue 15): the answer leaves
+/// before the photo and overlay are drawn, so a server stopped straight after it must still
+/// store them, or the client holds an id whose images are gone for good. A real server on a
+/// loopback port, because the wait lives in `serve_until`, below the router.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_waits_for_images_still_being_drawn() {
+    use ocular_store::types::AnalysisImage;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = TestApp::real(&[]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(ocular_server::serve_until(app.state.clone(), listener, async {
+        let _ = stopped.await;
+    }));
+
+    let boundary = "ocular-shutdown-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"e.png\"\r\n\
+         Content-Type: image/png\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(&ellipse());
+    body.extend(format!("\r\n--{boundary}--\r\n").bytes());
+    let head = format!(
+        "POST /api/v1/analyze?gradcam=true HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(head.as_bytes()).await.expect("write head");
+    stream.write_all(&body).await.expect("write body");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&text[text.find("\r\n\r\n").expect("headers end") + 4..]).expect("json body");
+    let id = json["id"].as_str().expect("id").to_string();
+
+    // Stopped the moment the answer is in: the render may not even have started.
+    let _ = stop.send(());
+    server.await.expect("server task").expect("server stops cleanly");
+    assert_eq!(app.state.renders.in_flight(), 0, "shutdown returned with a render in flight");
+    for which in [AnalysisImage::Thumbnail, AnalysisImage::Heatmap] {
+        let stored = app.state.store.analysis_image(&id, which).expect("store");
+        assert!(stored.is_some_and(|jpeg| jpeg.starts_with(&[0xFF, 0xD8])), "{which:?} not stored at shutdown");
+    }
+}
