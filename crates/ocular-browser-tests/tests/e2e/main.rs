@@ -18,6 +18,7 @@ mod harness;
 
 mod analyze;
 mod catalog;
+mod models;
 mod pages;
 mod products;
 mod search;

@@ -4,10 +4,12 @@
 
 use fantoccini::key::Key;
 
-use crate::harness::{Page, TestResult, run};
+use crate::harness::{Page, TestResult, run, run_with_models};
 use crate::{ensure, fail};
 
-const PAGES: &[&str] = &["/", "/analyze", "/analyses", "/search", "/products"];
+// `/models/shapes` is the try page of the Keras fixture `models::import` installs, with its
+// extra input's field rendered from the model card.
+const PAGES: &[&str] = &["/", "/analyze", "/analyses", "/search", "/products", "/models", "/models/shapes"];
 
 /// Problems a person would meet on the page shown now, found by looking at its DOM.
 const AUDIT: &str = r#"
@@ -81,7 +83,7 @@ fn the_home_page_shows_live_model_status_and_leads_to_both_tools() {
 
 #[test]
 fn every_page_fits_a_phone_is_labelled_and_keyboard_reachable() {
-    run("phone_a11y", |ctx| async move {
+    run_with_models("phone_a11y", crate::models::import, |ctx| async move {
         let page = ctx.page;
         page.client().set_window_size(390, 844).await?;
         for path in PAGES {

@@ -17,7 +17,8 @@ function bar(p) {
   return h('span', { class: 'bar-track', 'aria-hidden': 'true' }, fill);
 }
 
-function classList(items, top) {
+/** Bars of `items` ({code, name, probability}), the class `top` (a code) marked. */
+export function classList(items, top) {
   return h(
     'ul',
     { class: 'bars' },
@@ -51,7 +52,12 @@ function groups(a) {
   );
 }
 
-function heatmapFigure(a) {
+/**
+ * The photo with its heatmap and a control to fade between them. `a` has `probabilities`
+ * (for class names), `heatmap` ({url, class}) and `image_url`; `missing` is the caption when
+ * there is no heatmap.
+ */
+export function heatmapFigure(a, missing = 'No heatmap was computed for this analysis.') {
   const names = Object.fromEntries((a.probabilities || []).map((c) => [c.code, c.name]));
   const heat = a.heatmap && a.heatmap.url ? a.heatmap : null;
   const explained = heat ? names[heat.class] || heat.class || 'the top class' : null;
@@ -61,7 +67,7 @@ function heatmapFigure(a) {
       'figure',
       { class: 'compare' },
       photo,
-      h('figcaption', { class: 'muted' }, 'No heatmap was computed for this analysis.'),
+      h('figcaption', { class: 'muted' }, missing),
     );
   }
   const overlay = h('img', {

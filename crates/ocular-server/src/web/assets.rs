@@ -46,6 +46,8 @@ pub(super) static ASSETS: &[Asset] = &[
     asset!("js/products.js", JS),
     asset!("js/card.js", JS),
     asset!("js/apidocs.js", JS),
+    asset!("js/models.js", JS),
+    asset!("js/model.js", JS),
 ];
 
 /// Hash of every asset's path and bytes (FNV-1a, 64 bits): a cache key, not a security check.

@@ -27,6 +27,8 @@ pub fn router() -> Router<AppState> {
         .route("/analyses/{id}", get(pages::analysis))
         .route("/search", get(pages::search))
         .route("/products", get(pages::products))
+        .route("/models", get(pages::models))
+        .route("/models/{name}", get(pages::model))
         .route("/api/docs", get(pages::api_docs))
         .route("/favicon.ico", get(assets::favicon))
         .route("/assets/{version}/{*path}", get(assets::serve))

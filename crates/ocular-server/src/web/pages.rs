@@ -29,6 +29,7 @@ const NAV: &[(&str, &str)] = &[
     ("/analyses", "Past analyses"),
     ("/search", "Search products"),
     ("/products", "Catalog"),
+    ("/models", "Models"),
 ];
 
 pub(super) struct Page {
@@ -86,6 +87,20 @@ pub(super) const PAGES: &[Page] = &[
         script: "products.js",
     },
     Page {
+        section: "/models",
+        exact: true,
+        title: "Models",
+        body: include_str!("../../assets/templates/models.html"),
+        script: "models.js",
+    },
+    Page {
+        section: "/models",
+        exact: false,
+        title: "Try a model",
+        body: include_str!("../../assets/templates/model.html"),
+        script: "model.js",
+    },
+    Page {
         section: "/api/docs",
         exact: true,
         title: "API reference",
@@ -101,7 +116,9 @@ const ANALYSES: usize = 2;
 const ANALYSIS: usize = 3;
 const SEARCH: usize = 4;
 const PRODUCTS: usize = 5;
-const API_DOCS: usize = 6;
+const MODELS: usize = 6;
+const MODEL: usize = 7;
+const API_DOCS: usize = 8;
 
 fn nav(page: &Page) -> String {
     NAV.iter()
@@ -168,6 +185,17 @@ pub(super) async fn search() -> Response {
 
 pub(super) async fn products() -> Response {
     respond(PRODUCTS)
+}
+
+/// `GET /models`: every served model, listed in the browser from `GET /api/v1/models`.
+pub(super) async fn models() -> Response {
+    respond(MODELS)
+}
+
+/// `GET /models/{name}`: the same page for any name; its script finds the model's card and says
+/// so when no such model is served (the list is the API's, so page and API cannot disagree).
+pub(super) async fn model() -> Response {
+    respond(MODEL)
 }
 
 /// `GET /api/docs`: the API reference, rendered in the browser from `/api/v1/openapi.json`.

@@ -111,3 +111,66 @@ async fn the_api_reference_is_a_page_under_the_same_policy() {
     assert_eq!(js.status(), 200);
     assert!(body(js).await.contains("/api/v1/openapi.json"));
 }
+
+/// `/models` is a section of its own, and `/models/{name}` is a page inside it, both under the
+/// pages' policy and driven by their own scripts.
+#[tokio::test]
+async fn the_model_pages_are_a_section_under_the_same_policy() {
+    let list = pages::models().await;
+    let csp = list.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    let html = body(list).await;
+    assert!(html.contains("<title>Models · ocular</title>"), "{html}");
+    assert!(html.contains(r#"<a href="/models" aria-current="page">"#), "{html}");
+    assert!(html.contains(&format!("{}/js/models.js", assets::prefix())), "{html}");
+
+    let one = body(pages::model().await).await;
+    assert!(one.contains(r#"<a href="/models" aria-current="true">"#), "{one}");
+    assert!(one.contains(&format!("{}/js/model.js", assets::prefix())), "{one}");
+    // The result region and the live status exist before any script runs.
+    assert!(one.contains(r#"id="status" class="status" role="status" aria-live="polite""#), "{one}");
+    assert!(one.contains(r#"<section id="result""#), "{one}");
+}
+
+/// The try page reads the model list and posts to the predict route, the two API routes the
+/// issue names; a renamed route would leave the page calling nothing.
+#[test]
+fn the_model_scripts_call_the_models_api() {
+    let src = |path: &str| std::str::from_utf8(ASSETS.iter().find(|a| a.path == path).unwrap().body).unwrap();
+    assert!(src("js/models.js").contains("api('/api/v1/models')"));
+    let model = src("js/model.js");
+    assert!(model.contains("api('/api/v1/models')"));
+    assert!(model.contains("`/api/v1/models/${encodeURIComponent(name)}/predict`"));
+    // Errors come from the API envelope (api.js's ApiError message), not a generic text.
+    assert!(model.contains("errorText(err)"));
+}
+
+/// Every form control on every page has a label pointing at it (or is a hidden/submit control):
+/// a field a screen reader cannot name is a field nobody can fill in by ear.
+#[test]
+fn every_form_control_has_a_label() {
+    for page in PAGES {
+        let html = pages::render(page);
+        for tag in ["<input", "<select", "<textarea"] {
+            for part in html.split(tag).skip(1) {
+                let element = &part[..part.find('>').unwrap()];
+                if ["type=\"hidden\"", "type=\"submit\""].iter().any(|t| element.contains(t)) {
+                    continue;
+                }
+                let id = element
+                    .split("id=\"")
+                    .nth(1)
+                    .and_then(|rest| rest.split('"').next())
+                    .unwrap_or_else(|| panic!("{}: a control without an id: {tag}{element}>", page_title(&html)));
+                let labelled = html.contains(&format!("<label for=\"{id}\""))
+                    || element.contains("aria-label=")
+                    || element.contains("aria-labelledby=");
+                assert!(labelled, "{}: control #{id} has no label", page_title(&html));
+            }
+        }
+    }
+}
+
+fn page_title(html: &str) -> &str {
+    html.split("<title>").nth(1).and_then(|t| t.split("</title>").next()).unwrap_or("?")
+}

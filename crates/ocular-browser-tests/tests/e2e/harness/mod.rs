@@ -62,6 +62,38 @@ where
     Fut: Future<Output = TestResult>,
 {
     let Some(env) = env::Env::detect(name) else { return };
+    run_in(name, &env, body);
+}
+
+/// [`run`] against a server whose models folder holds the workspace's models plus the models
+/// `import` installs into it (it gets the `ocular` binary and the folder), e.g. an imported
+/// Keras classifier. The workspace's `models/` is never written: the folder is a temporary one
+/// whose entries link to it.
+pub fn run_with_models<I, F, Fut>(name: &str, import: I, body: F)
+where
+    I: FnOnce(&std::path::Path, &std::path::Path) -> TestResult,
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = TestResult>,
+{
+    let Some(mut env) = env::Env::detect(name) else { return };
+    let models = tempfile::tempdir().expect("a temporary models folder");
+    let entries = std::fs::read_dir(&env.models_dir)
+        .unwrap_or_else(|e| panic!("{name}: reading {}: {e}", env.models_dir.display()));
+    for entry in entries {
+        let entry = entry.expect("a models folder entry");
+        std::os::unix::fs::symlink(entry.path(), models.path().join(entry.file_name()))
+            .unwrap_or_else(|e| panic!("{name}: linking {}: {e}", entry.path().display()));
+    }
+    import(&env.ocular, models.path()).unwrap_or_else(|e| panic!("{name}: importing models: {e}"));
+    env.models_dir = models.path().to_path_buf();
+    run_in(name, &env, body);
+}
+
+fn run_in<F, Fut>(name: &str, env: &env::Env, body: F)
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = TestResult>,
+{
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -69,9 +101,9 @@ where
         .build()
         .expect("starting a tokio runtime");
     runtime.block_on(async {
-        let server = process::Server::start(&env).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let driver = process::Driver::start(&env).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let page = match Page::open(&driver, &server.base, name, &env).await {
+        let server = process::Server::start(env).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let driver = process::Driver::start(env).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let page = match Page::open(&driver, &server.base, name, env).await {
             Ok(p) => p,
             Err(e) => panic!("{name}: starting a browser session failed: {e}\n{}", driver.log_tail(30)),
         };
