@@ -61,8 +61,12 @@ impl LoadGate {
                 // A load larger than all the room the budget has even when idle would be refused
                 // forever and the model never served: it takes all that room instead, i.e. it
                 // waits until no request holds memory and runs alone.
+                // The room is a snapshot of measured usage, which the reservation measures
+                // again: asking for all of it would fail on the next page the process touches
+                // and wait out BUDGET_WAIT, so 1/16 of it is left as slack.
                 let st = b.status();
                 let room = st.limit_bytes.map_or(cost, |l| l.saturating_sub(st.baseline_bytes));
+                let room = room - room / 16;
                 Some(
                     b.reserve(cost.min(room), BUDGET_WAIT)
                         .await

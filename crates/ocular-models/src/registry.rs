@@ -372,9 +372,16 @@ impl<T: Loadable> Slot<T> {
         true
     }
 
-    /// The memory a load of this model reserves ([`crate::load_gate::load_cost`]).
+    /// The memory a load of this model reserves ([`crate::load_gate::load_cost`]) for the
+    /// weights one load reads: every file but the graphs, plus the largest graph. The folder
+    /// holds one graph per precision (fp32, int8, int8 for VNNI) and a load opens one of them;
+    /// counting all three made sklesion's load cost more than a 512 MiB cgroup's whole
+    /// budget, so it never preloaded there.
     pub fn load_cost(&self) -> u64 {
-        crate::load_gate::load_cost(self.manifest.files.iter().map(|f| f.bytes).sum())
+        let is_graph = |f: &&ocular_core::manifest::FileEntry| f.path.ends_with(".onnx");
+        let others: u64 = self.manifest.files.iter().filter(|f| !is_graph(f)).map(|f| f.bytes).sum();
+        let graph = self.manifest.files.iter().filter(is_graph).map(|f| f.bytes).max().unwrap_or(0);
+        crate::load_gate::load_cost(others + graph)
     }
 
     fn backing_off(&self) -> Option<ModelError> {

@@ -159,3 +159,32 @@ async fn a_lazy_load_reserves_its_memory_first_and_waits_for_room() {
     assert_eq!((st.state, st.loads), (ModelState::Ready, 1));
     assert_eq!(budget.status().reserved_bytes, 0, "the load's reservation ends with the load");
 }
+
+#[test]
+fn a_load_costs_the_one_graph_it_opens_not_every_precision_on_disk() {
+    // A model folder holds one graph per precision (fp32, int8, int8 for VNNI) and a load opens
+    // one: counting them all put sklesion's load cost above a 512 MiB cgroup's whole budget.
+    use sha2::Digest;
+
+    let dir = models_dir_with_fixture();
+    let model = dir.path().join("fixture");
+    let one_graph = {
+        let registry = Registry::discover(options(dir.path())).expect("discover");
+        registry.fixture.clone().expect("fixture slot").load_cost()
+    };
+    let graph = std::fs::read(model.join("model.onnx")).expect("graph");
+    std::fs::write(model.join("model.int8.onnx"), &graph).expect("second graph");
+    let path = model.join("manifest.json");
+    let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    manifest["files"].as_array_mut().unwrap().push(serde_json::json!({
+        "path": "model.int8.onnx",
+        "sha256": hex::encode(sha2::Sha256::digest(&graph)),
+        "bytes": graph.len(),
+    }));
+    std::fs::write(&path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+
+    let registry = Registry::discover(options(dir.path())).expect("discover");
+    let slot = registry.fixture.clone().expect("fixture slot");
+    assert_eq!(registry.statuses()[0].bytes, 2 * graph.len() as u64, "both graphs are on disk");
+    assert_eq!(slot.load_cost(), one_graph, "but a load reads one of them");
+}
