@@ -13,7 +13,7 @@
 //! concepts: it is the fallback until a CLIP model is configured, never presented as CLIP.
 //!
 //! The 1000 prompt embeddings cost seconds of MiniLM time, so they are computed once, kept on
-//! disk beside the text model ([`super::conse_file`]: later processes read them back) and
+//! disk beside the text model (`super::conse_file`: later processes read them back) and
 //! shared within a process by every catalog using the same pair of models.
 
 use std::collections::HashMap;
@@ -63,7 +63,7 @@ impl PromptMatrix {
     }
 
     /// The matrix of `prompts` for the ConSE model `key`: read from `dir` when a stored copy
-    /// matches the loaded text model (see [`super::conse_file`]), else built and stored there.
+    /// matches the loaded text model (see `super::conse_file`), else built and stored there.
     /// `dir: None` always builds.
     pub fn load_or_build(
         text: &TextEncoder,
