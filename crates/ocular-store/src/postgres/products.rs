@@ -209,19 +209,7 @@ pub(super) fn commit(db: Db<'_>, w: Prepared<'_>) -> Result<Upserted, StoreError
                      updated_at = GREATEST($10, p.updated_at + interval '1 microsecond')
                  WHERE p.id = $1 AND p.updated_at = $11
                  RETURNING p.seq, p.created_at, false, p.updated_at",
-                &[
-                    &p.id,
-                    &p.title,
-                    &p.description,
-                    &p.category,
-                    &p.price,
-                    &p.currency,
-                    &p.image_url,
-                    &p.image_sha256,
-                    &p.attributes,
-                    &updated_at,
-                    &expected,
-                ],
+                &[&params[..], &[&expected]].concat(),
             )?
             .ok_or_else(|| StoreError::Stale(format!("product {}", p.id)))?,
     };
