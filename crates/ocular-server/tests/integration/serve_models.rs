@@ -77,23 +77,7 @@ fn app(r: &Reference) -> (AppState, tempfile::TempDir, tempfile::TempDir) {
                 .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         }
     }
-    let config = common::config(&[
-        "--models-dir",
-        models.path().to_str().unwrap(),
-        "--data-dir",
-        data.path().to_str().unwrap(),
-        "--preload",
-        "false",
-    ]);
-    let registry = Registry::discover(RegistryOptions {
-        models_dir: config.models_dir.clone(),
-        ort_library: Some(common::ort_library()),
-        session: SessionOptions { intra_threads: 1 },
-        enabled: None,
-    })
-    .unwrap();
-    let store = ocular_store::open(&ocular_store::Location::Sqlite(data.path().join("t.db")), true).unwrap();
-    (AppState::new(config, registry, store as Arc<dyn ocular_store::Store>), models, data)
+    (state_over(models.path(), data.path()), models, data)
 }
 
 /// Pearson correlation of two grids; a grid without variance (a 1×1 map, say) has none, so
@@ -262,23 +246,7 @@ async fn an_image_only_skin_model_serves_analyze_with_its_own_labels() {
     assert!(ocular_models::registry::error_chain(&err).contains("10-value metadata"), "{err}");
     assert!(!models.path().join("two").exists());
 
-    let config = common::config(&[
-        "--models-dir",
-        models.path().to_str().unwrap(),
-        "--data-dir",
-        data.path().to_str().unwrap(),
-        "--preload",
-        "false",
-    ]);
-    let registry = Registry::discover(RegistryOptions {
-        models_dir: config.models_dir.clone(),
-        ort_library: Some(common::ort_library()),
-        session: SessionOptions { intra_threads: 1 },
-        enabled: None,
-    })
-    .unwrap();
-    let store = ocular_store::open(&ocular_store::Location::Sqlite(data.path().join("t.db")), true).unwrap();
-    let app = TestApp::over(AppState::new(config, registry, store as Arc<dyn ocular_store::Store>));
+    let app = TestApp::over(state_over(models.path(), data.path()));
 
     let (status, card) = app.get("/api/v1/models/skin").await;
     assert_eq!((status, &card["uses_metadata"]), (200, &Value::Bool(false)), "{card}");
@@ -305,4 +273,25 @@ async fn an_image_only_skin_model_serves_analyze_with_its_own_labels() {
         answers.push(probs);
     }
     assert_eq!(answers[0], answers[1], "metadata is not used by an image-only model");
+}
+
+/// A server state over `models` (imported models, loaded lazily) and a fresh SQLite file in `data`.
+fn state_over(models: &std::path::Path, data: &std::path::Path) -> AppState {
+    let config = common::config(&[
+        "--models-dir",
+        models.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--preload",
+        "false",
+    ]);
+    let registry = Registry::discover(RegistryOptions {
+        models_dir: config.models_dir.clone(),
+        ort_library: Some(common::ort_library()),
+        session: SessionOptions { intra_threads: 1 },
+        enabled: None,
+    })
+    .unwrap();
+    let store = ocular_store::open(&ocular_store::Location::Sqlite(data.join("t.db")), true).unwrap();
+    AppState::new(config, registry, store as Arc<dyn ocular_store::Store>)
 }
