@@ -35,6 +35,7 @@ pub const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0006_product_changes.sql"),
     },
     Migration { version: 7, name: "fts_english", sql: include_str!("../migrations/sqlite/0007_fts_english.sql") },
+    Migration { version: 8, name: "photos", sql: include_str!("../migrations/sqlite/0008_photos.sql") },
 ];
 
 /// PostgreSQL migrations: the same versions as [`SQLITE`], one to one (see
@@ -56,4 +57,5 @@ pub const POSTGRES: &[Migration] = &[
         sql: include_str!("../migrations/postgres/0006_product_changes.sql"),
     },
     Migration { version: 7, name: "fts_english", sql: include_str!("../migrations/postgres/0007_fts_english.sql") },
+    Migration { version: 8, name: "photos", sql: include_str!("../migrations/postgres/0008_photos.sql") },
 ];

@@ -57,7 +57,13 @@ pub(super) fn check_dims(db: Db<'_>, own: Option<i64>, list: &[Embedding]) -> Re
 pub(super) fn apply(db: Db<'_>, seq: i64, update: EmbeddingUpdate<'_>) -> Result<(), StoreError> {
     let list = match update {
         EmbeddingUpdate::Keep => return Ok(()),
-        EmbeddingUpdate::Merge(list) => list,
+        EmbeddingUpdate::Merge(list) => {
+            // A merged space gets exactly the photos listed: a product that lost photos must
+            // not keep their vectors.
+            let spaces: Vec<&str> = list.iter().map(|e| e.space.as_str()).collect();
+            db.execute("DELETE FROM product_embeddings WHERE product_seq = $1 AND space = ANY($2)", &[&seq, &spaces])?;
+            list
+        }
         EmbeddingUpdate::Replace(list) => {
             db.execute("DELETE FROM product_embeddings WHERE product_seq = $1", &[&seq])?;
             list
@@ -66,13 +72,11 @@ pub(super) fn apply(db: Db<'_>, seq: i64, update: EmbeddingUpdate<'_>) -> Result
     let created_at = now();
     for e in list {
         let dim = i32::try_from(e.vector.len()).unwrap_or(i32::MAX);
+        let photo = i16::try_from(e.photo).unwrap_or(i16::MAX);
         db.execute(
-            "INSERT INTO product_embeddings (product_seq, space, model, dim, created_at, vector)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (product_seq, space) DO UPDATE SET
-                 model = excluded.model, dim = excluded.dim, created_at = excluded.created_at,
-                 vector = excluded.vector",
-            &[&seq, &e.space, &e.model, &dim, &created_at, &PgVector(&e.vector)],
+            "INSERT INTO product_embeddings (product_seq, space, photo, model, dim, created_at, vector)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[&seq, &e.space, &photo, &e.model, &dim, &created_at, &PgVector(&e.vector)],
         )?;
     }
     Ok(())
@@ -82,13 +86,15 @@ pub(super) fn of(db: Db<'_>, key: ProductKey) -> Result<Vec<Embedding>, StoreErr
     let Some(seq) = sql_key(key) else { return Ok(Vec::new()) };
     // `COLLATE "C"`: byte order, as SQLite sorts, whatever the database's collation.
     let rows = db.query(
-        "SELECT space, model, vector FROM product_embeddings WHERE product_seq = $1 ORDER BY space COLLATE \"C\"",
+        "SELECT space, model, vector, photo FROM product_embeddings WHERE product_seq = $1
+         ORDER BY space COLLATE \"C\", photo",
         &[&seq],
     )?;
     rows.iter()
         .map(|r| {
             Ok(Embedding {
                 space: r.try_get(0)?,
+                photo: u16::try_from(r.try_get::<_, i16>(3)?).unwrap_or(0),
                 model: r.try_get(1)?,
                 vector: r.try_get::<_, RawVector<'_>>(2)?.to_vec()?,
             })
@@ -107,8 +113,9 @@ pub(super) fn for_each(
     let (client, stmts) = conn.parts();
     let tx = wait(client.build_transaction().read_only(true).start())?;
     let db = Db { client: tx.client(), stmts };
-    let stmt =
-        db.prepare("SELECT product_seq, model, vector FROM product_embeddings WHERE space = $1 ORDER BY product_seq")?;
+    let stmt = db.prepare(
+        "SELECT product_seq, model, vector, photo FROM product_embeddings WHERE space = $1 ORDER BY product_seq, photo",
+    )?;
     let portal = wait(tx.bind(&stmt, &[&space]))?;
     let mut buf = Vec::new();
     let mut visited = 0;
@@ -119,8 +126,9 @@ pub(super) fn for_each(
             // Borrowed from the row buffer: no String or Vec per row.
             let model: &str = row.try_get(1)?;
             row.try_get::<_, RawVector<'_>>(2)?.decode_into(&mut buf)?;
+            let photo = u16::try_from(row.try_get::<_, i16>(3)?).unwrap_or(0);
             visited += 1;
-            if visit(EmbeddingRef { key, model, vector: &buf }).is_break() {
+            if visit(EmbeddingRef { key, photo, model, vector: &buf }).is_break() {
                 break 'fetch;
             }
         }

@@ -41,7 +41,8 @@ pub(super) fn get(db: Db<'_>, sha256: &str) -> Result<Option<StoredImage>, Store
 pub(super) fn purge_unreferenced(db: Db<'_>, before: OffsetDateTime) -> Result<u64, StoreError> {
     db.execute(
         "DELETE FROM product_images i WHERE i.created_at < $1
-         AND NOT EXISTS (SELECT 1 FROM products p WHERE p.image_sha256 = i.sha256)",
+         AND NOT EXISTS (SELECT 1 FROM products p WHERE p.image_sha256 = i.sha256)
+         AND NOT EXISTS (SELECT 1 FROM product_photo_images f WHERE f.sha256 = i.sha256)",
         &[&before],
     )
 }
@@ -58,8 +59,29 @@ pub(super) fn drop_if_orphan(db: Db<'_>, sha256: &str) -> Result<(), StoreError>
     db.execute(
         "DELETE FROM product_images i
          WHERE i.sha256 = (SELECT sha256 FROM product_images WHERE sha256 = $1 FOR UPDATE SKIP LOCKED)
-         AND NOT EXISTS (SELECT 1 FROM products p WHERE p.image_sha256 = i.sha256)",
+         AND NOT EXISTS (SELECT 1 FROM products p WHERE p.image_sha256 = i.sha256)
+         AND NOT EXISTS (SELECT 1 FROM product_photo_images f WHERE f.sha256 = i.sha256)",
         &[&sha256],
     )?;
+    Ok(())
+}
+
+/// The uploads product `seq`'s further photos show.
+pub(super) fn of_photos(db: Db<'_>, seq: i64) -> Result<Vec<String>, StoreError> {
+    db.query("SELECT sha256 FROM product_photo_images WHERE product_seq = $1", &[&seq])?
+        .iter()
+        .map(|r| Ok(r.try_get(0)?))
+        .collect()
+}
+
+/// Records which uploads product `seq`'s further photos show (replacing what it showed).
+pub(super) fn set_photos(db: Db<'_>, seq: i64, shown: &[&str]) -> Result<(), StoreError> {
+    db.execute("DELETE FROM product_photo_images WHERE product_seq = $1", &[&seq])?;
+    if !shown.is_empty() {
+        db.execute(
+            "INSERT INTO product_photo_images (product_seq, sha256) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+            &[&seq, &shown],
+        )?;
+    }
     Ok(())
 }

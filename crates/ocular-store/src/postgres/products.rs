@@ -24,7 +24,7 @@ use crate::types::{
     clamp_limit, now, validate,
 };
 
-pub(super) const COLUMNS: &str = "p.seq, p.id, p.title, p.description, p.category, p.price, p.currency, p.image_url, p.image_sha256, p.attributes, p.created_at, p.updated_at";
+pub(super) const COLUMNS: &str = "p.seq, p.id, p.title, p.description, p.category, p.price, p.currency, p.image_url, p.image_sha256, p.attributes, p.created_at, p.updated_at, p.images";
 
 /// Reads a row selected with [`COLUMNS`].
 pub(super) fn from_row(row: &Row) -> Result<Product, StoreError> {
@@ -41,6 +41,8 @@ pub(super) fn from_row(row: &Row) -> Result<Product, StoreError> {
         attributes: row.try_get(9)?,
         created_at: row.try_get(10)?,
         updated_at: row.try_get(11)?,
+        images: serde_json::from_value(row.try_get(12)?)
+            .map_err(|source| StoreError::Json { what: "images", source })?,
     })
 }
 
@@ -91,8 +93,8 @@ pub(super) struct Prepared<'a> {
     product: &'a NewProduct,
     embeddings: EmbeddingUpdate<'a>,
     mode: Mode,
-    /// The photo of the row being replaced, read under its row lock.
-    old_image: Option<String>,
+    /// The photos of the row being replaced (main first), read under its row lock.
+    old_images: Vec<String>,
 }
 
 /// Whether an existing id is an error (POST), replaced (PUT), or replaced only while it is
@@ -118,6 +120,9 @@ fn validate_for_postgres(p: &NewProduct) -> Result<(), StoreError> {
             no_nul(field, v)?;
         }
     }
+    for url in p.images.iter().filter_map(|i| i.url.as_deref()) {
+        no_nul("images", url)?;
+    }
     Ok(())
 }
 
@@ -129,11 +134,12 @@ pub(super) fn prepare<'a>(
     mode: Mode,
 ) -> Result<Prepared<'a>, StoreError> {
     validate_for_postgres(product)?;
-    if let Some(sha) = &product.image_sha256 {
+    let uploads = product.image_sha256.iter().map(|s| ("image_sha256", s));
+    for (field, sha) in uploads.chain(product.images.iter().filter_map(|i| i.sha256.as_ref()).map(|s| ("images", s))) {
         let stored: bool =
             db.query_one("SELECT EXISTS (SELECT 1 FROM product_images WHERE sha256 = $1)", &[sha])?.try_get(0)?;
         if !stored {
-            return Err(StoreError::invalid("image_sha256", "no image with this digest has been stored"));
+            return Err(StoreError::invalid(field, "no image with this digest has been stored"));
         }
     }
     // A replace locks the row it replaces until the transaction ends: a replica writing the
@@ -157,8 +163,11 @@ pub(super) fn prepare<'a>(
         validate::embeddings(list)?;
         embeddings::check_dims(db, existing.as_ref().map(|e| e.0), list)?;
     }
-    let old_image = existing.and_then(|e| e.2);
-    Ok(Prepared { product, embeddings, mode, old_image })
+    let mut old_images: Vec<String> = existing.as_ref().and_then(|e| e.2.clone()).into_iter().collect();
+    if let Some(e) = &existing {
+        old_images.extend(images::of_photos(db, e.0)?);
+    }
+    Ok(Prepared { product, embeddings, mode, old_images })
 }
 
 /// Every write moves `updated_at` forward, even within one microsecond or on a replica whose
@@ -166,14 +175,15 @@ pub(super) fn prepare<'a>(
 const BUMP: &str = "updated_at = GREATEST(excluded.updated_at, p.updated_at + interval '1 microsecond')";
 
 const INSERT: &str = "INSERT INTO products AS p (id, title, description, category, price, currency, image_url,
-         image_sha256, attributes, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)";
+         image_sha256, attributes, created_at, updated_at, images)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)";
 
 /// Writes a prepared product and its embeddings.
 pub(super) fn commit(db: Db<'_>, w: Prepared<'_>) -> Result<Upserted, StoreError> {
     let p = w.product;
     let updated_at = now();
-    let params: [&(dyn ToSql + Sync); 10] = [
+    let images = serde_json::to_value(&p.images).map_err(|source| StoreError::Json { what: "images", source })?;
+    let params: [&(dyn ToSql + Sync); 11] = [
         &p.id,
         &p.title,
         &p.description,
@@ -184,6 +194,7 @@ pub(super) fn commit(db: Db<'_>, w: Prepared<'_>) -> Result<Upserted, StoreError
         &p.image_sha256,
         &p.attributes,
         &updated_at,
+        &images,
     ];
     let row = match w.mode {
         // A concurrent create of the same id on another replica may have won since `prepare`.
@@ -196,7 +207,7 @@ pub(super) fn commit(db: Db<'_>, w: Prepared<'_>) -> Result<Upserted, StoreError
                 "{INSERT} ON CONFLICT (id) DO UPDATE SET title = excluded.title, description = excluded.description,
                      category = excluded.category, price = excluded.price, currency = excluded.currency,
                      image_url = excluded.image_url, image_sha256 = excluded.image_sha256,
-                     attributes = excluded.attributes, {BUMP}
+                     attributes = excluded.attributes, images = excluded.images, {BUMP}
                  RETURNING p.seq, p.created_at, (p.xmax = 0), p.updated_at"
             ),
             &params,
@@ -205,9 +216,9 @@ pub(super) fn commit(db: Db<'_>, w: Prepared<'_>) -> Result<Upserted, StoreError
         Mode::IfUnchanged(expected) => db
             .query_opt(
                 "UPDATE products AS p SET title = $2, description = $3, category = $4, price = $5,
-                     currency = $6, image_url = $7, image_sha256 = $8, attributes = $9,
+                     currency = $6, image_url = $7, image_sha256 = $8, attributes = $9, images = $11,
                      updated_at = GREATEST($10, p.updated_at + interval '1 microsecond')
-                 WHERE p.id = $1 AND p.updated_at = $11
+                 WHERE p.id = $1 AND p.updated_at = $12
                  RETURNING p.seq, p.created_at, false, p.updated_at",
                 &[&params[..], &[&expected]].concat(),
             )?
@@ -217,11 +228,13 @@ pub(super) fn commit(db: Db<'_>, w: Prepared<'_>) -> Result<Upserted, StoreError
     let created: bool = row.try_get(2)?;
     let updated_at: OffsetDateTime = if created { updated_at } else { row.try_get(3)? };
     embeddings::apply(db, seq, w.embeddings)?;
+    let now_shown: Vec<&str> = p.images.iter().filter_map(|i| i.sha256.as_deref()).collect();
+    images::set_photos(db, seq, &now_shown)?;
     // A replaced photo goes with the version that used it (it may carry the owner's GPS).
-    if let Some(old) = w.old_image.as_deref()
-        && p.image_sha256.as_deref() != Some(old)
-    {
-        images::drop_if_orphan(db, old)?;
+    for old in &w.old_images {
+        if p.image_sha256.as_deref() != Some(old.as_str()) && !now_shown.contains(&old.as_str()) {
+            images::drop_if_orphan(db, old)?;
+        }
     }
     let product = Product {
         key: product_key(seq)?,
@@ -233,6 +246,7 @@ pub(super) fn commit(db: Db<'_>, w: Prepared<'_>) -> Result<Upserted, StoreError
         currency: p.currency.clone(),
         image_url: p.image_url.clone(),
         image_sha256: p.image_sha256.clone(),
+        images: p.images.clone(),
         attributes: p.attributes.clone(),
         created_at: row.try_get(1)?,
         updated_at,
@@ -244,11 +258,21 @@ pub(super) fn commit(db: Db<'_>, w: Prepared<'_>) -> Result<Upserted, StoreError
 /// photo here unless another product shows it too.
 pub(super) fn delete(db: Db<'_>, id: &str) -> Result<ProductKey, StoreError> {
     no_nul("id", id)?;
+    // The photo rows go with the product (cascade): read which uploads they showed first.
+    let further: Vec<String> = db
+        .query(
+            "SELECT f.sha256 FROM product_photo_images f JOIN products p ON p.seq = f.product_seq WHERE p.id = $1",
+            &[&id],
+        )?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
     let row = db
         .query_opt("DELETE FROM products WHERE id = $1 RETURNING seq, image_sha256", &[&id])?
         .ok_or_else(|| StoreError::NotFound(format!("product {id}")))?;
-    if let Some(sha) = row.try_get::<_, Option<String>>(1)? {
-        images::drop_if_orphan(db, &sha)?;
+    let main = row.try_get::<_, Option<String>>(1)?;
+    for sha in main.iter().chain(&further) {
+        images::drop_if_orphan(db, sha)?;
     }
     product_key(row.try_get(0)?)
 }

@@ -1,4 +1,4 @@
-//! Product embeddings: little-endian f32 blobs, one per (product, space).
+//! Product embeddings: little-endian f32 blobs, one per (product, space, photo).
 //!
 //! Raw f32 bytes, not JSON or f16: a vector reads back bit-exact, and decoding is a copy rather
 //! than parsing, which is what makes streaming 100k vectors into the index at start-up fast.
@@ -59,7 +59,17 @@ pub(super) fn check_dims(c: &Connection, own: Option<i64>, list: &[Embedding]) -
 pub(super) fn apply(c: &Connection, seq: i64, update: EmbeddingUpdate<'_>) -> Result<(), StoreError> {
     let list = match update {
         EmbeddingUpdate::Keep => return Ok(()),
-        EmbeddingUpdate::Merge(list) => list,
+        EmbeddingUpdate::Merge(list) => {
+            // A merged space gets exactly the photos listed: a product that lost photos must
+            // not keep their vectors.
+            let mut stmt = c.prepare_cached("DELETE FROM product_embeddings WHERE product_seq = ?1 AND space = ?2")?;
+            for (i, e) in list.iter().enumerate() {
+                if !list[..i].iter().any(|o| o.space == e.space) {
+                    stmt.execute(params![seq, e.space])?;
+                }
+            }
+            list
+        }
         EmbeddingUpdate::Replace(list) => {
             c.prepare_cached("DELETE FROM product_embeddings WHERE product_seq = ?1")?.execute([seq])?;
             list
@@ -67,27 +77,34 @@ pub(super) fn apply(c: &Connection, seq: i64, update: EmbeddingUpdate<'_>) -> Re
     };
     let created_at = to_micros(now())?;
     let mut stmt = c.prepare_cached(
-        "INSERT INTO product_embeddings (product_seq, space, model, dim, created_at, vector)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (product_seq, space) DO UPDATE SET
-             model = excluded.model, dim = excluded.dim, created_at = excluded.created_at, vector = excluded.vector",
+        "INSERT INTO product_embeddings (product_seq, space, photo, model, dim, created_at, vector)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     for e in list {
-        stmt.execute(params![seq, e.space, e.model, sql_count(e.vector.len()), created_at, encode(&e.vector)])?;
+        stmt.execute(params![
+            seq,
+            e.space,
+            e.photo,
+            e.model,
+            sql_count(e.vector.len()),
+            created_at,
+            encode(&e.vector)
+        ])?;
     }
     Ok(())
 }
 
 pub(super) fn of(c: &Connection, key: ProductKey) -> Result<Vec<Embedding>, StoreError> {
     let Some(seq) = sql_key(key) else { return Ok(Vec::new()) };
-    let mut stmt =
-        c.prepare_cached("SELECT space, model, vector FROM product_embeddings WHERE product_seq = ?1 ORDER BY space")?;
+    let mut stmt = c.prepare_cached(
+        "SELECT space, model, vector, photo FROM product_embeddings WHERE product_seq = ?1 ORDER BY space, photo",
+    )?;
     let mut rows = stmt.query([seq])?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
         let mut vector = Vec::new();
         decode_into(row.get_ref(2)?.as_blob()?, &mut vector)?;
-        out.push(Embedding { space: row.get(0)?, model: row.get(1)?, vector });
+        out.push(Embedding { space: row.get(0)?, photo: row.get(3)?, model: row.get(1)?, vector });
     }
     Ok(out)
 }
@@ -98,7 +115,7 @@ pub(super) fn for_each(
     visit: &mut dyn FnMut(EmbeddingRef<'_>) -> ControlFlow<()>,
 ) -> Result<u64, StoreError> {
     let mut stmt = c.prepare_cached(
-        "SELECT product_seq, model, vector FROM product_embeddings WHERE space = ?1 ORDER BY product_seq",
+        "SELECT product_seq, model, vector, photo FROM product_embeddings WHERE space = ?1 ORDER BY product_seq, photo",
     )?;
     let mut rows = stmt.query([space])?;
     let mut buf = Vec::new();
@@ -108,8 +125,9 @@ pub(super) fn for_each(
         // Borrowed straight from SQLite's row buffer: no String or Vec per row.
         let model = row.get_ref(1)?.as_str()?;
         decode_into(row.get_ref(2)?.as_blob()?, &mut buf)?;
+        let photo = row.get(3)?;
         visited += 1;
-        if visit(EmbeddingRef { key, model, vector: &buf }).is_break() {
+        if visit(EmbeddingRef { key, photo, model, vector: &buf }).is_break() {
             break;
         }
     }

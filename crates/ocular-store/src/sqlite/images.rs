@@ -44,7 +44,8 @@ pub(super) fn purge_unreferenced(c: &Connection, before: OffsetDateTime) -> Resu
     let n = c
         .prepare_cached(
             "DELETE FROM product_images WHERE created_at < ?1
-             AND NOT EXISTS (SELECT 1 FROM products p WHERE p.image_sha256 = product_images.sha256)",
+             AND NOT EXISTS (SELECT 1 FROM products p WHERE p.image_sha256 = product_images.sha256)
+             AND NOT EXISTS (SELECT 1 FROM product_photo_images f WHERE f.sha256 = product_images.sha256)",
         )?
         .execute([to_micros(before)?])?;
     Ok(n as u64)
@@ -56,8 +57,28 @@ pub(super) fn purge_unreferenced(c: &Connection, before: OffsetDateTime) -> Resu
 pub(super) fn drop_if_orphan(c: &Connection, sha256: &str) -> Result<(), StoreError> {
     c.prepare_cached(
         "DELETE FROM product_images WHERE sha256 = ?1
-         AND NOT EXISTS (SELECT 1 FROM products p WHERE p.image_sha256 = ?1)",
+         AND NOT EXISTS (SELECT 1 FROM products p WHERE p.image_sha256 = ?1)
+         AND NOT EXISTS (SELECT 1 FROM product_photo_images f WHERE f.sha256 = ?1)",
     )?
     .execute([sha256])?;
+    Ok(())
+}
+
+/// The uploads product `seq`'s further photos show.
+pub(super) fn of_photos(c: &Connection, seq: i64) -> Result<Vec<String>, StoreError> {
+    let mut stmt = c.prepare_cached("SELECT sha256 FROM product_photo_images WHERE product_seq = ?1")?;
+    let rows = stmt.query_map([seq], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Records which uploads product `seq`'s further photos show (replacing what it showed).
+pub(super) fn set_photos(c: &Connection, seq: i64, shown: &[&str]) -> Result<(), StoreError> {
+    c.prepare_cached("DELETE FROM product_photo_images WHERE product_seq = ?1")?.execute([seq])?;
+    let mut stmt = c.prepare_cached(
+        "INSERT INTO product_photo_images (product_seq, sha256) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+    )?;
+    for sha in shown {
+        stmt.execute(params![seq, sha])?;
+    }
     Ok(())
 }

@@ -15,7 +15,7 @@ use crate::types::{
     clamp_limit, from_micros, now, to_micros, validate,
 };
 
-pub(super) const COLUMNS: &str = "seq, id, title, description, category, price, currency, image_url, image_sha256, attributes, created_at, updated_at";
+pub(super) const COLUMNS: &str = "seq, id, title, description, category, price, currency, image_url, image_sha256, attributes, created_at, updated_at, images";
 
 /// Reads a row selected with [`COLUMNS`] (optionally prefixed by a table alias).
 pub(super) fn from_row(row: &Row<'_>) -> Result<Product, StoreError> {
@@ -34,6 +34,7 @@ pub(super) fn from_row(row: &Row<'_>) -> Result<Product, StoreError> {
             .map_err(|source| StoreError::Json { what: "attributes", source })?,
         created_at: from_micros(row.get(10)?)?,
         updated_at: from_micros(row.get(11)?)?,
+        images: validate::images_from_json(&row.get::<_, String>(12)?)?,
     })
 }
 
@@ -69,6 +70,7 @@ pub(super) fn key_of(c: &Connection, id: &str) -> Result<Option<ProductKey>, Sto
 pub(super) struct Prepared<'a> {
     product: &'a NewProduct,
     attributes: String,
+    images: String,
     embeddings: EmbeddingUpdate<'a>,
     /// The stored row when the id exists (a replace).
     existing: Option<Existing>,
@@ -80,6 +82,8 @@ struct Existing {
     created_us: i64,
     updated_us: i64,
     image_sha256: Option<String>,
+    /// The uploads its further photos showed.
+    photo_images: Vec<String>,
 }
 
 /// Whether an existing id is an error (POST), replaced (PUT), or replaced only while it is
@@ -101,12 +105,14 @@ pub(super) fn prepare<'a>(
 ) -> Result<Prepared<'a>, StoreError> {
     validate::new_product(product)?;
     let attributes = validate::attributes_json(product)?;
-    if let Some(sha) = &product.image_sha256 {
+    let images = validate::images_json(product)?;
+    let uploads = product.image_sha256.iter().map(|s| ("image_sha256", s));
+    for (field, sha) in uploads.chain(product.images.iter().filter_map(|i| i.sha256.as_ref()).map(|s| ("images", s))) {
         let stored: bool = c
             .prepare_cached("SELECT count(*) > 0 FROM product_images WHERE sha256 = ?1")?
             .query_row([sha], |r| r.get(0))?;
         if !stored {
-            return Err(StoreError::invalid("image_sha256", "no image with this digest has been stored"));
+            return Err(StoreError::invalid(field, "no image with this digest has been stored"));
         }
     }
     // The write transaction is `IMMEDIATE` (one writer at a time), so this read and the write
@@ -114,9 +120,22 @@ pub(super) fn prepare<'a>(
     let existing = c
         .prepare_cached("SELECT seq, created_at, updated_at, image_sha256 FROM products WHERE id = ?1")?
         .query_row([&product.id], |r| {
-            Ok(Existing { seq: r.get(0)?, created_us: r.get(1)?, updated_us: r.get(2)?, image_sha256: r.get(3)? })
+            Ok(Existing {
+                seq: r.get(0)?,
+                created_us: r.get(1)?,
+                updated_us: r.get(2)?,
+                image_sha256: r.get(3)?,
+                photo_images: Vec::new(),
+            })
         })
         .optional()?;
+    let existing = match existing {
+        Some(mut e) => {
+            e.photo_images = images::of_photos(c, e.seq)?;
+            Some(e)
+        }
+        None => None,
+    };
     match (mode, &existing) {
         (Mode::Create, Some(_)) => return Err(StoreError::Conflict(format!("product {}", product.id))),
         (Mode::IfUnchanged(expected), e) if e.as_ref().map(|e| e.updated_us) != Some(expected) => {
@@ -128,7 +147,7 @@ pub(super) fn prepare<'a>(
         validate::embeddings(list)?;
         embeddings::check_dims(c, existing.as_ref().map(|e| e.seq), list)?;
     }
-    Ok(Prepared { product, attributes, embeddings, existing })
+    Ok(Prepared { product, attributes, images, embeddings, existing })
 }
 
 /// Writes a prepared product and its embeddings.
@@ -146,7 +165,7 @@ pub(super) fn commit(c: &Connection, w: Prepared<'_>) -> Result<Upserted, StoreE
             let (seq, created_us) = (*seq, *created_us);
             c.prepare_cached(
                 "UPDATE products SET title = ?2, description = ?3, category = ?4, price = ?5, currency = ?6,
-                     image_url = ?7, image_sha256 = ?8, attributes = ?9, updated_at = ?10
+                     image_url = ?7, image_sha256 = ?8, attributes = ?9, updated_at = ?10, images = ?11
                  WHERE seq = ?1",
             )?
             .execute(params![
@@ -159,7 +178,8 @@ pub(super) fn commit(c: &Connection, w: Prepared<'_>) -> Result<Upserted, StoreE
                 p.image_url,
                 p.image_sha256,
                 w.attributes,
-                updated_us
+                updated_us,
+                w.images
             ])?;
             (seq, created_us)
         }
@@ -167,8 +187,8 @@ pub(super) fn commit(c: &Connection, w: Prepared<'_>) -> Result<Upserted, StoreE
             let seq: i64 = c
                 .prepare_cached(
                     "INSERT INTO products (id, title, description, category, price, currency, image_url,
-                         image_sha256, attributes, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) RETURNING seq",
+                         image_sha256, attributes, created_at, updated_at, images)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11) RETURNING seq",
                 )?
                 .query_row(
                     params![
@@ -181,7 +201,8 @@ pub(super) fn commit(c: &Connection, w: Prepared<'_>) -> Result<Upserted, StoreE
                         p.image_url,
                         p.image_sha256,
                         w.attributes,
-                        updated_us
+                        updated_us,
+                        w.images
                     ],
                     |r| r.get(0),
                 )?;
@@ -190,11 +211,16 @@ pub(super) fn commit(c: &Connection, w: Prepared<'_>) -> Result<Upserted, StoreE
     };
     let key = product_key(seq)?;
     embeddings::apply(c, seq, w.embeddings)?;
+    let now_shown: Vec<&str> = p.images.iter().filter_map(|i| i.sha256.as_deref()).collect();
+    images::set_photos(c, seq, &now_shown)?;
     // A replaced photo goes with the version that used it (it may carry the owner's GPS).
-    if let Some(old) = w.existing.as_ref().and_then(|e| e.image_sha256.as_deref())
-        && p.image_sha256.as_deref() != Some(old)
-    {
-        images::drop_if_orphan(c, old)?;
+    if let Some(e) = &w.existing {
+        let shown = |sha: &str| p.image_sha256.as_deref() == Some(sha) || now_shown.contains(&sha);
+        for old in e.image_sha256.iter().chain(&e.photo_images) {
+            if !shown(old) {
+                images::drop_if_orphan(c, old)?;
+            }
+        }
     }
     let product = Product {
         key,
@@ -206,6 +232,7 @@ pub(super) fn commit(c: &Connection, w: Prepared<'_>) -> Result<Upserted, StoreE
         currency: p.currency.clone(),
         image_url: p.image_url.clone(),
         image_sha256: p.image_sha256.clone(),
+        images: p.images.clone(),
         attributes: p.attributes.clone(),
         created_at: from_micros(created_us)?,
         updated_at,
@@ -216,13 +243,15 @@ pub(super) fn commit(c: &Connection, w: Prepared<'_>) -> Result<Upserted, StoreE
 /// Deletes by id; embeddings go by `ON DELETE CASCADE`, the text index entry by trigger, the
 /// photo here unless another product shows it too.
 pub(super) fn delete(c: &Connection, id: &str) -> Result<ProductKey, StoreError> {
-    let row: Option<(i64, Option<String>)> = c
-        .prepare_cached("DELETE FROM products WHERE id = ?1 RETURNING seq, image_sha256")?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    let (seq, image) = row.ok_or_else(|| StoreError::NotFound(format!("product {id}")))?;
-    if let Some(sha) = image {
-        images::drop_if_orphan(c, &sha)?;
+    let Some(seq) = key_of(c, id)?.and_then(sql_key) else {
+        return Err(StoreError::NotFound(format!("product {id}")));
+    };
+    let further = images::of_photos(c, seq)?;
+    let image: Option<String> = c
+        .prepare_cached("DELETE FROM products WHERE seq = ?1 RETURNING image_sha256")?
+        .query_row([seq], |r| r.get(0))?;
+    for sha in image.iter().chain(&further) {
+        images::drop_if_orphan(c, sha)?;
     }
     product_key(seq)
 }

@@ -46,9 +46,29 @@ pub struct NewProduct {
     /// The SHA-256 (lower-case hex) of an image stored with `put_image`.
     #[serde(default)]
     pub image_sha256: Option<String>,
+    /// Further photos after the main one (`image_url` / `image_sha256`, photo 0): photo `i` is
+    /// `images[i - 1]`. At most [`MAX_PHOTOS`] photos in all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ProductImage>,
     /// Free JSON; must be an object.
     #[serde(default = "empty_object")]
     pub attributes: Value,
+}
+
+/// The most photos one product may have, the main one included: each is one vector per photo
+/// space, and a photo search folds a product's photos into its best one.
+pub const MAX_PHOTOS: usize = 16;
+
+/// One further photo of a product: where it came from and/or the stored upload, as the main
+/// photo's `image_url` / `image_sha256`. At least one of the two is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductImage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The SHA-256 (lower-case hex) of an image stored with `put_image`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 impl NewProduct {
@@ -63,6 +83,7 @@ impl NewProduct {
             currency: None,
             image_url: None,
             image_sha256: None,
+            images: Vec::new(),
             attributes: empty_object(),
         }
     }
@@ -80,6 +101,9 @@ pub struct Product {
     pub currency: Option<String>,
     pub image_url: Option<String>,
     pub image_sha256: Option<String>,
+    /// Further photos (see [`NewProduct::images`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ProductImage>,
     pub attributes: Value,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -99,8 +123,23 @@ impl Product {
             currency: self.currency.clone(),
             image_url: self.image_url.clone(),
             image_sha256: self.image_sha256.clone(),
+            images: self.images.clone(),
             attributes: self.attributes.clone(),
         }
+    }
+
+    /// Photo `index` of the product (0: the main one), as its URL and stored digest; `None`
+    /// past the last photo.
+    pub fn photo(&self, index: usize) -> Option<(Option<&str>, Option<&str>)> {
+        match index {
+            0 => Some((self.image_url.as_deref(), self.image_sha256.as_deref())),
+            i => self.images.get(i - 1).map(|p| (p.url.as_deref(), p.sha256.as_deref())),
+        }
+    }
+
+    /// Every stored upload the product shows (main photo first), for photo clean-up.
+    pub fn image_digests(&self) -> impl Iterator<Item = &str> {
+        self.image_sha256.as_deref().into_iter().chain(self.images.iter().filter_map(|p| p.sha256.as_deref()))
     }
 }
 
@@ -134,6 +173,9 @@ pub struct ProductPatch {
     pub image_url: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
     pub image_sha256: Option<Option<String>>,
+    /// Replaces the further photos (`[]` removes them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<Vec<ProductImage>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attributes: Option<Value>,
 }
@@ -163,6 +205,9 @@ impl ProductPatch {
         }
         if let Some(v) = &self.image_sha256 {
             p.image_sha256 = v.clone();
+        }
+        if let Some(v) = &self.images {
+            p.images = v.clone();
         }
         if let Some(v) = &self.attributes {
             merge_patch(&mut p.attributes, v);
@@ -272,12 +317,20 @@ impl<'de> Deserialize<'de> for AttributeRange {
     }
 }
 
+fn is_zero(n: &u16) -> bool {
+    *n == 0
+}
+
 /// One vector of a product in one embedding space.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Embedding {
     /// What the vector is comparable with: `image`, `text`, `image_text` (an image mapped into
-    /// the text space, by ConSE or CLIP). A product has at most one vector per space.
+    /// the text space, by ConSE or CLIP). A product has at most one vector per (space, photo).
     pub space: String,
+    /// Which of the product's photos the vector is of (0: the main photo, `i`: `images[i - 1]`);
+    /// 0 for vectors of the text.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub photo: u16,
     /// `name@version` of the model that produced it; vectors of different models are never
     /// comparable, so the server checks [`ModelCount`]s before loading an index.
     pub model: String,
@@ -286,7 +339,13 @@ pub struct Embedding {
 
 impl Embedding {
     pub fn new(space: impl Into<String>, model: impl Into<String>, vector: Vec<f32>) -> Self {
-        Embedding { space: space.into(), model: model.into(), vector }
+        Embedding { space: space.into(), photo: 0, model: model.into(), vector }
+    }
+
+    /// The vector of photo `photo` (see [`Embedding::photo`]).
+    pub fn of_photo(mut self, photo: u16) -> Self {
+        self.photo = photo;
+        self
     }
 }
 
@@ -295,6 +354,8 @@ impl Embedding {
 #[derive(Debug, Clone, Copy)]
 pub struct EmbeddingRef<'a> {
     pub key: ProductKey,
+    /// See [`Embedding::photo`].
+    pub photo: u16,
     pub model: &'a str,
     pub vector: &'a [f32],
 }

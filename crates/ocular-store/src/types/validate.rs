@@ -76,6 +76,22 @@ pub fn new_product(p: &NewProduct) -> Result<(), StoreError> {
     if let Some(sha) = &p.image_sha256 {
         sha256_hex("image_sha256", sha)?;
     }
+    if p.images.len() >= super::MAX_PHOTOS {
+        return Err(invalid("images", format!("at most {} further photos", super::MAX_PHOTOS - 1)));
+    }
+    for image in &p.images {
+        if image.url.is_none() && image.sha256.is_none() {
+            return Err(invalid("images", "each photo needs a `url` or a `sha256`"));
+        }
+        if let Some(url) = &image.url
+            && (url.is_empty() || url.len() > MAX_URL_BYTES)
+        {
+            return Err(invalid("images", format!("a `url` must be 1 to {MAX_URL_BYTES} bytes long")));
+        }
+        if let Some(sha) = &image.sha256 {
+            sha256_hex("images", sha)?;
+        }
+    }
     if !p.attributes.is_object() {
         return Err(invalid("attributes", "must be a JSON object"));
     }
@@ -92,6 +108,16 @@ pub fn attributes_json(p: &NewProduct) -> Result<String, StoreError> {
     Ok(json)
 }
 
+/// Serialises further photos for their JSON column.
+pub fn images_json(p: &NewProduct) -> Result<String, StoreError> {
+    serde_json::to_string(&p.images).map_err(|source| StoreError::Json { what: "images", source })
+}
+
+/// Reads further photos back from their JSON column.
+pub fn images_from_json(json: &str) -> Result<Vec<super::ProductImage>, StoreError> {
+    serde_json::from_str(json).map_err(|source| StoreError::Json { what: "images", source })
+}
+
 /// `image`, `text`, `image_text`: short lower-case names, safe in metrics and table names.
 pub fn space(space: &str) -> Result<(), StoreError> {
     if space.is_empty()
@@ -106,8 +132,11 @@ pub fn space(space: &str) -> Result<(), StoreError> {
 pub fn embeddings(list: &[Embedding]) -> Result<(), StoreError> {
     for (i, e) in list.iter().enumerate() {
         space(&e.space)?;
-        if list[..i].iter().any(|o| o.space == e.space) {
-            return Err(invalid("embeddings", format!("space {:?} is given twice", e.space)));
+        if list[..i].iter().any(|o| o.space == e.space && o.photo == e.photo) {
+            return Err(invalid("embeddings", format!("space {:?} photo {} is given twice", e.space, e.photo)));
+        }
+        if usize::from(e.photo) >= super::MAX_PHOTOS {
+            return Err(invalid("embeddings", format!("photo must be below {}", super::MAX_PHOTOS)));
         }
         if e.model.is_empty() || e.model.len() > 128 || !e.model.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(invalid("embedding model", "must be 1 to 128 printable ASCII characters, no spaces"));

@@ -8,6 +8,7 @@ pub mod concurrency;
 pub mod embeddings;
 pub mod imports;
 pub mod lifecycle;
+pub mod photos;
 pub mod products;
 pub mod search;
 
@@ -73,6 +74,9 @@ macro_rules! conformance_tests {
             lifecycle::photos_go_with_their_last_product,
             lifecycle::conditional_replace_refuses_a_stale_version,
             lifecycle::expired_analyses_go_and_recent_ones_stay,
+            photos::several_photos_round_trip,
+            photos::photo_input_is_checked,
+            photos::further_photos_go_with_their_product,
             embeddings::vectors_round_trip_bit_exact,
             embeddings::keep_merge_replace,
             embeddings::dimension_mismatch_writes_nothing,
