@@ -74,7 +74,7 @@ async fn body(state: &AppState, verbose: bool) -> (bool, Value) {
         // Per space: model, state (loading, ready, reindex_required …), vectors and memory.
         v["search"] = json!(state.catalog.as_ref().map(|c| c.status()));
         // default or clip, spaces no installed model fills, and whether a reindex is due.
-        v["search_models"] = crate::search_models::health(state);
+        v["search_models"] = search_models(state);
     }
     (ready, v)
 }
@@ -108,4 +108,24 @@ pub async fn ready(
 /// `GET /api/v1/health`: the body the original search service's clients expect.
 pub async fn legacy() -> impl IntoResponse {
     Json(json!({ "status": "healthy", "message": "API is running" }))
+}
+
+/// `/health?verbose=1`'s `search_models`: the choice, the spaces no installed model fills,
+/// and whether any space waits for `ocular reindex` (the model of each space and its state are
+/// in `search`).
+fn search_models(state: &AppState) -> Value {
+    let catalog = state.catalog.as_ref();
+    let models = catalog.map(|c| c.models()).unwrap_or_default();
+    let unfilled: Vec<&str> = ocular_search::embed::SPACES
+        .into_iter()
+        .filter(|s| ocular_search::embed::model_of(&models, s).is_none())
+        .collect();
+    let clip = state.config.search_models == ocular_app::search_models::SearchModels::Clip;
+    json!({
+        "configured": state.config.search_models.as_str(),
+        "enabled": catalog.is_some(),
+        "unfilled_spaces": unfilled,
+        "reindex_required": catalog.is_some_and(|c| c.reindex_required()),
+        "zero_shot_labels": clip && state.registry.clip_text.is_some(),
+    })
 }

@@ -24,8 +24,7 @@ use serde::de::DeserializeOwned;
 use crate::error::{ApiError, Code};
 use crate::state::AppState;
 
-/// Default of `OCULAR_MAX_JSON_BYTES`.
-pub const DEFAULT_MAX_JSON_BYTES: usize = 64 * 1024;
+pub use ocular_app::config::DEFAULT_MAX_JSON_BYTES;
 
 /// Whether the request declares a JSON body.
 pub fn is_json(headers: &HeaderMap) -> bool {

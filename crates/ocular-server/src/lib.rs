@@ -10,7 +10,6 @@ pub mod access;
 pub mod analyze;
 pub mod bulk;
 pub mod code;
-pub mod config;
 pub mod convert;
 pub mod cors;
 pub mod embed;
@@ -21,7 +20,6 @@ pub mod health;
 pub mod json;
 pub mod limits;
 pub mod listen;
-pub mod memory;
 pub mod metrics;
 pub mod models;
 pub mod openapi;
@@ -30,8 +28,6 @@ pub mod products;
 pub mod retention;
 pub mod routes;
 pub mod search;
-pub mod search_models;
-pub mod secrets;
 pub mod state;
 pub mod trace;
 pub mod web;
@@ -45,8 +41,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-pub use config::Config;
 pub use error::{ApiError, Code};
+// Composition lives in `ocular-app`; its modules stay reachable under their old paths so code
+// written against `ocular_server::config` (and `crate::memory` here) keeps compiling.
+pub use ocular_app::{Config, config, memory, search_models, secrets};
 pub use state::AppState;
 
 /// Builds the application router.

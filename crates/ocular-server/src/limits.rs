@@ -47,9 +47,7 @@ use crate::state::AppState;
 /// Budget accounting is in KiB so 4 GiB budgets fit tokio's `u32` permit counts.
 const UNIT: usize = 1024;
 
-/// Default of `OCULAR_MAX_INFLIGHT_BODY_BYTES`: three largest-possible uploads, or dozens of
-/// phone photos, at once.
-pub const DEFAULT_INFLIGHT_BODY_BYTES: usize = 64 * 1024 * 1024;
+pub use ocular_app::config::DEFAULT_INFLIGHT_BODY_BYTES;
 
 /// The in-flight body budget shared by every request of one server.
 #[derive(Debug, Clone)]

@@ -3,9 +3,10 @@
 //!
 //! Handlers only translate: options from the form or JSON body (defaults from `TOP_K` and
 //! `SIMILARITY_THRESHOLD`), the photo from the upload or from `ocular-fetch`, then one call to
-//! the [`Catalog`] on a blocking thread after admission. This module also builds the search
-//! state at start-up ([`catalog`], [`fetcher`], [`spawn_index_load`]) and keeps [`api_error`] for
-//! handlers (the mapping itself is `crate::convert`'s).
+//! the [`Catalog`] on a blocking thread after admission. This module also loads the search
+//! indexes at start-up ([`spawn_index_load`]; the catalog and fetcher are built by
+//! `ocular_app::catalog`) and keeps [`api_error`] for handlers (the mapping itself is
+//! `crate::convert`'s).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,11 +16,8 @@ use axum::extract::{Request, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
-use ocular_fetch::{AllowList, FetchPolicy, Fetcher};
-use ocular_models::Registry;
-use ocular_search::space::Precision;
-use ocular_search::{Catalog, CatalogOptions, SearchError, SearchOptions, SearchResults};
-use ocular_store::{AttributeCondition, ProductFilter, Store};
+use ocular_search::{Catalog, SearchError, SearchOptions, SearchResults};
+use ocular_store::{AttributeCondition, ProductFilter};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -40,95 +38,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/products/{id}/similar", get(similar))
 }
 
-/// `--index`: which in-memory index the embedded backend keeps (PostgreSQL searches pgvector).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IndexChoice {
-    /// int8 below [`AUTO_COMPACT_FROM`] products at start, compact from there.
-    #[default]
-    Auto,
-    /// int8 codes, shortlist rescored from the store: the fastest searches, ~2.2 KB per product.
-    Int8,
-    /// One-bit codes (~150 B per product), f32 vectors in a mapped file: for large catalogs.
-    Compact,
-}
-
-/// Products at start from which `auto` picks the compact index. Why 50,000: int8 codes cost
-/// ~2.2 KB per product, so 50k products take ~108 MB next to ~250 MB of process and models —
-/// the most a 512 MB host carries with room for requests — while below it the compact index
-/// only adds latency (docs/BENCHMARKS.md, "A million products": hybrid text search 34.6 vs
-/// 2.4 ms, photo search index 9.2 ms vs ~5 ms at 100k on a loaded machine).
-pub const AUTO_COMPACT_FROM: u64 = 50_000;
-
-/// The index precision for `choice` over a catalog of `products`.
-pub fn index_precision(choice: IndexChoice, products: u64) -> Precision {
-    match choice {
-        IndexChoice::Int8 => Precision::Store,
-        IndexChoice::Compact => Precision::Compact,
-        IndexChoice::Auto if products >= AUTO_COMPACT_FROM => Precision::Compact,
-        IndexChoice::Auto => Precision::Store,
-    }
-}
-
-/// Builds the catalog over the configured search models (`--search-models`) when they are
-/// installed (loads nothing).
-pub fn catalog(config: &Config, registry: &Registry, store: &Arc<dyn Store>) -> Option<Arc<Catalog>> {
-    let provider = match crate::search_models::provider(config.search_models, registry) {
-        Ok(p) => p?,
-        Err(e) => {
-            tracing::error!(error = %e, "product search is disabled");
-            return None;
-        }
-    };
-    // One indexed count at start; a catalog that grows past the threshold switches on restart.
-    let products = match config.index {
-        IndexChoice::Auto => {
-            store.list_products(&ocular_store::ProductFilter::default(), 0, 1).ok().and_then(|p| p.total).unwrap_or(0)
-        }
-        _ => 0,
-    };
-    let precision = index_precision(config.index, products);
-    tracing::info!(index = ?config.index, products, precision = ?precision, "search index");
-    let options = CatalogOptions {
-        precision,
-        image_limits: ocular_image::Limits { max_bytes: config.max_body_bytes, max_pixels: config.max_image_pixels },
-        index_dir: index_dir(config),
-        ..CatalogOptions::default()
-    };
-    match Catalog::new(store.clone(), provider, options) {
-        Ok(c) => Some(Arc::new(c)),
-        Err(e) => {
-            tracing::error!(error = %ocular_models::registry::error_chain(&e), "product search is disabled");
-            None
-        }
-    }
-}
-
-/// Where a compact index is kept across starts: beside the SQLite file (`ocular.db.index`), so
-/// it belongs to that database; `None` for PostgreSQL, which searches in the database.
-fn index_dir(config: &Config) -> Option<std::path::PathBuf> {
-    match ocular_store::Location::parse(config.database_url.as_deref(), &config.data_dir).ok()? {
-        ocular_store::Location::Sqlite(path) => {
-            let mut dir = path.into_os_string();
-            dir.push(".index");
-            Some(dir.into())
-        }
-        ocular_store::Location::Postgres(_) => None,
-    }
-}
-
-/// The URL fetcher, under the configured allow-list (validated by `Config::validate`).
-pub fn fetcher(config: &Config) -> Option<Fetcher> {
-    let allow = match AllowList::parse(&config.url_allow) {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!(error = %e, "invalid OCULAR_URL_ALLOW; URL fetching is disabled");
-            return None;
-        }
-    };
-    let policy = FetchPolicy { allow, max_bytes: config.max_body_bytes as u64, ..FetchPolicy::default() };
-    Fetcher::new(policy).map_err(|e| tracing::error!(error = %e, "URL fetching is disabled")).ok()
-}
+// The catalog and fetcher are built by `ocular_app::catalog`, the same way for every command.
+pub use ocular_app::catalog::{AUTO_COMPACT_FROM, IndexChoice, catalog, fetcher, index_precision};
 
 /// Marks the indexes as loading and loads them on a blocking thread, so `/health` answers
 /// meanwhile and searches get `503 index_loading` rather than partial results. In preload
@@ -401,18 +312,4 @@ async fn similar(
     let results = state.infer(move || catalog.search_similar(&id, &opts).map_err(api_error)).await?;
     observe("similar", &results);
     Ok(Json(results))
-}
-
-#[cfg(test)]
-mod index_choice_tests {
-    use super::*;
-
-    #[test]
-    fn auto_keeps_small_catalogs_on_the_fast_index_and_large_ones_compact() {
-        assert_eq!(index_precision(IndexChoice::Auto, 0), Precision::Store);
-        assert_eq!(index_precision(IndexChoice::Auto, AUTO_COMPACT_FROM - 1), Precision::Store);
-        assert_eq!(index_precision(IndexChoice::Auto, AUTO_COMPACT_FROM), Precision::Compact);
-        assert_eq!(index_precision(IndexChoice::Int8, 10_000_000), Precision::Store);
-        assert_eq!(index_precision(IndexChoice::Compact, 1), Precision::Compact);
-    }
 }

@@ -8,7 +8,7 @@
 
 mod commands;
 
-/// glibc's malloc, tuned ([`ocular_server::memory::tune_allocator`]), won the measurement
+/// glibc's malloc, tuned ([`ocular_app::memory::tune_allocator`]), won the measurement
 /// (docs/DEPLOY.md, "Memory"); the others stay selectable to repeat it (bench/alloc_burst.sh).
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
@@ -18,7 +18,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use clap::{Parser, Subcommand};
-use ocular_server::Config;
+use ocular_app::Config;
 
 #[derive(Debug, Parser)]
 #[command(name = "ocular", version, about, long_about = None)]
@@ -62,13 +62,13 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     // Before any thread starts: glibc's malloc (Rust's and ONNX Runtime's) gives memory back.
-    ocular_server::memory::tune_allocator();
-    if let Err(e) = ocular_server::config::apply_env_aliases() {
+    ocular_app::memory::tune_allocator();
+    if let Err(e) = ocular_app::config::apply_env_aliases() {
         eprintln!("error: {e}");
         return std::process::ExitCode::from(2);
     }
     let mut cli = Cli::parse();
-    let key_file_warning = match ocular_server::secrets::load_api_key_file(&mut cli.config) {
+    let key_file_warning = match ocular_app::secrets::load_api_key_file(&mut cli.config) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("error: invalid configuration: {e}");

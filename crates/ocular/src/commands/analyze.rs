@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use ocular_app::Config;
 use ocular_models::analysis::{self, AnalyzeError, AnalyzeOptions};
 use ocular_models::skin::{BodySite, Sex, SkinMeta};
-use ocular_server::Config;
 
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use ocular_server::Config;
+use ocular_app::Config;
 use ocular_store::Location;
 use ocular_store::backup::{self, Summary};
 

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Args;
+use ocular_app::Config;
 use ocular_search::import::{self, Format, ImportOptions, Progress};
-use ocular_server::Config;
 
 use super::search::SearchContext;
 

@@ -1,6 +1,6 @@
 //! `ocular migrate`: storage only — no ONNX Runtime, no model file, milliseconds.
 
-use ocular_server::Config;
+use ocular_app::Config;
 
 pub fn run(config: &Config) -> anyhow::Result<()> {
     let store = super::open_store(config)?;

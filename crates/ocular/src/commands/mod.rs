@@ -12,7 +12,7 @@ pub mod search;
 pub mod serve;
 
 use anyhow::Context;
-use ocular_server::Config;
+use ocular_app::Config;
 use ocular_store::{Location, Store};
 use std::sync::Arc;
 
@@ -34,6 +34,6 @@ pub fn registry(config: &Config, only: Option<Vec<String>>) -> anyhow::Result<oc
         session,
         enabled: only.or_else(|| config.models.clone()),
     };
-    ocular_server::search_models::discover(options, config.search_models, config.precisions())
+    ocular_app::search_models::discover(options, config.search_models, config.precisions())
         .context("reading model manifests")
 }

@@ -2,8 +2,8 @@
 
 use anyhow::Context;
 use clap::Subcommand;
+use ocular_app::Config;
 use ocular_core::Manifest;
-use ocular_server::Config;
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use ocular_app::Config;
 use ocular_models::classifier;
-use ocular_server::Config;
 
 #[derive(Debug, Args)]
 pub struct PredictArgs {

@@ -1,12 +1,12 @@
 //! `ocular purge`: runs the retention sweep once (expired analyses, analysis photos past
 //! their retention, product photos no product shows) and prints what went. The server runs
-//! the same sweep every 10 minutes (`ocular_server::retention`); this is for cron, for a
+//! the same sweep every 10 minutes (`ocular_server::retention::run`); this is for cron, for a
 //! replica set that should sweep from one place, and for before a backup. Storage only: never
 //! loads a model.
 
 use anyhow::Context;
-use ocular_server::Config;
-use ocular_server::retention::{self, Policy};
+use ocular_app::Config;
+use ocular_app::retention::{self, Policy};
 
 pub fn run(config: &Config) -> anyhow::Result<()> {
     let store = super::open_store(config)?;

@@ -3,8 +3,8 @@
 //! reloads the affected indexes itself.
 
 use clap::{Args, ValueEnum};
+use ocular_app::Config;
 use ocular_search::reindex::{self, Which};
-use ocular_server::Config;
 
 use super::import::Bar;
 use super::search::SearchContext;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
+use ocular_app::{Config, search_models};
 use ocular_search::{Catalog, CatalogOptions, Embedders, ImageLoader, SearchOptions, SearchResults};
-use ocular_server::{Config, search_models};
 
 /// A catalog over the configured store and models, with its embedders loaded.
 pub struct SearchContext {
@@ -40,7 +40,7 @@ impl SearchContext {
 
     /// Loads photos from files and, through the SSRF-guarded fetcher, from URLs.
     pub fn loader(&self, config: &Config) -> anyhow::Result<ImageLoader> {
-        let fetcher = ocular_server::search::fetcher(config).context("building the URL fetcher")?;
+        let fetcher = ocular_app::catalog::fetcher(config).context("building the URL fetcher")?;
         Ok(ImageLoader::with_fetcher(self.limits, fetcher, self.runtime.handle().clone()))
     }
 }
@@ -86,7 +86,7 @@ pub fn run(config: &Config, args: SearchArgs) -> anyhow::Result<()> {
         let bytes = match (&args.image, &args.url) {
             (Some(path), _) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
             (None, Some(url)) => {
-                let fetcher = ocular_server::search::fetcher(config).context("building the URL fetcher")?;
+                let fetcher = ocular_app::catalog::fetcher(config).context("building the URL fetcher")?;
                 cx.runtime.block_on(fetcher.fetch_image(url))?.bytes.to_vec()
             }
             (None, None) => anyhow::bail!("give --image, --url or --text"),

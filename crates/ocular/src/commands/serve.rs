@@ -6,9 +6,10 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use ocular_app::{Config, search_models};
 use ocular_models::RegistryOptions;
 use ocular_models::session::SessionOptions;
-use ocular_server::{AppState, Config, search_models};
+use ocular_server::AppState;
 
 pub fn run(config: Config) -> anyhow::Result<()> {
     // Request handling gets the same thread budget as inference (`Config::threads`): with
@@ -44,7 +45,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // CPU quota, unless --intra-threads says otherwise).
     ocular_models::runtime::share_threads(options.session.intra_threads);
     ocular_models::session::set_max_batch(config.inference_batch);
-    ocular_server::memory::spawn_idle_trim().context("starting the idle-trim thread")?;
+    ocular_app::memory::spawn_idle_trim().context("starting the idle-trim thread")?;
     let registry = search_models::discover(options, config.search_models, config.precisions())
         .context("reading model manifests")?;
     // A chosen search model that is not installed stops start-up (the default models being
@@ -71,7 +72,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tokio::spawn(async move {
             let started = std::time::Instant::now();
             let errors = registry.preload_all().await;
-            let rss = ocular_server::memory::usage().rss_bytes.unwrap_or(0);
+            let rss = ocular_app::memory::usage().rss_bytes.unwrap_or(0);
             if errors.is_empty() {
                 tracing::info!(
                     duration_ms = started.elapsed().as_millis() as u64,
@@ -94,7 +95,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 tick.tick().await;
                 let unloaded = registry.unload_idle(idle);
                 if !unloaded.is_empty() {
-                    let rss = ocular_server::memory::usage().rss_bytes.unwrap_or(0);
+                    let rss = ocular_app::memory::usage().rss_bytes.unwrap_or(0);
                     tracing::info!(models = ?unloaded, rss_bytes = rss, "idle models unloaded");
                 }
             }

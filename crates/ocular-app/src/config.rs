@@ -56,8 +56,8 @@ pub struct Config {
     /// The in-memory vector index: `auto` (int8 codes below 50,000 products at start, one-bit
     /// compact codes from there), `int8` (fastest, ~2.2 KB per product) or `compact` (~150 B per
     /// product, f32 vectors in a mapped file in TMPDIR).
-    #[arg(long, env = "OCULAR_INDEX", value_enum, default_value_t = crate::search::IndexChoice::Auto, global = true)]
-    pub index: crate::search::IndexChoice,
+    #[arg(long, env = "OCULAR_INDEX", value_enum, default_value_t = crate::catalog::IndexChoice::Auto, global = true)]
+    pub index: crate::catalog::IndexChoice,
 
     /// Models behind product search: `default` (EfficientNet-Lite0 + MiniLM, ConSE for
     /// text-to-image) or `clip` (the CLIP towers installed by `ocular models import-clip`; the
@@ -122,13 +122,13 @@ pub struct Config {
 
     /// Largest accepted JSON body, in bytes (products, searches, texts to embed); larger ones
     /// are 413 before they are read.
-    #[arg(long, env = "OCULAR_MAX_JSON_BYTES", default_value_t = crate::json::DEFAULT_MAX_JSON_BYTES, global = true)]
+    #[arg(long, env = "OCULAR_MAX_JSON_BYTES", default_value_t = DEFAULT_MAX_JSON_BYTES, global = true)]
     pub max_json_bytes: usize,
 
     /// Request body bytes held in memory at once by all requests together; a body arriving
     /// while they are all taken is refused with 503 `body_budget_exceeded`. At least
     /// MAX_BODY_BYTES.
-    #[arg(long, env = "OCULAR_MAX_INFLIGHT_BODY_BYTES", default_value_t = crate::limits::DEFAULT_INFLIGHT_BODY_BYTES, global = true)]
+    #[arg(long, env = "OCULAR_MAX_INFLIGHT_BODY_BYTES", default_value_t = DEFAULT_INFLIGHT_BODY_BYTES, global = true)]
     pub max_inflight_body_bytes: usize,
 
     /// Open client connections at once; more wait in the kernel's accept queue.
@@ -138,6 +138,17 @@ pub struct Config {
     /// Largest accepted image, in decoded pixels (checked before decoding).
     #[arg(long, env = "OCULAR_MAX_IMAGE_PIXELS", default_value_t = 40_000_000, global = true)]
     pub max_image_pixels: u64,
+
+    /// Largest catalog file `POST /api/v1/imports` accepts, in bytes; it is spooled to the data
+    /// directory as it arrives, never held in memory (the upload must still arrive within
+    /// REQUEST_TIMEOUT_S).
+    #[arg(long, env = "OCULAR_MAX_IMPORT_BYTES", default_value_t = 1 << 30, global = true)]
+    pub max_import_bytes: u64,
+
+    /// Import jobs (`POST /api/v1/imports`) run at once; one more is refused with 503
+    /// `import_busy` and Retry-After.
+    #[arg(long, env = "OCULAR_MAX_IMPORT_JOBS", default_value_t = 1, global = true)]
+    pub max_import_jobs: usize,
 
     /// Deadline for a whole request, in seconds.
     #[arg(long, env = "OCULAR_REQUEST_TIMEOUT_S", default_value_t = 30, global = true)]
@@ -209,6 +220,13 @@ impl std::fmt::Debug for Config {
         write!(f, "Config {}", self.redacted())
     }
 }
+
+/// Default of `OCULAR_MAX_JSON_BYTES` (the server's `json.rs` enforces it).
+pub const DEFAULT_MAX_JSON_BYTES: usize = 64 * 1024;
+
+/// Default of `OCULAR_MAX_INFLIGHT_BODY_BYTES` (the server's `limits.rs` enforces it): three
+/// largest-possible uploads, or dozens of phone photos, at once.
+pub const DEFAULT_INFLIGHT_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// The largest `--inference-batch` accepted.
 pub const MAX_INFERENCE_BATCH: usize = 64;
@@ -350,7 +368,7 @@ impl Config {
         if let Err(e) = ocular_fetch::AllowList::parse(&self.url_allow) {
             problems.push(format!("OCULAR_URL_ALLOW: {e}"));
         }
-        if let Err(e) = crate::cors::parse_origins(&self.cors_origins) {
+        if let Err(e) = crate::origins::parse_origins(&self.cors_origins) {
             problems.push(format!("OCULAR_CORS_ORIGINS: {e}"));
         }
         if self.api_key.as_deref().is_some_and(|k| k.len() < 16) {

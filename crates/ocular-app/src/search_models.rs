@@ -18,11 +18,7 @@ use ocular_models::{ModelError, Precisions, Registry, RegistryOptions};
 use ocular_search::EmbedderProvider;
 use ocular_search::embed::clip::{ClipProvider, ClipSetupError};
 use ocular_search::embed::default::DefaultProvider;
-use ocular_search::embed::{SPACES, model_of};
 use serde::Serialize;
-use serde_json::{Value, json};
-
-use crate::state::AppState;
 
 /// The `--search-models` choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
@@ -94,20 +90,4 @@ pub fn leave_out_unused(
     let keep: Vec<String> = registry.statuses().into_iter().map(|s| s.name).filter(|n| !unused.contains(n)).collect();
     tracing::info!(search.models = choice.as_str(), left_out = ?unused, "search models not used by this configuration");
     Registry::discover_with(RegistryOptions { enabled: Some(keep), ..options }, precisions)
-}
-
-/// `/health?verbose=1`'s `search_models`: the choice, the spaces no installed model fills,
-/// and whether any space waits for `ocular reindex` (the model of each space and its state are
-/// in `search`).
-pub fn health(state: &AppState) -> Value {
-    let catalog = state.catalog.as_ref();
-    let models = catalog.map(|c| c.models()).unwrap_or_default();
-    let unfilled: Vec<&str> = SPACES.into_iter().filter(|s| model_of(&models, s).is_none()).collect();
-    json!({
-        "configured": state.config.search_models.as_str(),
-        "enabled": catalog.is_some(),
-        "unfilled_spaces": unfilled,
-        "reindex_required": catalog.is_some_and(|c| c.reindex_required()),
-        "zero_shot_labels": state.config.search_models == SearchModels::Clip && state.registry.clip_text.is_some(),
-    })
 }
