@@ -19,12 +19,21 @@
 #                   distance, reordered by the full f32 vectors
 # Index sizes come from pg_relation_size. Everything lives in schema pgq17, dropped at the end.
 # Latency is measured inside the server (clock_timestamp around EXECUTE): no client round trip.
+#
+# For large runs: BINARY=0 skips the binary index (unusable at 100k, see docs/BENCHMARKS.md),
+# EF="40 100 200" sets the ef_search values tried for both HNSW indexes, MWM the session's
+# maintenance_work_mem (default 1GB; an HNSW graph larger than it is built much more slowly).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${1:-100000}
 QUERIES=${2:-50}
 SPACES=${3:-"image:1280 text:384"}
 DATA=${DATA:-clustered}
+BINARY=${BINARY:-1}
+EF=${EF:-"40 100"}
+MWM=${MWM:-1GB}
+[[ $MWM =~ ^[0-9]+[kMG]B$ ]] || { echo "MWM must look like 1GB" >&2; exit 2; }
+for ef in $EF; do [[ $ef =~ ^[0-9]+$ ]] || { echo "EF must be integers" >&2; exit 2; }; done
 URL=${OCULAR_TEST_DATABASE_URL:-$(scripts/pg-test-server.sh url)}
 PSQL="$(scripts/pg-test-server.sh bin)/psql"
 psql() { "$PSQL" "$URL" -X -v ON_ERROR_STOP=1 -q "$@"; }
@@ -91,12 +100,43 @@ CREATE UNLOGGED TABLE ${name}_q AS SELECT i AS qid, $vec AS v, NULL::int[] AS gt
 GEN
 }
 
+binary_build() {
+  [[ $BINARY == 1 ]] || return 0
+  echo '\echo build binary HNSW:'
+  echo "CREATE INDEX ${name}_bit ON ${name} USING hnsw ((binary_quantize(v)::bit($D)) bit_hamming_ops) WITH (m = 16, ef_construction = 64);"
+}
+binary_explain() {
+  [[ $BINARY == 1 ]] || return 0
+  echo "EXPLAIN (COSTS OFF) SELECT id FROM (SELECT id, v FROM ${name} ORDER BY binary_quantize(v)::bit($D) <~> binary_quantize((SELECT v FROM ${name}_q LIMIT 1)) LIMIT 100) c ORDER BY v <#> (SELECT v FROM ${name}_q LIMIT 1) LIMIT 10;"
+}
+# The measured searches, one UNION ALL of measure() rows.
+measures() {
+  local t="pgq17.%I" rows=()
+  rows+=("measure('${name}', 'exact f32 (seq scan)', 'SELECT id FROM $t ORDER BY inner_product(v, \$1) DESC LIMIT 10', 40)")
+  for ef in $EF; do
+    rows+=("measure('${name}', 'f32 HNSW ef $ef', 'SELECT id FROM $t ORDER BY v <#> \$1 LIMIT 10', $ef)")
+  done
+  for ef in $EF; do
+    rows+=("measure('${name}', 'halfvec HNSW ef $ef', 'SELECT id FROM $t ORDER BY v::halfvec($D) <#> \$1::halfvec($D) LIMIT 10', $ef)")
+  done
+  rows+=("measure('${name}', 'halfvec HNSW top 40 + f32 rescore', 'SELECT id FROM (SELECT id, v FROM $t ORDER BY v::halfvec($D) <#> \$1::halfvec($D) LIMIT 40) c ORDER BY v <#> \$1 LIMIT 10', 40)")
+  if [[ $BINARY == 1 ]]; then
+    for c in 40 100 200 400; do
+      rows+=("measure('${name}', 'binary HNSW top $c + rescore', 'SELECT id FROM (SELECT id, v FROM $t ORDER BY binary_quantize(v)::bit($D) <~> binary_quantize(\$1) LIMIT $c) c ORDER BY v <#> \$1 LIMIT 10', $c)")
+    done
+  fi
+  local first=1
+  for r in "${rows[@]}"; do
+    if ((first)); then printf 'SELECT * FROM %s\n' "$r"; first=0; else printf 'UNION ALL SELECT * FROM %s\n' "$r"; fi
+  done
+}
+
 for sp in $SPACES; do
   name=${sp%%:*}; D=${sp##*:}
   echo
   echo "## $name space: $ROWS x $D"
   psql <<SQL
-SET maintenance_work_mem = '1GB';
+SET maintenance_work_mem = '$MWM';
 SET search_path = pgq17, public;
 \o /dev/null
 SELECT setseed(0.17);
@@ -109,8 +149,7 @@ UPDATE ${name}_q q SET gt = (SELECT array_agg(id) FROM (SELECT id FROM ${name} O
 CREATE INDEX ${name}_f32 ON ${name} USING hnsw (v vector_ip_ops) WITH (m = 16, ef_construction = 64);
 \echo build halfvec HNSW:
 CREATE INDEX ${name}_half ON ${name} USING hnsw ((v::halfvec($D)) halfvec_ip_ops) WITH (m = 16, ef_construction = 64);
-\echo build binary HNSW:
-CREATE INDEX ${name}_bit ON ${name} USING hnsw ((binary_quantize(v)::bit($D)) bit_hamming_ops) WITH (m = 16, ef_construction = 64);
+$(binary_build)
 \timing off
 ANALYZE ${name};
 SELECT c.relname AS relation, pg_size_pretty(pg_table_size(c.oid)) AS size, pg_table_size(c.oid) AS bytes,
@@ -119,17 +158,8 @@ FROM pg_class c WHERE c.relnamespace = 'pgq17'::regnamespace AND c.relname IN ('
 ORDER BY bytes DESC;
 -- The plans: each approximate query must use its own index.
 EXPLAIN (COSTS OFF) SELECT id FROM ${name} ORDER BY v::halfvec($D) <#> (SELECT v FROM ${name}_q LIMIT 1)::halfvec($D) LIMIT 10;
-EXPLAIN (COSTS OFF) SELECT id FROM (SELECT id, v FROM ${name} ORDER BY binary_quantize(v)::bit($D) <~> binary_quantize((SELECT v FROM ${name}_q LIMIT 1)) LIMIT 100) c ORDER BY v <#> (SELECT v FROM ${name}_q LIMIT 1) LIMIT 10;
-SELECT * FROM measure('${name}', 'exact f32 (seq scan)', 'SELECT id FROM pgq17.%I ORDER BY inner_product(v, \$1) DESC LIMIT 10', 40)
-UNION ALL SELECT * FROM measure('${name}', 'f32 HNSW ef 40 (store today)', 'SELECT id FROM pgq17.%I ORDER BY v <#> \$1 LIMIT 10', 40)
-UNION ALL SELECT * FROM measure('${name}', 'f32 HNSW ef 100', 'SELECT id FROM pgq17.%I ORDER BY v <#> \$1 LIMIT 10', 100)
-UNION ALL SELECT * FROM measure('${name}', 'halfvec HNSW ef 40', 'SELECT id FROM pgq17.%I ORDER BY v::halfvec($D) <#> \$1::halfvec($D) LIMIT 10', 40)
-UNION ALL SELECT * FROM measure('${name}', 'halfvec HNSW ef 100', 'SELECT id FROM pgq17.%I ORDER BY v::halfvec($D) <#> \$1::halfvec($D) LIMIT 10', 100)
-UNION ALL SELECT * FROM measure('${name}', 'halfvec HNSW top 40 + f32 rescore', 'SELECT id FROM (SELECT id, v FROM pgq17.%I ORDER BY v::halfvec($D) <#> \$1::halfvec($D) LIMIT 40) c ORDER BY v <#> \$1 LIMIT 10', 40)
-UNION ALL SELECT * FROM measure('${name}', 'binary HNSW top 40 + rescore', 'SELECT id FROM (SELECT id, v FROM pgq17.%I ORDER BY binary_quantize(v)::bit($D) <~> binary_quantize(\$1) LIMIT 40) c ORDER BY v <#> \$1 LIMIT 10', 40)
-UNION ALL SELECT * FROM measure('${name}', 'binary HNSW top 100 + rescore', 'SELECT id FROM (SELECT id, v FROM pgq17.%I ORDER BY binary_quantize(v)::bit($D) <~> binary_quantize(\$1) LIMIT 100) c ORDER BY v <#> \$1 LIMIT 10', 100)
-UNION ALL SELECT * FROM measure('${name}', 'binary HNSW top 200 + rescore', 'SELECT id FROM (SELECT id, v FROM pgq17.%I ORDER BY binary_quantize(v)::bit($D) <~> binary_quantize(\$1) LIMIT 200) c ORDER BY v <#> \$1 LIMIT 10', 200)
-UNION ALL SELECT * FROM measure('${name}', 'binary HNSW top 400 + rescore', 'SELECT id FROM (SELECT id, v FROM pgq17.%I ORDER BY binary_quantize(v)::bit($D) <~> binary_quantize(\$1) LIMIT 400) c ORDER BY v <#> \$1 LIMIT 10', 400);
+$(binary_explain)
+$(measures);
 DROP TABLE ${name}, ${name}_c, ${name}_q;
 SQL
 done

@@ -7,11 +7,26 @@
 //! no second copy that could lag. [`VectorIndex::upsert`] and [`VectorIndex::remove`] therefore
 //! write nothing: the store's write *is* the index write (upsert still validates its input).
 //!
-//! The index: one partial HNSW index per (space, dimension) over the normalised vector,
-//! `hnsw ((l2_normalize(vector)::vector(DIM)) vector_ip_ops) WHERE space = … AND dim = …`,
-//! made by [`PgVectorIndex::ensure_index`]. Inner product on unit vectors is cosine similarity,
-//! the score the in-memory index returns; stored vectors stay as written (bit-exact reads).
-//! Without the index every search is an exact sequential scan: correct, only slower.
+//! The index: one partial HNSW index per (space, dimension) over the normalised vector in half
+//! precision, `hnsw ((l2_normalize(vector)::halfvec(DIM)) halfvec_ip_ops) WHERE space = … AND
+//! dim = …`, made by [`PgVectorIndex::ensure_index`]. Inner product on unit vectors is cosine
+//! similarity, the score the in-memory index returns; stored vectors stay f32 as written
+//! (bit-exact reads). Without the index every search is an exact sequential scan: correct,
+//! only slower.
+//!
+//! Why halfvec (issue 17, docs/BENCHMARKS.md "PostgreSQL: halfvec"): at 100k and 1M vectors
+//! the 16-bit index is half the size of the f32 one at the same recall@10 and the same or lower
+//! latency; recall is bounded by the graph walk, not by 16-bit precision. An expression index
+//! rather than a halfvec column: the f32 column stays the one copy, and the few rows the graph
+//! returns are rescored with it, so scores are exact f32 cosines (as from an exact scan and the
+//! in-memory index), not 16-bit ones. Binary quantisation was measured and rejected (recall
+//! 0.04–0.66 even with 400 rescored candidates).
+//!
+//! Upgrading: databases indexed before issue 17 have an f32 index, named
+//! `product_embeddings_hnsw_SPACE_DIM`. [`PgVectorIndex::ensure_index`] builds the halfvec one
+//! beside it (concurrently, writes go on) and drops the f32 one only once the new one is valid;
+//! no migration does it, because a migration runs in one transaction and would hold product
+//! writes for the whole build (minutes per million vectors, hours at 10M).
 //!
 //! Filters: the trait's filter is a callback on ids, which SQL cannot see, so
 //! [`VectorIndex::search`] with a filter fetches growing batches of nearest neighbours and
@@ -102,21 +117,28 @@ impl PgVectorIndex {
         &self.model
     }
 
-    fn index_name(&self) -> String {
+    /// The name of this (space, dimension)'s HNSW index.
+    pub fn index_name(&self) -> String {
+        format!("product_embeddings_half_{}_{}", self.space, self.dim)
+    }
+
+    /// The f32 index that databases built before issue 17 have instead (see the module docs).
+    fn legacy_index_name(&self) -> String {
         format!("product_embeddings_hnsw_{}_{}", self.space, self.dim)
     }
 
     /// The indexed expression; queries must spell it exactly so the planner can use the index.
     fn expression(&self) -> String {
-        format!("(l2_normalize(e.vector)::vector({}))", self.dim)
+        format!("(l2_normalize(e.vector)::halfvec({}))", self.dim)
     }
 
     /// Creates the HNSW index of this (space, dimension) unless it exists; returns whether it
     /// built one. Idempotent and safe from several replicas at once (an advisory lock lets one
     /// build while the others wait and then find it). Built `CONCURRENTLY`, so product writes
     /// go on during a long build (minutes for 100k × 1280 on two cores); an invalid index left
-    /// by an interrupted build is dropped and rebuilt. Call it at start-up before reporting
-    /// ready, or from `ocular migrate` once the models are known.
+    /// by an interrupted build is dropped and rebuilt. Once the index is valid, the f32 index
+    /// of a database from before issue 17 is dropped (module docs). Call it at start-up before
+    /// reporting ready, or from `ocular migrate` once the models are known.
     pub fn ensure_index(&self) -> Result<bool, StoreError> {
         let name = self.index_name();
         let conn = self.store.pool.get()?;
@@ -139,20 +161,29 @@ impl PgVectorIndex {
                 )?
                 .map(|r| r.try_get(0))
                 .transpose()?;
-            match state {
-                Some(true) => return Ok(false),
-                Some(false) => db.batch(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))?,
-                None => {}
+            let build = match state {
+                Some(true) => false,
+                Some(false) => {
+                    db.batch(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))?;
+                    true
+                }
+                None => true,
+            };
+            if build {
+                let (m, efc) = (self.config.m.clamp(2, 100), self.config.ef_construction.clamp(4, 1000));
+                db.batch(&format!(
+                    "CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON product_embeddings
+                     USING hnsw ((l2_normalize(vector)::halfvec({dim})) halfvec_ip_ops)
+                     WITH (m = {m}, ef_construction = {efc})
+                     WHERE space = '{space}' AND dim = {dim}",
+                    dim = self.dim,
+                    space = self.space,
+                ))?;
             }
-            let (m, efc) = (self.config.m.clamp(2, 100), self.config.ef_construction.clamp(4, 1000));
-            db.batch(&format!(
-                "CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON product_embeddings
-                 USING hnsw ((l2_normalize(vector)::vector({dim})) vector_ip_ops) WITH (m = {m}, ef_construction = {efc})
-                 WHERE space = '{space}' AND dim = {dim}",
-                dim = self.dim,
-                space = self.space,
-            ))?;
-            Ok(true)
+            // Only now: until the halfvec index is valid, replicas of the previous release
+            // still search with the f32 one. A no-op on every later start.
+            db.batch(&format!("DROP INDEX CONCURRENTLY IF EXISTS {}", self.legacy_index_name()))?;
+            Ok(build)
         })();
         // Released on every path; a lost connection releases it too.
         let unlocked = db.query(&format!("SELECT pg_advisory_unlock({})", super::LOCK_KEY), &[&key]);
@@ -175,35 +206,21 @@ impl PgVectorIndex {
         self.nearest(&unit, k, filter).map_err(backend)
     }
 
+    /// PostgreSQL's plan (`EXPLAIN`, no costs) for the query a search for the `k` nearest to
+    /// `query` passing `filter` runs: shows whether the HNSW index serves it (the plan names
+    /// [`Self::index_name`]) or a sequential scan does.
+    pub fn explain(&self, query: &[f32], k: usize, filter: &ProductFilter) -> Result<String, StoreError> {
+        let unit = normalized(query, self.dim).map_err(|e| StoreError::invalid("query", e.to_string()))?;
+        let (sql, args) = self.query(&unit, k.max(1), filter)?;
+        let conn = self.store.pool.get()?;
+        let rows = super::pool::wait(conn.client.query_typed(&format!("EXPLAIN (COSTS OFF) {sql}"), &args.typed()))?;
+        let lines: Result<Vec<String>, _> = rows.iter().map(|r| r.try_get::<_, String>(0)).collect();
+        Ok(lines?.join("\n"))
+    }
+
     /// One query for the `limit` nearest rows passing `filter`, in one round trip.
     fn nearest(&self, unit: &[f32], limit: usize, filter: &ProductFilter) -> Result<Vec<Hit>, StoreError> {
-        let mut args = Args::default();
-        let q = args.push(unit.to_vec());
-        let model = args.push(self.model.clone());
-        let cond = filter_sql(filter, &mut args)?;
-        let join = if cond.is_empty() { "" } else { "JOIN products p ON p.seq = e.product_seq" };
-        let expr = self.expression();
-        let (space, dim) = (&self.space, self.dim);
-        let limit = limit.min(i64::MAX as usize);
-        let sql = match self.config.mode {
-            // Relaxed iterative scans may return rows slightly out of order: the outer query
-            // restores exact order (and key order among ties) over the few rows found.
-            PgSearchMode::Hnsw => format!(
-                "WITH hits AS MATERIALIZED (
-                     SELECT e.product_seq, {expr} <#> {q}::real[]::vector({dim}) AS d
-                     FROM product_embeddings e {join}
-                     WHERE e.space = '{space}' AND e.dim = {dim} AND e.model = {model}{cond}
-                     ORDER BY d LIMIT {limit})
-                 SELECT product_seq, -d FROM hits ORDER BY d, product_seq"
-            ),
-            // A function call, not the indexed operator: the planner cannot use the index.
-            PgSearchMode::Exact => format!(
-                "SELECT e.product_seq, inner_product(l2_normalize(e.vector), {q}::real[]::vector) AS s
-                 FROM product_embeddings e {join}
-                 WHERE e.space = '{space}' AND e.dim = {dim} AND e.model = {model}{cond}
-                 ORDER BY s DESC, e.product_seq LIMIT {limit}"
-            ),
-        };
+        let (sql, args) = self.query(unit, limit, filter)?;
         let conn = self.store.pool.get()?;
         let ef = self.config.ef_search.max(u32::try_from(limit).unwrap_or(u32::MAX)).clamp(1, MAX_EF_SEARCH);
         if self.config.mode == PgSearchMode::Hnsw && conn.ef_search.get() != Some(ef) {
@@ -219,6 +236,40 @@ impl PgVectorIndex {
                 Ok(Hit { id: product_key(r.try_get(0)?)?.0, score: score as f32 })
             })
             .collect()
+    }
+
+    /// The SQL (and its parameters) of a search for the `limit` nearest rows passing `filter`.
+    fn query(&self, unit: &[f32], limit: usize, filter: &ProductFilter) -> Result<(String, Args), StoreError> {
+        let mut args = Args::default();
+        let q = args.push(unit.to_vec());
+        let model = args.push(self.model.clone());
+        let cond = filter_sql(filter, &mut args)?;
+        let join = if cond.is_empty() { "" } else { "JOIN products p ON p.seq = e.product_seq" };
+        let expr = self.expression();
+        let (space, dim) = (&self.space, self.dim);
+        let limit = limit.min(i64::MAX as usize);
+        let sql = match self.config.mode {
+            // The graph walk ranks by 16-bit vectors (and relaxed iterative scans may return
+            // rows slightly out of order): the outer query rescores the few rows found with the
+            // f32 vectors, so scores and order are exact over them (ties by key).
+            PgSearchMode::Hnsw => format!(
+                "WITH hits AS MATERIALIZED (
+                     SELECT e.product_seq, e.vector, {expr} <#> {q}::real[]::halfvec({dim}) AS d
+                     FROM product_embeddings e {join}
+                     WHERE e.space = '{space}' AND e.dim = {dim} AND e.model = {model}{cond}
+                     ORDER BY d LIMIT {limit})
+                 SELECT product_seq, inner_product(l2_normalize(vector), {q}::real[]::vector) AS s
+                 FROM hits ORDER BY s DESC, product_seq"
+            ),
+            // A function call, not the indexed operator: the planner cannot use the index.
+            PgSearchMode::Exact => format!(
+                "SELECT e.product_seq, inner_product(l2_normalize(e.vector), {q}::real[]::vector) AS s
+                 FROM product_embeddings e {join}
+                 WHERE e.space = '{space}' AND e.dim = {dim} AND e.model = {model}{cond}
+                 ORDER BY s DESC, e.product_seq LIMIT {limit}"
+            ),
+        };
+        Ok((sql, args))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Vector search through pgvector against brute force: exact with a sequential scan, recall@10
-//! ≥ 0.99 through HNSW; SQL filters and callback filters; the index's own contract.
+//! ≥ 0.99 through HNSW; SQL filters and callback filters; the index's own contract; the upgrade
+//! of an f32 index from before issue 17 to the halfvec one, with the plans that use it.
 
 use std::collections::HashSet;
 
@@ -7,7 +8,7 @@ use ocular_index::{IndexError, VectorIndex};
 use ocular_store::postgres::{PgIndexConfig, PgSearchMode, PgStore, PgVectorIndex};
 use ocular_store::{Embedding, EmbeddingUpdate, NewProduct, ProductFilter, ProductWrite, Store};
 
-use super::{Schema, url};
+use super::{Schema, admin, url};
 use crate::conformance::{product, vector};
 
 const DIM: usize = 96;
@@ -216,4 +217,85 @@ fn the_index_contract() {
     assert_eq!(index.memory_bytes(), 0);
     assert!(index.search(&[1.0, 0.0, 0.0], 0, None).unwrap().is_empty());
     assert!(PgVectorIndex::new(pg, "bad space", MODEL, 3, PgIndexConfig::default()).is_err());
+}
+
+/// The names of the indexes on `product_embeddings` in the schema `url` is confined to.
+fn embedding_indexes(url: &str) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+        let driver = tokio::spawn(conn);
+        let rows = client
+            .query(
+                "SELECT indexrelid::regclass::text FROM pg_index
+                 WHERE indrelid = 'product_embeddings'::regclass AND indisvalid ORDER BY 1",
+                &[],
+            )
+            .await
+            .unwrap();
+        drop(client);
+        let _ = driver.await;
+        rows.iter().map(|r| r.get::<_, String>(0)).collect()
+    })
+}
+
+/// A database from before issue 17 (its vectors in an f32 HNSW index under the name it had
+/// then) upgrades: `ensure_index` builds the halfvec index, drops the f32 one, and searches run
+/// on the new index (the plan names it) with exact f32 scores (rescored, not 16-bit ones).
+#[test]
+fn an_f32_index_from_before_is_replaced_by_the_halfvec_one_that_searches_use() {
+    let Some(server) = url() else { return };
+    let cat = catalog(&server);
+    let legacy = format!("product_embeddings_hnsw_image_{DIM}");
+    // The statement `ensure_index` ran before issue 17, word for word.
+    admin(
+        &cat.schema.url,
+        &format!(
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS {legacy} ON product_embeddings
+             USING hnsw ((l2_normalize(vector)::vector({DIM})) vector_ip_ops) WITH (m = 16, ef_construction = 64)
+             WHERE space = 'image' AND dim = {DIM}"
+        ),
+    );
+    let hnsw = cat.index(PgSearchMode::Hnsw, 40);
+    let half = hnsw.index_name();
+    let all = ProductFilter::default();
+    let rare = ProductFilter { category: Some("rare".into()), ..Default::default() };
+    let q = &queries()[0];
+    let before = hnsw.explain(q, 10, &all).unwrap();
+    assert!(
+        !before.contains(&legacy) && !before.contains(&half),
+        "the f32 index cannot serve the halfvec ordering:\n{before}"
+    );
+    assert!(embedding_indexes(&cat.schema.url).contains(&legacy));
+
+    assert!(hnsw.ensure_index().unwrap(), "the halfvec index is built beside the old one");
+    let indexes = embedding_indexes(&cat.schema.url);
+    assert!(indexes.contains(&half) && !indexes.contains(&legacy), "{indexes:?}");
+    assert!(!hnsw.ensure_index().unwrap(), "found the second time");
+    for filter in [&all, &rare] {
+        let plan = hnsw.explain(q, 10, filter).unwrap();
+        assert!(plan.contains(&format!("Index Scan using {half} on product_embeddings")), "{plan}");
+        assert!(plan.contains(&format!("::halfvec({DIM}) <#>")), "ordered by the indexed expression:\n{plan}");
+    }
+    let exact = cat.index(PgSearchMode::Exact, 40);
+    let plan = exact.explain(q, 10, &all).unwrap();
+    assert!(!plan.contains(&half), "exact mode never uses the HNSW index:\n{plan}");
+
+    // Rescored: every hit's score is its f32 cosine to 1e-5 (a halfvec score is off by ~1e-3),
+    // and recall holds on the upgraded index.
+    let cosine: std::collections::HashMap<u64, &Vec<f64>> = cat.rows.iter().map(|r| (r.0, &r.3)).collect();
+    let (mut found, mut wanted) = (0, 0);
+    for q in queries() {
+        let unit_q = unit(&q);
+        let got = hnsw.search(&q, 10, None).unwrap();
+        for h in &got {
+            let want: f64 = cosine[&h.id].iter().zip(&unit_q).map(|(a, b)| a * b).sum();
+            assert!((f64::from(h.score) - want).abs() < 1e-5, "score {} vs f32 cosine {want}", h.score);
+        }
+        assert!(got.windows(2).all(|w| w[0].score >= w[1].score), "best first");
+        let (f, w) = recall(&got, &cat.brute(&q, 10, |_| true));
+        (found, wanted) = (found + f, wanted + w);
+    }
+    let r = found as f64 / wanted as f64;
+    assert!(r >= 0.99, "recall@10 after the upgrade = {r:.4}");
 }
