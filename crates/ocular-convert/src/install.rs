@@ -348,12 +348,13 @@ pub fn import_keras(
     extra["layers"] = converted.layers.into();
     extra["parameters"] = converted.params.into();
     let digest = fetch::sha256_file(file)?;
+    let version = imported_version(converted.keras_version.as_deref(), &digest, &opts, &plan);
     let name = opts.name.as_str();
     let dest = publish(models_dir, name, |dir| {
         let files = crate::keras::write_model_dir(&converted, dir).map_err(convert_err("imported Keras model"))?;
         Ok(Manifest {
             name: name.into(),
-            version: converted.keras_version.clone().map_or_else(|| "imported".into(), |v| format!("keras-{v}")),
+            version: version.clone(),
             kind: opts.kind,
             source: Some(Source {
                 package: "local file".into(),
@@ -374,6 +375,29 @@ pub fn import_keras(
         })
     })?;
     Ok((dest, converted))
+}
+
+/// The version of an imported model: the Keras version that saved it and 12 hex digits of a
+/// digest over the source file and every serving choice (kind, labels, pixel recipe, Grad-CAM).
+/// A re-import with `--replace` of another file, or of the same file with other labels, gets
+/// another version, so a running server's reload sees the change and the analyses and
+/// predictions made before and after it stay told apart (`ocular_models::reload`).
+fn imported_version(
+    keras_version: Option<&str>,
+    source_sha256: &str,
+    opts: &crate::import::ImportOptions,
+    plan: &crate::import::Plan,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let choices = serde_json::json!({
+        "source": source_sha256,
+        "kind": opts.kind.as_str(),
+        "labels": plan.labels,
+        "image": plan.image,
+        "gradcam": format!("{:?}", opts.gradcam),
+    });
+    let digest = hex::encode(Sha256::digest(choices.to_string().as_bytes()));
+    format!("{}-{}", keras_version.map_or_else(|| "imported".into(), |v| format!("keras-{v}")), &digest[..12])
 }
 
 /// `ocular models fetch clip`: downloads a CLIP export (transformers.js layout) from the base

@@ -21,6 +21,7 @@ pub mod image_classifier;
 pub mod lanes;
 pub mod load_gate;
 pub mod registry;
+pub mod reload;
 pub mod report;
 pub mod runtime;
 pub mod self_check;

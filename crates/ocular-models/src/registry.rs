@@ -65,6 +65,11 @@ pub struct ModelStatus {
     pub loads: usize,
     /// Times it was unloaded for being idle.
     pub unloads: usize,
+    /// Times a replaced model was loaded and swapped in (`crate::reload`).
+    pub reloads: usize,
+    /// Why the last reload failed (the model loaded before it keeps serving); cleared by the
+    /// next reload that succeeds.
+    pub reload_error: Option<String>,
 }
 
 /// Everything a model needs to load itself.
@@ -160,7 +165,7 @@ fn cpu_has_vnni() -> bool {
 /// The manifest at `precision`: the variant's view when it is installed and passes its
 /// self-check on this CPU, else the float one (with a warning, and a [`PrecisionFallback`]
 /// when the variant exists but failed).
-fn at_precision(
+pub(crate) fn at_precision(
     dir: &Path,
     manifest: Manifest,
     precision: Precision,
@@ -251,28 +256,33 @@ fn fall_back(
 }
 
 #[derive(Debug, Default)]
-struct SlotStatus {
-    state: Option<ModelState>,
-    load_ms: Option<u64>,
-    error: Option<String>,
-    failures: u32,
-    next_retry: Option<Instant>,
+pub(crate) struct SlotStatus {
+    pub(crate) state: Option<ModelState>,
+    pub(crate) load_ms: Option<u64>,
+    pub(crate) error: Option<String>,
+    pub(crate) failures: u32,
+    pub(crate) next_retry: Option<Instant>,
+    pub(crate) reload_error: Option<String>,
 }
 
 /// One model: its manifest, its single-flight cell and its status.
 pub struct Slot<T> {
     dir: PathBuf,
-    manifest: Manifest,
-    options: Arc<RegistryOptions>,
-    current: Mutex<Option<Arc<T>>>,
-    loading: tokio::sync::Mutex<()>,
-    status: Mutex<SlotStatus>,
+    /// Swapped together with `current` by a reload (`crate::reload`); lock `current` first.
+    pub(crate) manifest: Mutex<Arc<Manifest>>,
+    /// The precision discovery chose, applied again to a reloaded manifest.
+    pub(crate) precision: Precision,
+    pub(crate) options: Arc<RegistryOptions>,
+    pub(crate) current: Mutex<Option<Arc<T>>>,
+    pub(crate) loading: tokio::sync::Mutex<()>,
+    pub(crate) status: Mutex<SlotStatus>,
     loads: AtomicUsize,
     unloads: AtomicUsize,
+    pub(crate) reloads: AtomicUsize,
     /// When a request last got the model, in ms since [`epoch`].
     last_used_ms: AtomicU64,
     /// The registry's gate every load passes (see `load_gate`); none for a slot on its own.
-    gate: Mutex<Option<Arc<LoadGate>>>,
+    pub(crate) gate: Mutex<Option<Arc<LoadGate>>>,
 }
 
 /// The process's reference instant for idle times.
@@ -286,7 +296,7 @@ fn now_ms() -> u64 {
 }
 
 /// Back-off after the n-th consecutive failure: 1 s, 2 s, 4 s ... capped at one minute.
-fn backoff(failures: u32) -> Duration {
+pub(crate) fn backoff(failures: u32) -> Duration {
     Duration::from_secs(1u64 << failures.saturating_sub(1).min(6)).min(Duration::from_secs(60))
 }
 
@@ -294,20 +304,29 @@ impl<T: Loadable> Slot<T> {
     pub fn new(dir: PathBuf, manifest: Manifest, options: Arc<RegistryOptions>) -> Self {
         Self {
             dir,
-            manifest,
+            manifest: Mutex::new(Arc::new(manifest)),
+            precision: Precision::Fp32,
             options,
             current: Mutex::new(None),
             loading: tokio::sync::Mutex::new(()),
             status: Mutex::new(SlotStatus::default()),
             loads: AtomicUsize::new(0),
             unloads: AtomicUsize::new(0),
+            reloads: AtomicUsize::new(0),
             last_used_ms: AtomicU64::new(now_ms()),
             gate: Mutex::new(None),
         }
     }
 
-    pub fn manifest(&self) -> &Manifest {
-        &self.manifest
+    /// The manifest of the model served now (a reload may replace it: hold the `Arc`, not a
+    /// borrow, across awaits).
+    pub fn manifest(&self) -> Arc<Manifest> {
+        self.manifest.lock().clone()
+    }
+
+    /// The model's name: its folder's, the same across reloads.
+    pub fn name(&self) -> String {
+        self.manifest.lock().name.clone()
     }
 
     /// The model's folder.
@@ -344,7 +363,7 @@ impl<T: Loadable> Slot<T> {
         // Another model may be loading: wait for the turn, then reserve this load's memory.
         let gate = self.gate.lock().clone();
         let _turn = match gate {
-            Some(g) => Some(g.enter(&self.manifest.name, self.load_cost()).await?),
+            Some(g) => Some(g.enter(&self.name(), self.load_cost()).await?),
             None => None,
         };
         let m = self.load_now().await?;
@@ -368,7 +387,7 @@ impl<T: Loadable> Slot<T> {
         *current = None;
         self.unloads.fetch_add(1, Ordering::SeqCst);
         self.status.lock().state = Some(ModelState::Unloaded);
-        tracing::info!(model.name = %self.manifest.name, idle_s = since / 1000, "model unloaded after being idle");
+        tracing::info!(model.name = %self.name(), idle_s = since / 1000, "model unloaded after being idle");
         true
     }
 
@@ -378,10 +397,7 @@ impl<T: Loadable> Slot<T> {
     /// counting all three made sklesion's load cost more than a 512 MiB cgroup's whole
     /// budget, so it never preloaded there.
     pub fn load_cost(&self) -> u64 {
-        let is_graph = |f: &&ocular_core::manifest::FileEntry| f.path.ends_with(".onnx");
-        let others: u64 = self.manifest.files.iter().filter(|f| !is_graph(f)).map(|f| f.bytes).sum();
-        let graph = self.manifest.files.iter().filter(is_graph).map(|f| f.bytes).max().unwrap_or(0);
-        crate::load_gate::load_cost(others + graph)
+        load_cost_of(&self.manifest())
     }
 
     fn backing_off(&self) -> Option<ModelError> {
@@ -389,7 +405,7 @@ impl<T: Loadable> Slot<T> {
         let next = st.next_retry?;
         let now = Instant::now();
         (now < next).then(|| ModelError::LoadFailed {
-            model: self.manifest.name.clone(),
+            model: self.name(),
             message: st.error.clone().unwrap_or_default(),
             retry_in_ms: (next - now).as_millis() as u64,
         })
@@ -399,9 +415,37 @@ impl<T: Loadable> Slot<T> {
         self.status.lock().state = Some(ModelState::Loading);
         self.loads.fetch_add(1, Ordering::SeqCst);
         let started = Instant::now();
-        let (dir, manifest, options) = (self.dir.clone(), self.manifest.clone(), self.options.clone());
+        let result = self.load_manifest(self.manifest()).await;
+        let elapsed = started.elapsed().as_millis() as u64;
+        let mut st = self.status.lock();
+        match &result {
+            Ok(_) => {
+                let reload_error = st.reload_error.take();
+                *st = SlotStatus {
+                    state: Some(ModelState::Ready),
+                    load_ms: Some(elapsed),
+                    reload_error,
+                    ..Default::default()
+                };
+                tracing::info!(model.name = %self.name(), load_ms = elapsed, "model ready");
+            }
+            Err(e) => {
+                st.state = Some(ModelState::Failed);
+                st.failures += 1;
+                st.error = Some(error_chain(e));
+                st.next_retry = Some(Instant::now() + backoff(st.failures));
+                tracing::error!(model.name = %self.name(), error = %error_chain(e), "model failed to load");
+            }
+        }
+        result
+    }
+
+    /// Loads `manifest`'s model from this slot's folder, warms it up, and returns it; touches
+    /// neither the cell nor the status (the lazy load and the reload decide what to do with it).
+    pub(crate) async fn load_manifest(&self, manifest: Arc<Manifest>) -> Result<Arc<T>, ModelError> {
+        let (dir, options) = (self.dir.clone(), self.options.clone());
         // Loading parses hundreds of MB and runs a warm-up inference: keep it off the runtime.
-        let result = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let runtime = OrtRuntime::get_or_init(options.ort_library.as_deref(), &options.models_dir)?;
             let ctx = LoadContext { dir: &dir, manifest: &manifest, runtime, session: options.session };
             let model = T::load(&ctx)?;
@@ -410,24 +454,16 @@ impl<T: Loadable> Slot<T> {
         })
         .await
         .map_err(ModelError::Join)
-        .and_then(|r| r);
-        let elapsed = started.elapsed().as_millis() as u64;
-        let mut st = self.status.lock();
-        match &result {
-            Ok(_) => {
-                *st = SlotStatus { state: Some(ModelState::Ready), load_ms: Some(elapsed), ..Default::default() };
-                tracing::info!(model.name = %self.manifest.name, load_ms = elapsed, "model ready");
-            }
-            Err(e) => {
-                st.state = Some(ModelState::Failed);
-                st.failures += 1;
-                st.error = Some(error_chain(e));
-                st.next_retry = Some(Instant::now() + backoff(st.failures));
-                tracing::error!(model.name = %self.manifest.name, error = %error_chain(e), "model failed to load");
-            }
-        }
-        result
+        .and_then(|r| r)
     }
+}
+
+/// The memory a load of `manifest`'s model reserves (see [`Slot::load_cost`]).
+pub(crate) fn load_cost_of(manifest: &Manifest) -> u64 {
+    let is_graph = |f: &&ocular_core::manifest::FileEntry| f.path.ends_with(".onnx");
+    let others: u64 = manifest.files.iter().filter(|f| !is_graph(f)).map(|f| f.bytes).sum();
+    let graph = manifest.files.iter().filter(is_graph).map(|f| f.bytes).max().unwrap_or(0);
+    crate::load_gate::load_cost(others + graph)
 }
 
 /// An error with its sources, for status reports that outlive the error value.
@@ -453,17 +489,20 @@ pub trait AnySlot: Send + Sync {
 
 impl<T: Loadable> AnySlot for Slot<T> {
     fn status(&self) -> ModelStatus {
+        let manifest = self.manifest();
         let st = self.status.lock();
         ModelStatus {
-            name: self.manifest.name.clone(),
-            version: self.manifest.version.clone(),
-            kind: self.manifest.kind.as_str(),
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+            kind: manifest.kind.as_str(),
             state: st.state.unwrap_or(ModelState::NotLoaded),
-            bytes: self.manifest.files.iter().map(|f| f.bytes).sum(),
+            bytes: manifest.files.iter().map(|f| f.bytes).sum(),
             load_ms: st.load_ms,
             error: st.error.clone(),
             loads: self.loads.load(Ordering::SeqCst),
             unloads: self.unloads.load(Ordering::SeqCst),
+            reloads: self.reloads.load(Ordering::SeqCst),
+            reload_error: st.reload_error.clone(),
         }
     }
 
@@ -483,7 +522,8 @@ impl<T: Loadable> AnySlot for Slot<T> {
 /// All configured models, by role.
 #[derive(Default)]
 pub struct Registry {
-    slots: Vec<Arc<dyn AnySlot>>,
+    /// Grows when a reload finds a newly imported classifier (`crate::reload`).
+    slots: parking_lot::RwLock<Vec<Arc<dyn AnySlot>>>,
     pub fixture: Option<Arc<Slot<FixtureModel>>>,
     pub skin: Option<Arc<Slot<SkinModel>>>,
     pub image: Option<Arc<Slot<ImageClassifier>>>,
@@ -491,14 +531,19 @@ pub struct Registry {
     /// CLIP towers, each loadable alone (image-only search needs no text tower).
     pub clip_image: Option<Arc<Slot<ClipImageEncoder>>>,
     pub clip_text: Option<Arc<Slot<ClipTextEncoder>>>,
-    /// Classifiers imported with `ocular models import`, by folder order; served by name.
-    pub classifiers: Vec<Arc<Slot<Classifier>>>,
+    /// Classifiers imported with `ocular models import`, by folder order, then in the order a
+    /// reload found them; served by name.
+    classifiers: parking_lot::RwLock<Vec<Arc<Slot<Classifier>>>>,
     /// Quantised graphs configured but not served on this CPU (see [`PrecisionFallback`]).
     pub fallbacks: Vec<PrecisionFallback>,
     /// Quantised graphs served although they failed their accuracy gate at install.
     pub warnings: Vec<String>,
     /// One load at a time, each inside the memory budget (see `load_gate`).
-    gate: Arc<LoadGate>,
+    pub(crate) gate: Arc<LoadGate>,
+    /// One reload at a time (an HTTP request and a SIGHUP may ask together).
+    pub(crate) reloading: tokio::sync::Mutex<()>,
+    /// Where discovery read: a reload reads there again.
+    pub(crate) options: Option<Arc<RegistryOptions>>,
 }
 
 impl Registry {
@@ -514,7 +559,7 @@ impl Registry {
     /// the float graph's from the start, so a catalog never mixes the two.
     pub fn discover_with(options: RegistryOptions, precisions: Precisions) -> Result<Self, ModelError> {
         let options = Arc::new(options);
-        let mut registry = Registry::default();
+        let mut registry = Registry { options: Some(options.clone()), ..Registry::default() };
         let mut dirs: Vec<PathBuf> = match std::fs::read_dir(&options.models_dir) {
             Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -531,6 +576,11 @@ impl Registry {
             {
                 continue;
             }
+            let precision = match manifest.kind {
+                ModelKind::SkinClassifier => precisions.skin,
+                ModelKind::ImageClassifier => precisions.image,
+                _ => Precision::Fp32,
+            };
             let manifest = match manifest.kind {
                 ModelKind::SkinClassifier => at_precision(
                     &dir,
@@ -550,9 +600,9 @@ impl Registry {
                 ),
                 _ => manifest,
             };
-            registry.add(dir, manifest, &options);
+            registry.add(dir, manifest, &options, precision);
         }
-        for slot in &registry.slots {
+        for slot in registry.slots.read().iter() {
             slot.join_gate(registry.gate.clone());
         }
         Ok(registry)
@@ -564,19 +614,21 @@ impl Registry {
         self.gate.set_budget(budget);
     }
 
-    fn add(&mut self, dir: PathBuf, manifest: Manifest, options: &Arc<RegistryOptions>) {
+    fn add(&mut self, dir: PathBuf, manifest: Manifest, options: &Arc<RegistryOptions>, precision: Precision) {
         let name = manifest.name.clone();
+        let slots = self.slots.get_mut();
+        let slot = (dir, options, precision);
         let duplicate = match manifest.kind {
-            ModelKind::Fixture => install(&mut self.fixture, &mut self.slots, dir, manifest, options),
-            ModelKind::SkinClassifier => install(&mut self.skin, &mut self.slots, dir, manifest, options),
-            ModelKind::ImageClassifier => install(&mut self.image, &mut self.slots, dir, manifest, options),
-            ModelKind::TextEncoder => install(&mut self.text, &mut self.slots, dir, manifest, options),
-            ModelKind::ClipImage => install(&mut self.clip_image, &mut self.slots, dir, manifest, options),
-            ModelKind::ClipText => install(&mut self.clip_text, &mut self.slots, dir, manifest, options),
+            ModelKind::Fixture => install(&mut self.fixture, slots, new_slot(slot, manifest)),
+            ModelKind::SkinClassifier => install(&mut self.skin, slots, new_slot(slot, manifest)),
+            ModelKind::ImageClassifier => install(&mut self.image, slots, new_slot(slot, manifest)),
+            ModelKind::TextEncoder => install(&mut self.text, slots, new_slot(slot, manifest)),
+            ModelKind::ClipImage => install(&mut self.clip_image, slots, new_slot(slot, manifest)),
+            ModelKind::ClipText => install(&mut self.clip_text, slots, new_slot(slot, manifest)),
             ModelKind::Imported => {
-                let slot = Arc::new(Slot::new(dir, manifest, options.clone()));
-                self.slots.push(slot.clone());
-                self.classifiers.push(slot);
+                let slot = Arc::new(new_slot(slot, manifest));
+                slots.push(slot.clone());
+                self.classifiers.get_mut().push(slot);
                 false
             }
         };
@@ -586,30 +638,47 @@ impl Registry {
     }
 
     /// The imported classifier named `name`.
-    pub fn classifier(&self, name: &str) -> Option<&Arc<Slot<Classifier>>> {
-        self.classifiers.iter().find(|s| s.manifest().name == name)
+    pub fn classifier(&self, name: &str) -> Option<Arc<Slot<Classifier>>> {
+        self.classifiers.read().iter().find(|s| s.name() == name).cloned()
+    }
+
+    /// Every imported classifier.
+    pub fn classifiers(&self) -> Vec<Arc<Slot<Classifier>>> {
+        self.classifiers.read().clone()
+    }
+
+    /// Adds a classifier a reload found (`crate::reload`).
+    pub(crate) fn add_classifier(&self, slot: Arc<Slot<Classifier>>) {
+        slot.join_gate(self.gate.clone());
+        self.slots.write().push(slot.clone());
+        self.classifiers.write().push(slot);
+    }
+
+    /// Every slot, for status listing and preloading (a snapshot: a reload may add one).
+    fn all(&self) -> Vec<Arc<dyn AnySlot>> {
+        self.slots.read().clone()
     }
 
     /// Status of every configured model.
     pub fn statuses(&self) -> Vec<ModelStatus> {
-        self.slots.iter().map(|s| s.status()).collect()
+        self.all().iter().map(|s| s.status()).collect()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.slots.read().is_empty()
     }
 
     /// True when every configured model is loaded.
     pub fn all_ready(&self) -> bool {
         // An idle-unloaded model was ready and loads on demand: readiness does not flap.
-        self.slots.iter().all(|s| matches!(s.status().state, ModelState::Ready | ModelState::Unloaded))
+        self.all().iter().all(|s| matches!(s.status().state, ModelState::Ready | ModelState::Unloaded))
     }
 
     /// Unloads every model idle for `idle` (see [`Slot::unload_if_idle`]) and returns the
     /// freed heap to the operating system; returns the names unloaded.
     pub fn unload_idle(&self, idle: Duration) -> Vec<String> {
         let names: Vec<String> =
-            self.slots.iter().filter(|s| s.unload_if_idle(idle)).map(|s| s.status().name).collect();
+            self.all().iter().filter(|s| s.unload_if_idle(idle)).map(|s| s.status().name).collect();
         if !names.is_empty() {
             crate::session::release_free_memory();
         }
@@ -625,7 +694,7 @@ impl Registry {
     /// peak is the resident set plus the largest single load, for ~1 s more start-up.
     pub async fn preload_all(&self) -> Vec<(String, ModelError)> {
         let mut errors = Vec::new();
-        for slot in &self.slots {
+        for slot in self.all() {
             if let Err(e) = slot.preload().await {
                 errors.push((slot.status().name, e));
             }
@@ -634,18 +703,20 @@ impl Registry {
     }
 }
 
-/// Puts a slot in its role; returns true when the role was already taken.
-fn install<T: Loadable>(
-    role: &mut Option<Arc<Slot<T>>>,
-    all: &mut Vec<Arc<dyn AnySlot>>,
-    dir: PathBuf,
+/// A slot for `manifest` in `dir`, loading at `precision` (the view discovery chose).
+fn new_slot<T: Loadable>(
+    (dir, options, precision): (PathBuf, &Arc<RegistryOptions>, Precision),
     manifest: Manifest,
-    options: &Arc<RegistryOptions>,
-) -> bool {
+) -> Slot<T> {
+    Slot { precision, ..Slot::new(dir, manifest, options.clone()) }
+}
+
+/// Puts a slot in its role; returns true when the role was already taken.
+fn install<T: Loadable>(role: &mut Option<Arc<Slot<T>>>, all: &mut Vec<Arc<dyn AnySlot>>, slot: Slot<T>) -> bool {
     if role.is_some() {
         return true;
     }
-    let slot = Arc::new(Slot::new(dir, manifest, options.clone()));
+    let slot = Arc::new(slot);
     all.push(slot.clone());
     *role = Some(slot);
     false

@@ -77,6 +77,7 @@ codes! {
     Conflict = (CONFLICT, "conflict", "The write conflicts with stored data.");
     ReindexRequired = (CONFLICT, "reindex_required", "Stored embeddings come from another model; run `ocular reindex`.");
     ConcurrentUpdate = (CONFLICT, "concurrent_update", "The product changed meanwhile; retry.");
+    ModelReloadFailed = (CONFLICT, "model_reload_failed", "A replaced model could not be loaded; the model served before keeps serving.");
     // 412
     PreconditionFailed = (PRECONDITION_FAILED, "precondition_failed", "The product changed since the ETag given in If-Match.");
     // 413, 415, 422

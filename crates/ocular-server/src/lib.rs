@@ -25,6 +25,7 @@ pub mod models;
 pub mod openapi;
 pub mod pending;
 pub mod products;
+pub mod reload;
 pub mod retention;
 pub mod routes;
 pub mod search;
@@ -61,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::router())
         .merge(analyze::router())
         .merge(models::router())
+        .merge(reload::router())
         .merge(products::router())
         .merge(bulk::router())
         .merge(search::router())
@@ -113,8 +115,10 @@ async fn limit_errors(State(state): State<AppState>, req: Request, next: Next) -
     resp
 }
 
-/// Serves until SIGTERM or Ctrl-C, then drains in-flight requests.
+/// Serves until SIGTERM or Ctrl-C, then drains in-flight requests; SIGHUP reloads replaced
+/// models ([`reload`]).
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    reload::reload_on_hangup(state.registry.clone());
     serve_until(state, listener, shutdown_signal()).await
 }
 

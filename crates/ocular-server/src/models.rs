@@ -213,8 +213,8 @@ async fn list(State(state): State<AppState>) -> Json<ModelList> {
         state.registry.statuses().into_iter().map(|s| (s.name, s.state)).collect();
     let state_of = |m: &Manifest| states.get(&m.name).copied().unwrap_or(ModelState::NotLoaded);
     let skin = state.registry.skin.iter().map(|s| s.manifest());
-    let imported = state.registry.classifiers.iter().map(|s| s.manifest());
-    Json(ModelList { models: skin.chain(imported).map(|m| card(m, state_of(m))).collect() })
+    let imported = state.registry.classifiers().into_iter().map(|s| s.manifest());
+    Json(ModelList { models: skin.chain(imported).map(|m| card(&m, state_of(&m))).collect() })
 }
 
 /// Refusals that need no photo come before reading it, as for analyses: an unknown model, an
@@ -228,7 +228,6 @@ async fn predict(
     let slot = state
         .registry
         .classifier(&name)
-        .cloned()
         .ok_or_else(|| ApiError::ModelUnavailable(ocular_models::ModelError::NotConfigured(name.clone())))?;
     let top_k = q.top_k.unwrap_or(DEFAULT_TOP_K);
     if !(1..=MAX_TOP_K).contains(&top_k) {

@@ -107,7 +107,8 @@ impl ClipProvider {
     pub fn from_registry(registry: &Registry) -> Result<Self, ClipSetupError> {
         let image = registry.clip_image.clone().ok_or(ClipSetupError::NoImageTower)?;
         let text = registry.clip_text.clone();
-        let spaces = spaces_of(image.manifest(), text.as_ref().map(|t| t.manifest()))?;
+        let text_manifest = text.as_ref().map(|t| t.manifest());
+        let spaces = spaces_of(&image.manifest(), text_manifest.as_deref())?;
         Ok(Self { image, text, spaces })
     }
 }

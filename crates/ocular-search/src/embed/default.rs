@@ -58,7 +58,7 @@ impl DefaultProvider {
     /// `None` unless the registry has both an image classifier and a text encoder.
     pub fn from_registry(registry: &Registry) -> Option<Self> {
         let (image, text) = (registry.image.clone()?, registry.text.clone()?);
-        let spaces = spaces_of(image.manifest(), text.manifest());
+        let spaces = spaces_of(&image.manifest(), &text.manifest());
         Some(Self { image, text, spaces })
     }
 }

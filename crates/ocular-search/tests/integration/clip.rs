@@ -108,7 +108,7 @@ fn spaces_and_model_ids_come_from_the_clip_manifests() {
     let got: Vec<(&str, String, usize)> = spaces.iter().map(|s| (s.space, s.model.clone(), s.dim)).collect();
     assert_eq!(
         got,
-        [(IMAGE, id(image), 16), (TEXT, id(text), 16), (IMAGE_TEXT, id(image), 16)],
+        [(IMAGE, id(&image), 16), (TEXT, id(&text), 16), (IMAGE_TEXT, id(&image), 16)],
         "no ConSE: photos are in the text tower's space already"
     );
 }

@@ -83,6 +83,7 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<crate::search::SearchBody>(&mut out);
     add::<crate::embed::TextBody>(&mut out);
     add::<crate::routes::FixtureRequest>(&mut out);
+    add::<crate::reload::ReloadReport>(&mut out);
     out
 }
 

@@ -107,8 +107,8 @@ impl ClipApp {
     /// The model ids of the installed towers, from their manifests.
     fn tower_ids(&self) -> (String, Option<String>) {
         let id = |m: &ocular_core::Manifest| format!("{}@{}", m.name, m.version);
-        let image = id(self.state.registry.clip_image.as_ref().expect("image tower").manifest());
-        (image, self.state.registry.clip_text.as_ref().map(|t| id(t.manifest())))
+        let image = id(&self.state.registry.clip_image.as_ref().expect("image tower").manifest());
+        (image, self.state.registry.clip_text.as_ref().map(|t| id(&t.manifest())))
     }
 }
 

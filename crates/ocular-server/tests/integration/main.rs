@@ -18,6 +18,7 @@ mod openapi;
 mod overload;
 mod privacy;
 mod products;
+mod reload;
 mod retention;
 mod search;
 mod serve_models;

@@ -33,7 +33,7 @@ pub struct PredictArgs {
 pub fn run(config: &Config, args: PredictArgs) -> anyhow::Result<()> {
     let bytes = std::fs::read(&args.photo).with_context(|| format!("reading {}", args.photo.display()))?;
     let registry = super::registry(config, Some(vec![args.model.clone()]))?;
-    let slot = registry.classifier(&args.model).cloned().with_context(|| {
+    let slot = registry.classifier(&args.model).with_context(|| {
         format!(
             "no imported classifier named {:?} in {}: see `ocular models list`",
             args.model,
