@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use ocular_store::postgres::PgOptions;
 use serde::Serialize;
 
 /// Options shared by every subcommand. `Debug` prints [`Config::redacted`]: a config logged
@@ -36,6 +37,24 @@ pub struct Config {
     #[arg(long, env = "OCULAR_DATABASE_URL", global = true)]
     #[serde(skip)]
     pub database_url: Option<String>,
+
+    /// PostgreSQL connections this process opens at most (1-1000); the database's
+    /// `max_connections` must exceed replicas x this (docs/DEPLOY.md). SQLite ignores it.
+    #[arg(long, env = "OCULAR_PG_POOL_SIZE", default_value_t = 8,
+          value_parser = clap::value_parser!(u64).range(1..=PgOptions::MAX_POOL_SIZE as u64), global = true)]
+    pub pg_pool_size: u64,
+
+    /// How long a request waits for a free PostgreSQL connection, in milliseconds, before
+    /// 503 (at most an hour).
+    #[arg(long, env = "OCULAR_PG_POOL_WAIT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(0..=PgOptions::MAX_POOL_WAIT_MS), global = true)]
+    pub pg_pool_wait_ms: u64,
+
+    /// PostgreSQL `statement_timeout` for every session, in milliseconds (at most a day); a
+    /// longer statement is cancelled by the server. 0 leaves the server's setting.
+    #[arg(long, env = "OCULAR_PG_STATEMENT_TIMEOUT_MS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=PgOptions::MAX_STATEMENT_TIMEOUT_MS), global = true)]
+    pub pg_statement_timeout_ms: u64,
 
     /// Path of libonnxruntime.so; found under MODELS_DIR/onnxruntime when unset.
     #[arg(long, env = "OCULAR_ORT_LIBRARY", global = true)]
@@ -414,6 +433,18 @@ impl Config {
             .collect()
     }
 
+    /// The PostgreSQL pool and timeouts (`OCULAR_PG_*`); the connect timeout comes from the
+    /// URL's `connect_timeout` or the default.
+    pub fn pg_options(&self) -> PgOptions {
+        PgOptions {
+            pool_size: usize::try_from(self.pg_pool_size).unwrap_or(PgOptions::MAX_POOL_SIZE),
+            pool_wait: Duration::from_millis(self.pg_pool_wait_ms),
+            statement_timeout: (self.pg_statement_timeout_ms > 0)
+                .then(|| Duration::from_millis(self.pg_statement_timeout_ms)),
+            ..PgOptions::default()
+        }
+    }
+
     /// The graphs the registry loads for the skin and image roles.
     pub fn precisions(&self) -> ocular_models::Precisions {
         ocular_models::Precisions { skin: self.skin_precision, image: self.image_precision }
@@ -454,5 +485,59 @@ impl Config {
             obj.insert("api_key".into(), self.api_key.as_ref().map(|_| "***").into());
         }
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        Cli::try_parse_from(std::iter::once("ocular").chain(args.iter().copied())).map(|c| c.config)
+    }
+
+    #[test]
+    fn postgres_pool_and_timeouts_are_settings_with_their_variables_and_bounds() {
+        // Variables set in the test's own environment would change the defaults read below.
+        let vars = ["OCULAR_PG_POOL_SIZE", "OCULAR_PG_POOL_WAIT_MS", "OCULAR_PG_STATEMENT_TIMEOUT_MS"];
+        if vars.iter().any(|v| std::env::var_os(v).is_some()) {
+            panic!("unset {vars:?} to run this test");
+        }
+        assert_eq!(parse(&[]).expect("defaults").pg_options(), PgOptions::default());
+        let c = parse(&["--pg-pool-size", "3", "--pg-pool-wait-ms", "250", "--pg-statement-timeout-ms", "5000"])
+            .expect("flags");
+        let o = c.pg_options();
+        assert_eq!(
+            (o.pool_size, o.pool_wait, o.statement_timeout),
+            (3, Duration::from_millis(250), Some(Duration::from_secs(5)))
+        );
+        for (flag, value) in [
+            ("--pg-pool-size", "0"),
+            ("--pg-pool-size", "1001"),
+            ("--pg-pool-size", "many"),
+            ("--pg-statement-timeout-ms", "-1"),
+            ("--pg-pool-wait-ms", "3600001"),
+        ] {
+            let err = parse(&[&format!("{flag}={value}")])
+                .err()
+                .unwrap_or_else(|| panic!("{flag} {value} accepted"))
+                .to_string();
+            assert!(err.contains(flag), "{err}");
+        }
+        let command = Cli::command();
+        let env_of = |id: &str| {
+            command.get_arguments().find(|a| a.get_id() == id).and_then(|a| a.get_env()).map(|e| e.to_os_string())
+        };
+        for (id, var) in ["pg_pool_size", "pg_pool_wait_ms", "pg_statement_timeout_ms"].into_iter().zip(vars) {
+            assert_eq!(env_of(id), Some(var.into()), "{id}");
+        }
     }
 }

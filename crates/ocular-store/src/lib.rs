@@ -117,11 +117,18 @@ pub trait Store: CatalogStore + AnalysisStore + ImportStore + Send + Sync {
     }
 }
 
-/// Opens the store at `location`, running migrations first when `migrate` is set.
+/// Opens the store at `location`, running migrations first when `migrate` is set; a
+/// PostgreSQL store gets the default [`postgres::PgOptions`].
 pub fn open(location: &Location, migrate: bool) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(location, migrate, &postgres::PgOptions::default())
+}
+
+/// [`open`] with the pool and timeouts of a PostgreSQL store (`OCULAR_PG_*`, read by the
+/// application's configuration; SQLite ignores them).
+pub fn open_with(location: &Location, migrate: bool, pg: &postgres::PgOptions) -> Result<Arc<dyn Store>, StoreError> {
     let store: Arc<dyn Store> = match location {
         Location::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(path)?),
-        Location::Postgres(url) => Arc::new(postgres::PgStore::connect(url, &postgres::PgOptions::from_env()?)?),
+        Location::Postgres(url) => Arc::new(postgres::PgStore::connect(url, pg)?),
     };
     if migrate {
         let applied = store.migrate()?;

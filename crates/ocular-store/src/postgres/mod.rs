@@ -71,42 +71,12 @@ impl Default for PgOptions {
 }
 
 impl PgOptions {
-    /// The defaults, overridden by `OCULAR_PG_POOL_SIZE` (connections, 1–1000),
-    /// `OCULAR_PG_POOL_WAIT_MS` and `OCULAR_PG_STATEMENT_TIMEOUT_MS` (0 = the server's
-    /// setting). A value that does not parse stops start-up with the variable's name.
-    pub fn from_env() -> Result<Self, StoreError> {
-        Self::from_vars(|name| std::env::var(name).ok())
-    }
-
-    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, StoreError> {
-        let number = |name: &str, max: u64| -> Result<Option<u64>, StoreError> {
-            let Some(raw) = var(name).filter(|v| !v.trim().is_empty()) else { return Ok(None) };
-            match raw.trim().parse::<u64>() {
-                Ok(n) if n <= max => Ok(Some(n)),
-                _ => Err(StoreError::Invalid {
-                    field: name.into(),
-                    reason: format!("{raw:?} is not a number from 0 to {max}"),
-                }),
-            }
-        };
-        let mut options = PgOptions::default();
-        if let Some(n) = number("OCULAR_PG_POOL_SIZE", 1000)? {
-            if n == 0 {
-                return Err(StoreError::Invalid {
-                    field: "OCULAR_PG_POOL_SIZE".into(),
-                    reason: "must be at least 1".into(),
-                });
-            }
-            options.pool_size = usize::try_from(n).unwrap_or(1000);
-        }
-        if let Some(ms) = number("OCULAR_PG_POOL_WAIT_MS", 3_600_000)? {
-            options.pool_wait = Duration::from_millis(ms);
-        }
-        if let Some(ms) = number("OCULAR_PG_STATEMENT_TIMEOUT_MS", 86_400_000)? {
-            options.statement_timeout = (ms > 0).then(|| Duration::from_millis(ms));
-        }
-        Ok(options)
-    }
+    /// The largest accepted `pool_size`.
+    pub const MAX_POOL_SIZE: usize = 1000;
+    /// The longest accepted `pool_wait`, in milliseconds (an hour).
+    pub const MAX_POOL_WAIT_MS: u64 = 3_600_000;
+    /// The longest accepted `statement_timeout`, in milliseconds (a day).
+    pub const MAX_STATEMENT_TIMEOUT_MS: u64 = 86_400_000;
 }
 
 /// The PostgreSQL [`Store`]. Cheap to clone (one shared pool), so a [`PgVectorIndex`] can hold

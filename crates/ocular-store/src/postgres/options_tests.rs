@@ -1,36 +1,9 @@
-//! [`PgOptions`] from the environment, and `statement_timeout` on a real server.
+//! [`PgOptions`]' `statement_timeout` on a real server (the options themselves are read by
+//! `ocular_app::Config`, whose tests check the `OCULAR_PG_*` names and bounds).
 
 use std::time::Duration;
 
 use super::*;
-
-fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-    let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-}
-
-#[test]
-fn options_come_from_the_environment_and_bad_values_name_their_variable() {
-    assert_eq!(PgOptions::from_vars(vars(&[])).unwrap(), PgOptions::default());
-    let o = PgOptions::from_vars(vars(&[
-        ("OCULAR_PG_POOL_SIZE", "3"),
-        ("OCULAR_PG_POOL_WAIT_MS", "250"),
-        ("OCULAR_PG_STATEMENT_TIMEOUT_MS", "5000"),
-    ]))
-    .unwrap();
-    assert_eq!(
-        (o.pool_size, o.pool_wait, o.statement_timeout),
-        (3, Duration::from_millis(250), Some(Duration::from_secs(5)))
-    );
-    let off = PgOptions::from_vars(vars(&[("OCULAR_PG_STATEMENT_TIMEOUT_MS", "0")])).unwrap();
-    assert_eq!(off.statement_timeout, None, "0 leaves the server's setting");
-    for (name, value) in
-        [("OCULAR_PG_POOL_SIZE", "0"), ("OCULAR_PG_POOL_SIZE", "many"), ("OCULAR_PG_STATEMENT_TIMEOUT_MS", "-1")]
-    {
-        let err = PgOptions::from_vars(vars(&[(name, value)])).unwrap_err().to_string();
-        assert!(err.contains(name), "{err}");
-    }
-}
 
 fn server() -> Option<String> {
     let found = match std::env::var("OCULAR_TEST_DATABASE_URL") {

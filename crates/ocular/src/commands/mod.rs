@@ -19,7 +19,8 @@ use std::sync::Arc;
 /// Opens the configured store, applying migrations.
 pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let location = Location::parse(config.database_url.as_deref(), &config.data_dir)?;
-    ocular_store::open(&location, true).with_context(|| format!("opening storage {}", location.describe()))
+    ocular_store::open_with(&location, true, &config.pg_options())
+        .with_context(|| format!("opening storage {}", location.describe()))
 }
 
 /// A model registry over the configured models directory; `only` narrows it to what a
