@@ -10,7 +10,10 @@
 //! filtered top 10, every tenth id) is kept for every query; then each query is searched once
 //! (after one warm-up pass) on one thread. Options: `--z=2.5` (confidence; a list sweeps it), `--centroids=32`,
 //! `--sample=2048` (rows k-means trains on), `--bits=` (code bits; default per dimension),
-//! `--dir=` (where the vector file lives; the system's temporary directory by default).
+//! `--dir=` (where the vector file lives; the system's temporary directory by default),
+//! `--cap=` (at most this many rows rescored from the f32 file per search; a list sweeps it),
+//! `--refine=on,off` (with and without the 4-bit refinement stage, one after the other on the
+//! same index, so the two are compared within one run).
 
 #[path = "../tests/integration/catalogs.rs"]
 mod catalogs;
@@ -29,6 +32,10 @@ struct Options {
     centroids: usize,
     sample: usize,
     dir: Option<String>,
+    /// Rescoring caps to sweep (`--cap=`): at most this many rows rescored per search.
+    caps: Vec<usize>,
+    /// Whether the 4-bit refinement stage runs (`--refine=on,off` compares both on one index).
+    refine: Vec<bool>,
 }
 
 fn list<T: std::str::FromStr>(v: &str) -> Vec<T> {
@@ -47,6 +54,8 @@ fn options() -> Options {
         centroids: 32,
         sample: 2048,
         dir: None,
+        caps: vec![usize::MAX],
+        refine: vec![true],
     };
     for arg in std::env::args().skip(1) {
         let (k, v) = arg.split_once('=').unwrap_or((arg.as_str(), ""));
@@ -59,6 +68,8 @@ fn options() -> Options {
             "--centroids" => o.centroids = v.parse().expect("--centroids"),
             "--sample" => o.sample = v.parse().expect("--sample"),
             "--dir" => o.dir = Some(v.to_string()),
+            "--cap" => o.caps = list(v),
+            "--refine" => o.refine = v.split(',').map(|x| x == "on").collect(),
             _ => panic!("unknown option {arg}"),
         }
     }
@@ -93,9 +104,9 @@ fn main() {
         .unwrap_or_default();
     println!("cpu: {cpu}; z = {:?}, centroids = {}, k-means sample = {}, one thread", o.z, o.centroids, o.sample);
     println!(
-        "| catalog | rows | bits | z | build s | B/row (heap) | file MB | p50 ms | p95 ms | recall@10 mean / min | filtered recall | shortlist p50 | rescored p50 |"
+        "| catalog | rows | bits | z | cap | refine | build s | B/row (heap) | file MB | p50 ms | p95 ms | recall@10 mean / min | filtered recall | shortlist p50 | refined p50 | rescored p50 |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &rows in &o.rows {
         for name in &o.catalogs {
             let dim = catalog(name, rows).dim;
@@ -146,32 +157,46 @@ fn run(o: &Options, name: &str, rows: usize, bits: usize) {
         index.search(q, 10, None).expect("warm-up");
     }
     for &z in &o.z {
-        measure(&index, &source.name, rows, bits, z, (build, train_s), &queries, (&exact, &exact_filtered));
+        for &cap in &o.caps {
+            for &refine in &o.refine {
+                index.set_refine(refine);
+                let run = Run { name: &source.name, rows, bits, z, cap, refine };
+                measure(&index, &run, (build, train_s), &queries, (&exact, &exact_filtered));
+            }
+        }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn measure(
-    index: &CompactIndex,
-    name: &str,
+/// One line of the table: which catalog and settings.
+struct Run<'a> {
+    name: &'a str,
     rows: usize,
     bits: usize,
     z: f32,
+    cap: usize,
+    refine: bool,
+}
+
+fn measure(
+    index: &CompactIndex,
+    &Run { name, rows, bits, z, cap, refine }: &Run<'_>,
     (build, train_s): (f64, f64),
     queries: &[Vec<f32>],
     (exact, exact_filtered): (&[ExactTopK], &[ExactTopK]),
 ) {
     let filter = |id: u64| id % 10 == 3;
     let (mut lat, mut recall, mut frecall, mut short, mut resc) = (vec![], vec![], vec![], vec![], vec![]);
+    let mut refined = vec![];
     for (q, (e, f)) in queries.iter().zip(exact.iter().zip(exact_filtered)) {
         let t = Instant::now();
-        let (hits, stats) = index.search_with_confidence(q, 10, None, z).expect("search");
+        let (hits, stats) = index.search_capped(q, 10, None, z, cap).expect("search");
         lat.push(t.elapsed().as_secs_f64() * 1e3);
         let want = e.ids();
         recall.push(want.iter().filter(|id| hits.iter().any(|h| h.id == **id)).count() as f64 / want.len() as f64);
         short.push(stats.shortlisted as f64);
+        refined.push(stats.refined as f64);
         resc.push(stats.rescored as f64);
-        let (fhits, _) = index.search_with_confidence(q, 10, Some(&filter), z).expect("filtered search");
+        let (fhits, _) = index.search_capped(q, 10, Some(&filter), z, cap).expect("filtered search");
         let fwant = f.ids();
         frecall.push(fwant.iter().filter(|id| fhits.iter().any(|h| h.id == **id)).count() as f64 / fwant.len() as f64);
     }
@@ -181,7 +206,9 @@ fn measure(
     sorted.sort_by(f64::total_cmp);
     let p95 = sorted[((sorted.len() - 1) as f64 * 0.95).round() as usize];
     println!(
-        "| {name} | {rows} | {bits} | {z} | {:.1} (+{:.1} k-means) | {} | {:.0} | {:.2} | {:.2} | {:.4} / {:.2} | {:.4} | {:.0} | {:.0} |",
+        "| {name} | {rows} | {bits} | {z} | {} | {} | {:.1} (+{:.1} k-means) | {} | {:.0} | {:.2} | {:.2} | {:.4} / {:.2} | {:.4} | {:.0} | {:.0} | {:.0} |",
+        if cap == usize::MAX { "-".to_string() } else { cap.to_string() },
+        if refine { "4-bit" } else { "off" },
         build,
         train_s,
         index.memory_bytes() / rows,
@@ -192,6 +219,7 @@ fn measure(
         min(&recall),
         mean(&frecall),
         median(&mut short),
+        median(&mut refined),
         median(&mut resc),
     );
 }

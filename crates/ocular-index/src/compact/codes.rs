@@ -87,7 +87,7 @@ impl Coder {
         self.norms_sq.len()
     }
 
-    fn centroid(&self, j: usize) -> &[f32] {
+    pub(crate) fn centroid(&self, j: usize) -> &[f32] {
         &self.centroids[j * self.dim..(j + 1) * self.dim]
     }
 

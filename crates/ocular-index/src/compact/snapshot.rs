@@ -1,8 +1,9 @@
 //! Saving a [`CompactIndex`] and opening it again without re-encoding a vector: what lets a
 //! million-product catalog search within seconds of start ("map, don't decode").
 //!
-//! A saved index is two files. The vector file (named, see [`CompactConfig::vectors`]) is the
-//! one the index wrote its f32 rows to; it is mapped again as it is. The snapshot file holds
+//! A saved index is three files. The vector file (named, see [`CompactConfig::vectors`]) is the
+//! one the index wrote its f32 rows to, and the refinement file beside it
+//! ([`super::fine_path`]) holds its 4-bit codes; both are mapped again as they are. The snapshot file holds
 //! everything else: the settings the codes depend on (dimension, bits, projection seed, id
 //! stride), the centroids, every row's code and id, the vector file's CRC-32 over its rows, a
 //! caller's key, and a CRC-32 of all of it. [`CompactIndex::open`] refuses a snapshot whose
@@ -34,7 +35,7 @@ use crate::IndexError;
 
 const MAGIC: &[u8; 8] = b"OCXSNAP\0";
 /// Bumped whenever the layout or the meaning of a code changes: an older file is stale.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// Why a snapshot was not opened. Every case means "rebuild from the source".
 #[derive(Debug, thiserror::Error)]
@@ -99,11 +100,13 @@ impl CompactIndex {
         }
         let io = IndexError::Io;
         rows.vectors.sync().map_err(io)?;
+        rows.fine.sync().map_err(io)?;
         let vectors_crc = rows.vectors.checksum(rows.len).map_err(io)?;
+        let fine_crc = rows.fine.checksum(rows.len).map_err(io)?;
         let tmp = path.with_extension("tmp");
         let file = File::create(&tmp).map_err(io)?;
         let mut out = Hashing { inner: BufWriter::new(file), hasher: crc32fast::Hasher::new() };
-        self.write_body(&rows, key, vectors_crc, &mut out).map_err(io)?;
+        self.write_body(&rows, key, [vectors_crc, fine_crc], &mut out).map_err(io)?;
         let crc = out.hasher.finalize();
         let mut inner = out.inner;
         inner.write_all(&crc.to_le_bytes()).map_err(io)?;
@@ -117,7 +120,7 @@ impl CompactIndex {
         &self,
         rows: &Rows,
         key: &[u8],
-        vectors_crc: u32,
+        [vectors_crc, fine_crc]: [u32; 2],
         out: &mut Hashing<W>,
     ) -> std::io::Result<()> {
         out.put(MAGIC)?;
@@ -148,7 +151,8 @@ impl CompactIndex {
             let bytes: Vec<u8> = s.ids.iter().flat_map(|v| v.to_le_bytes()).collect();
             out.put(&bytes)?;
         }
-        out.u32(vectors_crc)
+        out.u32(vectors_crc)?;
+        out.u32(fine_crc)
     }
 
     /// Opens the index saved at `path` under `key`, mapping the vector file named by
@@ -229,6 +233,7 @@ impl CompactIndex {
         let (factors, offsets, sigmas) = (r.f16s(len)?, r.f16s(len)?, r.f16s(len)?);
         let ids = r.u32s(len)?;
         let vectors_crc = r.u32()?;
+        let fine_crc = r.u32()?;
         if !r.0.is_empty() {
             return Err(SnapshotError::Corrupt("trailing bytes"));
         }
@@ -241,11 +246,18 @@ impl CompactIndex {
             }
             *cell = slot as u32;
         }
-        let vectors = VectorFile::open_named(&vectors_path, dim, len).map_err(|e| match e.kind() {
+        let vectors = VectorFile::open_named(&vectors_path, dim * 4, len).map_err(|e| match e.kind() {
             std::io::ErrorKind::UnexpectedEof => SnapshotError::Corrupt("vector file shorter than its rows"),
             std::io::ErrorKind::NotFound => SnapshotError::Corrupt("vector file missing"),
             _ => SnapshotError::Io(e),
         })?;
+        let fine = VectorFile::open_named(&super::fine_path(&vectors_path), super::fine::row_bytes(dim), len).map_err(
+            |e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => SnapshotError::Corrupt("refinement file shorter than its rows"),
+                std::io::ErrorKind::NotFound => SnapshotError::Corrupt("refinement file missing"),
+                _ => SnapshotError::Io(e),
+            },
+        )?;
         let segments = (0..len.div_ceil(SEGMENT_ROWS))
             .map(|i| {
                 let rows = i * SEGMENT_ROWS..((i + 1) * SEGMENT_ROWS).min(len);
@@ -259,8 +271,8 @@ impl CompactIndex {
                 }
             })
             .collect();
-        let unverified = Some(Unverified::Crc(vectors_crc));
-        Ok(Self::from_parts(&config, &centroids, Rows { code_bytes, segments, table, len, vectors, unverified }))
+        let unverified = Some(Unverified::Crc(vectors_crc, fine_crc));
+        Ok(Self::from_parts(&config, &centroids, Rows { code_bytes, segments, table, len, vectors, fine, unverified }))
     }
 
     /// Checks the vector file of an index opened by [`Self::open_unverified`] against its saved
@@ -274,10 +286,13 @@ impl CompactIndex {
             Some(Unverified::Written) => {
                 return Err(SnapshotError::Corrupt("written before its vector file was checked"));
             }
-            Some(Unverified::Crc(crc)) => crc,
+            Some(Unverified::Crc(vectors, fine)) => (vectors, fine),
         };
-        if rows.vectors.checksum(rows.len).map_err(SnapshotError::Io)? != expected {
+        if rows.vectors.checksum(rows.len).map_err(SnapshotError::Io)? != expected.0 {
             return Err(SnapshotError::Corrupt("vector file checksum"));
+        }
+        if rows.fine.checksum(rows.len).map_err(SnapshotError::Io)? != expected.1 {
+            return Err(SnapshotError::Corrupt("refinement file checksum"));
         }
         parking_lot::RwLockUpgradableReadGuard::upgrade(rows).unverified = None;
         Ok(())

@@ -148,7 +148,8 @@ fn anonymous_memory_per_row_is_codes_plus_fifteen_bytes() {
     let per_row = index.memory_bytes() as f64 / rows as f64;
     // The id table grows by a quarter at a time: up to 1 B of slack per row.
     assert!((79.0..=84.0).contains(&per_row), "{per_row} B per row");
-    assert_eq!(index.mapped_bytes(), rows * 1280 * 4);
+    // f32 rows, then the 4-bit refinement codes: scale and base (8 B) + 640 B.
+    assert_eq!(index.mapped_bytes(), rows * (1280 * 4 + 8 + 640));
 }
 
 #[test]
@@ -160,6 +161,8 @@ fn a_bounded_search_rescores_no_more_than_asked_and_still_fills_the_page() {
         index.upsert(i, &catalog.row(i as usize)).unwrap();
     }
     let q = catalog.query(0);
+    // Without the refinement stage every row that may rank is read as f32.
+    index.set_refine(false);
     let (full, full_stats) = index.search_with_stats(&q, 10, None).unwrap();
     assert!(full_stats.rescored > 56, "this data must need more than the bound: {full_stats:?}");
     let (bounded, stats) = index.search_bounded(&q, 10, None, 56).unwrap();
@@ -171,4 +174,31 @@ fn a_bounded_search_rescores_no_more_than_asked_and_still_fills_the_page() {
     assert_eq!(ids.len(), 10);
     let (unbounded, _) = index.search_bounded(&q, 10, None, usize::MAX).unwrap();
     assert_eq!(unbounded, full);
+    // With it, the same ten from a small fraction of the f32 rows.
+    index.set_refine(true);
+    let (refined, stats) = index.search_with_stats(&q, 10, None).unwrap();
+    assert_eq!(refined, full);
+    assert!(stats.refined > 0 && stats.rescored * 4 < full_stats.rescored, "{stats:?} vs {full_stats:?}");
+    let (bounded, stats) = index.search_bounded(&q, 10, None, 5).unwrap();
+    assert!(stats.rescored <= 5 && stats.refined <= 40, "{stats:?}");
+    assert_eq!(bounded.len(), 10);
+}
+
+#[test]
+fn a_read_budget_bounds_the_bytes_a_search_reads_and_the_page_still_fills() {
+    let mut catalog = Catalog::bench_text(384, 32);
+    // Refinement rows of 384 dimensions are 8 + 192 B; f32 rows 1536 B, ten set aside for the
+    // results.
+    let budget = 300 * 200 + 10 * 1536;
+    let index = CompactIndex::new(CompactConfig::new(384).read_budget(budget)).unwrap();
+    for i in 0..3000 {
+        index.upsert(i, &catalog.row(i as usize)).unwrap();
+    }
+    for i in 0..5 {
+        let (hits, stats) = index.search_with_stats(&catalog.query(i), 10, None).unwrap();
+        assert_eq!(hits.len(), 10);
+        assert!(stats.shortlisted > 300, "the budget must be what stops the work: {stats:?}");
+        assert_eq!(stats.refined, 300);
+        assert!(stats.refined * 200 + stats.rescored * 1536 <= budget, "{stats:?}");
+    }
 }

@@ -112,6 +112,18 @@ fn stale_or_damaged_files_are_refused() {
     checked.verify_vectors().unwrap();
     drop(checked);
 
+    // The refinement codes beside the vector file are checked the same way.
+    let fine = ocular_index::compact::fine_path(&s.vectors);
+    let codes = std::fs::read(&fine).unwrap();
+    Damage::Truncate(codes.len() / 2).apply(&fine, &codes);
+    assert!(matches!(open(&s, b"v1"), Err(SnapshotError::Corrupt(_))), "truncated refinement file");
+    Damage::Flip(codes.len() / 3).apply(&fine, &codes);
+    assert!(matches!(open(&s, b"v1"), Err(SnapshotError::Corrupt("refinement file checksum"))));
+    std::fs::remove_file(&fine).unwrap();
+    assert!(matches!(open(&s, b"v1"), Err(SnapshotError::Corrupt("refinement file missing"))));
+    std::fs::write(&fine, &codes).unwrap();
+    assert!(open(&s, b"v1").is_ok());
+
     std::fs::remove_file(&s.vectors).unwrap();
     assert!(matches!(open(&s, b"v1"), Err(SnapshotError::Corrupt("vector file missing"))));
 
