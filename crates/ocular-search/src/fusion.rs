@@ -79,6 +79,9 @@ pub struct Pool {
     /// Cosines computed for candidates missing from a cosine list (keyword-only matches):
     /// `(text, image_text)`.
     pub extra: HashMap<u64, (Option<f32>, Option<f32>)>,
+    /// Which photo gave a candidate its `image_text` cosine, where it was not the main one
+    /// (the evidence a result shows; fusion does not read it).
+    pub photos: HashMap<u64, u16>,
 }
 
 /// Weights of the score-aware fusion (see the module docs).
@@ -255,7 +258,7 @@ mod tests {
             text: vec![(1, 0.5), (2, 0.4), (3, 0.3)],
             image_text: vec![(9, 0.5), (3, 0.4), (2, 0.3)],
             keyword: vec![(8, 7.0), (3, 2.0)],
-            extra: HashMap::new(),
+            ..Pool::default()
         };
         let ids: Vec<u64> = fuse(&pool, &Fusion::Rrf).iter().map(|c| c.id).collect();
         let direct: Vec<u64> =
@@ -270,6 +273,7 @@ mod tests {
             image_text: vec![(1, 0.3), (2, 0.3), (3, 0.3)],
             keyword: vec![(4, 10.0), (2, 5.0)],
             extra: HashMap::from([(4, (Some(0.05), None))]),
+            ..Pool::default()
         };
         let w = Weights { text: 1.0, image_text: 1.0, keyword: 1.0, floor: 0.05 };
         let fused = fuse(&pool, &Fusion::Scores(w));

@@ -7,6 +7,8 @@
 //! so browsers load it from `/api/v1/products/{id}/image`; the URL it came from is kept as
 //! `source_url`.
 
+use std::collections::HashMap;
+
 use ocular_image::image::RgbImage;
 use ocular_store::{Embedding, EmbeddingUpdate, NewProduct, Product, ProductKey, ProductPatch, ProductWrite, Upserted};
 
@@ -84,13 +86,14 @@ impl Catalog {
         if mode == WriteMode::Create && current.is_some() {
             return Err(ocular_store::StoreError::Conflict(format!("product {}", product.id)).into());
         }
-        self.write(embedders, current, product, image, mode)
+        self.write(embedders, current, product, image, mode, &HashMap::new())
     }
 
     /// [`Catalog::upsert`] computed from a version of the product the caller has already read
     /// (`None`: it did not exist): the write happens only while that is still the stored
     /// version (else [`SearchError::Concurrent`]), so a version the caller checked (`If-Match`)
-    /// is the one replaced.
+    /// is the one replaced. `fetched`: the bytes of further photos given by URL that the
+    /// product did not show before (module `further`).
     pub fn upsert_from(
         &self,
         embedders: &dyn Embedders,
@@ -98,6 +101,7 @@ impl Catalog {
         current: Option<Product>,
         product: NewProduct,
         image: ImageChange,
+        fetched: &HashMap<String, ImageInput>,
     ) -> Result<Upserted, SearchError> {
         if current.as_ref().is_some_and(|c| c.id != product.id) {
             return Err(SearchError::invalid("id", "differs from the product read"));
@@ -105,21 +109,22 @@ impl Catalog {
         if mode == WriteMode::Create && current.is_some() {
             return Err(ocular_store::StoreError::Conflict(format!("product {}", product.id)).into());
         }
-        self.write(embedders, current, product, image, mode)
+        self.write(embedders, current, product, image, mode, fetched)
     }
 
     /// [`Catalog::patch`] applied to a version of the product the caller has already read: the
     /// write happens only while that is still the stored version (else
-    /// [`SearchError::Concurrent`]).
+    /// [`SearchError::Concurrent`]). `fetched` as for [`Catalog::upsert_from`].
     pub fn patch_version(
         &self,
         embedders: &dyn Embedders,
         current: Product,
         patch: &ProductPatch,
         image: ImageChange,
+        fetched: &HashMap<String, ImageInput>,
     ) -> Result<Product, SearchError> {
         let next = patch.apply(&current);
-        Ok(self.write(embedders, Some(current), next, image, WriteMode::Replace)?.product)
+        Ok(self.write(embedders, Some(current), next, image, WriteMode::Replace, fetched)?.product)
     }
 
     /// PATCH: applies `patch` to the stored product, re-embedding only what changed.
@@ -133,7 +138,7 @@ impl Catalog {
         let current =
             self.store.get_product(id)?.ok_or_else(|| ocular_store::StoreError::NotFound(format!("product {id}")))?;
         let next = patch.apply(&current);
-        Ok(self.write(embedders, Some(current), next, image, WriteMode::Replace)?.product)
+        Ok(self.write(embedders, Some(current), next, image, WriteMode::Replace, &HashMap::new())?.product)
     }
 
     fn write(
@@ -143,9 +148,11 @@ impl Catalog {
         mut next: NewProduct,
         image: ImageChange,
         mode: WriteMode,
+        fetched: &HashMap<String, ImageInput>,
     ) -> Result<Upserted, SearchError> {
         // The client never sets the stored-image digest: it follows from `image`.
         next.image_sha256 = None;
+        let main_new = matches!(image, ImageChange::New(_));
         let mut computed: Vec<Embedding> = Vec::new();
         let mut cleared = false;
         match image {
@@ -175,14 +182,23 @@ impl Catalog {
         }
 
         let key = current.as_ref().map(|c| c.key);
-        let mut kept_text = None;
-        if cleared
-            && !text_changed
-            && let Some(key) = key
-        {
-            kept_text = self.store.embeddings_of(key)?.into_iter().find(|e| e.space == TEXT);
+        // Further photos: a photo space is written whole (every photo's vector) or not at all,
+        // so a write that touches the photos lists all of them.
+        let photos_changed = current.as_ref().is_none_or(|c| c.images != next.images);
+        let rewrite = cleared || (current.is_some() && (photos_changed || (main_new && !next.images.is_empty())));
+        let stored = match (rewrite, key) {
+            (true, Some(key)) => self.store.embeddings_of(key)?,
+            _ => Vec::new(),
+        };
+        if rewrite && !main_new && !cleared {
+            computed.extend(stored.iter().filter(|e| e.photo == 0 && e.space != TEXT).cloned());
         }
-        let update = match (&current, cleared) {
+        if current.is_none() || rewrite {
+            let further = self.further_vectors(embedders, current.as_ref(), &stored, &mut next, fetched)?;
+            computed.extend(further);
+        }
+        let kept_text = if rewrite && !text_changed { stored.iter().find(|e| e.space == TEXT).cloned() } else { None };
+        let update = match (&current, rewrite) {
             (None, _) => EmbeddingUpdate::Replace(&computed),
             (Some(_), true) => {
                 computed.extend(kept_text);
@@ -258,8 +274,10 @@ impl Catalog {
             kept.extend_from_slice(vectors);
             self.store.set_embeddings(key, EmbeddingUpdate::Replace(&kept))?;
         }
-        for v in vectors {
-            self.space(&v.space)?.apply(key, Some(&v.vector))?;
+        for (i, v) in vectors.iter().enumerate() {
+            if !vectors[..i].iter().any(|o| o.space == v.space) {
+                self.space(&v.space)?.apply_photos(key, &photos_of(vectors, &v.space, &v.model))?;
+            }
         }
         for space in remove {
             if let Ok(index) = self.space(space) {
@@ -273,15 +291,19 @@ impl Catalog {
     /// spaces without a vector in the list are removed.
     pub(crate) fn sync_index(&self, key: ProductKey, vectors: &[Embedding], replace: bool) -> Result<(), SearchError> {
         for space in &self.spaces {
-            let configured = &space.model.model;
-            match vectors.iter().find(|e| e.space == space.space() && &e.model == configured) {
-                Some(e) => space.apply(key, Some(&e.vector))?,
-                None if replace => space.apply(key, None)?,
-                None => {}
+            // Every photo's vector: the space's entries of the product become exactly these.
+            let own = photos_of(vectors, space.space(), &space.model.model);
+            if !own.is_empty() || replace {
+                space.apply_photos(key, &own)?;
             }
         }
         Ok(())
     }
+}
+
+/// The (photo, vector) pairs of `vectors` in `space` made by `model`.
+fn photos_of<'a>(vectors: &'a [Embedding], space: &str, model: &str) -> Vec<(u16, &'a [f32])> {
+    vectors.iter().filter(|e| e.space == space && e.model == model).map(|e| (e.photo, e.vector.as_slice())).collect()
 }
 
 /// The model id of `space` in a set of embedders.

@@ -79,5 +79,8 @@ impl IndexDir {
 
 /// The key a space's snapshot is saved and opened under.
 pub(crate) fn key(model: &SpaceModel, cursor: u64) -> Vec<u8> {
-    format!("model={}\ndim={}\ncursor={cursor}", model.model, model.dim).into_bytes()
+    // `ids=`: what an index id means (module `photos`); snapshots saved before several photos
+    // per product held plain product keys, and must not be read as (product, photo) ids.
+    format!("model={}\ndim={}\ncursor={cursor}\nids=key<<{}|photo", model.model, model.dim, crate::photos::PHOTO_BITS)
+        .into_bytes()
 }

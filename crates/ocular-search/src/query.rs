@@ -91,6 +91,12 @@ pub struct ProductView {
     /// present (and `true`) then.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub photo_missing: bool,
+    /// Further photos after the main one (`image_url`), in order: photo `i` is `images[i - 1]`.
+    /// Each is the URL it was given as, or the stored copy's path when it was given as an
+    /// upload; sent back in a write, it keeps that photo. Absent when there are none. A photo
+    /// search matches a product by its best photo.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
     #[schema(value_type = Object)]
     pub attributes: Value,
     #[serde(with = "time::serde::rfc3339")]
@@ -106,6 +112,38 @@ pub fn image_path(id: &str) -> String {
     format!("/api/v1/products/{id}/image")
 }
 
+/// Path of a product's stored photo `index` (0: the main one, [`image_path`]).
+pub fn photo_path(id: &str, index: usize) -> String {
+    match index {
+        0 => image_path(id),
+        i => format!("/api/v1/products/{id}/image?photo={i}"),
+    }
+}
+
+/// One photo of a product.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct PhotoView {
+    /// 0 for the main photo, `i` for `images[i - 1]` of the product as written.
+    pub index: usize,
+    /// Where to load it: the stored copy when there is one, else the URL it was given as.
+    pub url: Option<String>,
+    /// The URL it came from, if it came from one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_url: Option<String>,
+}
+
+impl PhotoView {
+    /// Photo `index` of `p`, if it has one there (a main photo needs a URL or a stored copy).
+    pub fn of(p: &Product, index: usize) -> Option<PhotoView> {
+        let (source, stored) = p.photo(index)?;
+        if source.is_none() && stored.is_none() {
+            return None;
+        }
+        let url = stored.map(|_| photo_path(&p.id, index)).or_else(|| source.map(str::to_string));
+        Some(PhotoView { index, url, source_url: source.map(str::to_string) })
+    }
+}
+
 impl From<&Product> for ProductView {
     fn from(p: &Product) -> Self {
         ProductView {
@@ -118,6 +156,10 @@ impl From<&Product> for ProductView {
             image_url: p.image_sha256.as_ref().map(|_| image_path(&p.id)).or_else(|| p.image_url.clone()),
             source_url: p.image_url.clone(),
             photo_missing: p.image_sha256.is_none() && p.image_url.is_some(),
+            images: (1..=p.images.len())
+                .filter_map(|i| PhotoView::of(p, i))
+                .filter_map(|v| v.source_url.or(v.url))
+                .collect(),
             attributes: p.attributes.clone(),
             created_at: p.created_at,
             updated_at: p.updated_at,
@@ -149,6 +191,11 @@ pub struct SearchHit {
     pub similarity: f32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signals: Option<Signals>,
+    /// The photo that matched: for a photo search (and "more like this") the product's best
+    /// photo, for a text search the photo behind its `image_text` cosine. Absent when no
+    /// photo was the evidence (a text-only match, a product without photos).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub photo: Option<PhotoView>,
 }
 
 /// Counts over a search's matching candidates (see [`Facets`]).

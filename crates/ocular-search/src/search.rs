@@ -29,14 +29,19 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use ocular_index::Hit;
 use ocular_store::ProductKey;
 
 use crate::catalog::Catalog;
 use crate::embed::{Embedders, IMAGE, IMAGE_TEXT, TEXT};
 use crate::error::SearchError;
 use crate::fusion::{Fusion, Pool, fuse};
-use crate::query::{FacetCount, Facets, ProductView, SearchHit, SearchOptions, SearchResults, Signals, Timings, page};
+use crate::photos::PhotoHit;
+use crate::query::{
+    FacetCount, Facets, PhotoView, ProductView, SearchHit, SearchOptions, SearchResults, Signals, Timings, page,
+};
+
+/// A result before its product is read: (key, score, similarity, signals, matched photo).
+type Ranked = (u64, f32, f32, Option<Signals>, Option<u16>);
 
 /// Candidates taken from each ranking before fusion (a multiple of it for deep pages).
 pub const FUSION_DEPTH: usize = 100;
@@ -108,15 +113,16 @@ impl Catalog {
         let filter = |id: u64| allowed.passes(id) && Some(id) != exclude;
         let filtered = opts.filters() || exclude.is_some();
         let hits = self.space(space)?.search(query, k, filtered.then_some(&filter as &(dyn Fn(u64) -> bool + Sync)))?;
-        let mut passing: Vec<Hit> = hits.into_iter().take_while(|h| h.score >= opts.threshold).collect();
+        let mut passing: Vec<PhotoHit> = hits.into_iter().take_while(|h| h.score >= opts.threshold).collect();
         // `exclude` asked for one more row than it may remove: keep the depth the same.
         passing.truncate(k - usize::from(exclude.is_some()));
         let at = t.lap("index", at);
         let facets = self.facets(passing.iter().map(|h| h.id))?;
         let at = t.lap("facets", at);
         let (hits, next_offset) = page(passing, opts);
-        let scored: Vec<(u64, f32, f32, Option<Signals>)> =
-            hits.iter().map(|h| (h.id, h.score, h.score, None)).collect();
+        // A photo space's hit names the photo that scored; the text space has none.
+        let photo = |h: &PhotoHit| (space != TEXT).then_some(h.photo);
+        let scored: Vec<Ranked> = hits.iter().map(|h| (h.id, h.score, h.score, None, photo(h))).collect();
         let results = self.hydrate(&scored)?;
         t.lap("products", at);
         Ok(SearchResults { results, next_offset, facets, timings_ms: Timings::default() })
@@ -170,7 +176,7 @@ impl Catalog {
         let started = Instant::now();
         let pool = self.text_pool(embedders, query, opts, &mut t)?;
         let at = Instant::now();
-        let ranked: Vec<(u64, f32, f32, Option<Signals>)> = fuse(&pool, fusion)
+        let ranked: Vec<Ranked> = fuse(&pool, fusion)
             .into_iter()
             .filter_map(|c| {
                 let best = c.text.into_iter().chain(c.image_text).fold(f32::NEG_INFINITY, f32::max);
@@ -180,7 +186,9 @@ impl Catalog {
                     keyword_rank: c.keyword_rank,
                     keyword_score: c.keyword,
                 };
-                (best >= opts.threshold).then_some((c.id, c.score, best, Some(signals)))
+                // The photo is the evidence of the `image_text` cosine.
+                let photo = c.image_text.map(|_| pool.photos.get(&c.id).copied().unwrap_or(0));
+                (best >= opts.threshold).then_some((c.id, c.score, best, Some(signals), photo))
             })
             .collect();
         let at = t.lap("fuse", at);
@@ -230,12 +238,13 @@ impl Catalog {
         let keyword = self.store.search_text(query, &opts.filter, depth)?;
         let at = t.lap("keyword", at);
 
-        let pairs = |hits: &[Hit]| hits.iter().map(|h| (h.id, h.score)).collect::<Vec<(u64, f32)>>();
+        let pairs = |hits: &[PhotoHit]| hits.iter().map(|h| (h.id, h.score)).collect::<Vec<(u64, f32)>>();
         let mut pool = Pool {
             text: pairs(&text_hits),
             image_text: pairs(&image_hits),
             keyword: keyword.iter().map(|h| (h.key.0, h.score as f32)).collect(),
             extra: HashMap::new(),
+            photos: image_hits.iter().filter(|h| h.photo != 0).map(|h| (h.id, h.photo)).collect(),
         };
         // Keyword-only matches have no cosine yet: compute theirs from the stored vectors.
         let listed: HashSet<u64> = pool.text.iter().chain(&pool.image_text).map(|(id, _)| *id).collect();
@@ -243,12 +252,19 @@ impl Catalog {
         let (text_space, image_space) = (self.space(TEXT)?, self.space(IMAGE_TEXT)?);
         for id in missing {
             let entry = pool.extra.entry(id).or_default();
-            // One read gives both vectors.
+            // One read gives every vector; a product's photo cosine is its best photo's.
             for e in self.store.embeddings_of(ProductKey(id))? {
                 if let Some(c) = text_space.cosine_with(&e, &q.text) {
                     entry.0 = Some(c);
-                } else if let Some(c) = image_space.cosine_with(&e, &q.image_text) {
+                } else if let Some(c) = image_space.cosine_with(&e, &q.image_text)
+                    && entry.1.is_none_or(|best| c > best)
+                {
                     entry.1 = Some(c);
+                    if e.photo != 0 {
+                        pool.photos.insert(id, e.photo);
+                    } else {
+                        pool.photos.remove(&id);
+                    }
                 }
             }
         }
@@ -277,19 +293,20 @@ impl Catalog {
         Ok(Facets { category })
     }
 
-    /// Turns (key, score, similarity, signals) into results, dropping products deleted since.
-    fn hydrate(&self, ranked: &[(u64, f32, f32, Option<Signals>)]) -> Result<Vec<SearchHit>, SearchError> {
+    /// Turns ranked keys into results, dropping products deleted since.
+    fn hydrate(&self, ranked: &[Ranked]) -> Result<Vec<SearchHit>, SearchError> {
         let keys: Vec<ProductKey> = ranked.iter().map(|r| ProductKey(r.0)).collect();
         let products = self.store.get_products_by_keys(&keys)?;
         let by_key: HashMap<u64, &ocular_store::Product> = products.iter().map(|p| (p.key.0, p)).collect();
         Ok(ranked
             .iter()
-            .filter_map(|(key, score, similarity, signals)| {
+            .filter_map(|(key, score, similarity, signals, photo)| {
                 by_key.get(key).map(|p| SearchHit {
                     product: ProductView::from(*p),
                     score: *score,
                     similarity: *similarity,
                     signals: signals.clone(),
+                    photo: photo.and_then(|i| PhotoView::of(p, usize::from(i))),
                 })
             })
             .collect())

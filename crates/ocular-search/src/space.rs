@@ -38,6 +38,7 @@ use serde::Serialize;
 use crate::embed::SpaceModel;
 use crate::error::SearchError;
 use crate::persist::{self, IndexDir};
+use crate::photos::{MAX_PHOTOS, PhotoHit, Photos, fold, index_id, key_of};
 use crate::sharded::{ShardedIndex, SyncFilter};
 
 /// Where a space's index is in its life.
@@ -79,17 +80,6 @@ pub const CENTROID_SAMPLE: usize = 2048;
 /// caller's thread: 2048 × 32 × 1280 × 6 multiply-adds, about 0.1 s.
 const CENTROIDS: usize = 32;
 
-/// Bytes one compact shard's search may read from its mapped files (refinement codes, then f32
-/// rows; `CompactConfig::read_budget`). A photo query on a million bench products refines
-/// ~24k rows per shard (15 MB) and rescores a few dozen; the cap keeps a query whose shortlist
-/// is the whole catalog (structureless vectors) from reading hundreds of MB through a page
-/// cache a cgroup limit keeps small. Rows beyond it rank by their estimates.
-pub const READ_BUDGET: usize = 32 << 20;
-
-/// Rows a rebuild hands to the shards at a time (each shard encodes its share on its own
-/// thread, see `ShardedIndex::upsert_many`).
-const LOAD_BATCH: usize = 2048;
-
 /// Shortlist length for `k` results under [`Precision::Store`].
 fn shortlist(k: usize) -> usize {
     k.saturating_mul(4).saturating_add(16)
@@ -113,6 +103,8 @@ pub struct SpaceIndex {
     pending_save: Mutex<Option<Vec<u8>>>,
     /// Whether the last load opened the saved index rather than rebuilding.
     from_snapshot: std::sync::atomic::AtomicBool,
+    /// Index ids are (product, photo) pairs (module `photos`); how many rows a result needs.
+    photos: Photos,
 }
 
 impl SpaceIndex {
@@ -149,6 +141,7 @@ impl SpaceIndex {
             saved: None,
             pending_save: Mutex::new(None),
             from_snapshot: Default::default(),
+            photos: Photos::default(),
         })
     }
 
@@ -170,8 +163,7 @@ impl SpaceIndex {
         let dim = model.dim.max(1);
         let rescore = match precision {
             Precision::Compact => {
-                let config = CompactConfig::new(dim).centroids(centroids).read_budget(READ_BUDGET);
-                return Ok(Arc::new(ShardedIndex::compact(config, shards)?));
+                return Ok(Arc::new(ShardedIndex::compact(CompactConfig::new(dim).centroids(centroids), shards)?));
             }
             Precision::F16 => Rescore::F16,
             Precision::Store => Rescore::Off,
@@ -217,6 +209,7 @@ impl SpaceIndex {
         let fresh = Self::empty(&self.model, self.precision, self.shards, centroids)?;
         let mut touched = self.touched.lock();
         *self.index.write() = fresh;
+        self.photos.reset();
         *touched = Some(HashSet::new());
         *self.state.write() = SpaceState::Loading;
         Ok(())
@@ -289,7 +282,7 @@ impl SpaceIndex {
             return Ok(foreign);
         }
         let stored: u64 = census.iter().filter(|c| c.space == space).map(|c| c.count).sum();
-        let config = CompactConfig::new(self.model.dim.max(1)).read_budget(READ_BUDGET);
+        let config = CompactConfig::new(self.model.dim.max(1));
         let opened = ShardedIndex::open_saved(config.clone(), self.shards, dir, space, &key).and_then(|index| {
             // Writes made since loading began are replayed into the opened files below, after
             // which the saved checksums no longer describe them: check first (rare).
@@ -331,12 +324,12 @@ impl SpaceIndex {
         let touched = self.touched.lock();
         for &key in touched.iter().flatten() {
             let stored = self.store.embeddings_of(ProductKey(key))?;
-            let own = stored.iter().find(|e| e.space == self.model.space && e.model == self.model.model);
-            match own {
-                Some(e) => index.upsert(key, &e.vector)?,
-                None => {
-                    index.remove(key);
-                }
+            for photo in 0..MAX_PHOTOS as u16 {
+                index.remove(index_id(key, photo));
+            }
+            for e in stored.iter().filter(|e| e.space == self.model.space && e.model == self.model.model) {
+                index.upsert(index_id(key, e.photo), &e.vector)?;
+                self.photos.saw(e.photo);
             }
         }
         *self.index.write() = Arc::new(index);
@@ -391,23 +384,11 @@ impl SpaceIndex {
         }
     }
 
-    /// Loads every vector of the configured model; returns the other models found. Rows go
-    /// to the index in batches of [`LOAD_BATCH`], encoded by every shard at once.
+    /// Loads every vector of the configured model; returns the other models found.
     fn stream(&self) -> Result<Vec<String>, SearchError> {
         let index = self.index.read().clone();
         let mut foreign: Vec<String> = Vec::new();
         let mut failure = None;
-        let mut batch: Vec<(u64, Vec<f32>)> = Vec::with_capacity(LOAD_BATCH);
-        // Under the writers' lock, so that a key written meanwhile keeps the write (module docs).
-        let flush = |batch: &mut Vec<(u64, Vec<f32>)>| {
-            let touched = self.touched.lock();
-            if let Some(t) = touched.as_ref() {
-                batch.retain(|(key, _)| !t.contains(key));
-            }
-            let result = index.upsert_many(batch);
-            batch.clear();
-            result
-        };
         self.store.for_each_embedding(self.model.space, &mut |e| {
             if e.model != self.model.model {
                 if !foreign.iter().any(|m| m == e.model) {
@@ -415,11 +396,13 @@ impl SpaceIndex {
                 }
                 return ControlFlow::Continue(());
             }
-            batch.push((e.key.0, e.vector.to_vec()));
-            if batch.len() < LOAD_BATCH {
+            let touched = self.touched.lock();
+            if touched.as_ref().is_some_and(|t| t.contains(&e.key.0)) {
                 return ControlFlow::Continue(());
             }
-            match flush(&mut batch) {
+            // One entry per (product, photo): module `photos`.
+            self.photos.saw(e.photo);
+            match index.upsert(index_id(e.key.0, e.photo), e.vector) {
                 Ok(()) => ControlFlow::Continue(()),
                 Err(err) => {
                     failure = Some(err);
@@ -427,17 +410,24 @@ impl SpaceIndex {
                 }
             }
         })?;
-        if failure.is_none() {
-            failure = flush(&mut batch).err();
-        }
         match failure {
             Some(e) => Err(e.into()),
             None => Ok(foreign),
         }
     }
 
-    /// Applies a committed write: `Some(vector)` upserts, `None` removes.
+    /// Applies a committed write of a product with at most one vector here (photo 0):
+    /// `Some(vector)` makes it the product's only one, `None` removes the product.
     pub fn apply(&self, key: ProductKey, vector: Option<&[f32]>) -> Result<(), SearchError> {
+        match vector {
+            Some(v) => self.apply_photos(key, &[(0, v)]),
+            None => self.apply_photos(key, &[]),
+        }
+    }
+
+    /// Applies a committed write: the product's vectors here become exactly `vectors`
+    /// (photo number, vector); none removes the product.
+    pub fn apply_photos(&self, key: ProductKey, vectors: &[(u16, &[f32])]) -> Result<(), SearchError> {
         if self.pg.is_some() {
             // The committed row is the index entry.
             return Ok(());
@@ -455,35 +445,46 @@ impl SpaceIndex {
             _ => return Ok(()),
         }
         let index = self.index.read();
-        match vector {
-            Some(v) => index.upsert(key.0, v)?,
-            None => {
-                index.remove(key.0);
+        for photo in 0..MAX_PHOTOS as u16 {
+            if !vectors.iter().any(|(p, _)| *p == photo) {
+                index.remove(index_id(key.0, photo));
             }
+        }
+        for &(photo, v) in vectors {
+            index.upsert(index_id(key.0, photo), v)?;
+            self.photos.saw(photo);
         }
         Ok(())
     }
 
-    /// The `k` best hits passing `filter`, with full-precision cosines (see the module docs).
-    pub fn search(&self, query: &[f32], k: usize, filter: Option<SyncFilter<'_>>) -> Result<Vec<Hit>, SearchError> {
+    /// The `k` best products passing `filter` (a filter on product keys), each by its best
+    /// photo, with full-precision cosines (see the module docs).
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<SyncFilter<'_>>,
+    ) -> Result<Vec<PhotoHit>, SearchError> {
         self.ready()?;
         if let Some(pg) = &self.pg {
             return self.search_pg(pg, query, k, filter);
         }
         let index = self.index.read().clone();
+        let by_key = filter.map(|f| move |id: u64| f(key_of(id)));
+        let filter = by_key.as_ref().map(|f| f as SyncFilter<'_>);
+        let rows = self.photos.rows_for(k);
         if self.precision != Precision::Store {
             // Both rescore inside the index: f32 from the mapped file, or f16 from memory.
-            return Ok(index.search(query, k, filter)?);
+            return Ok(fold(index.search(query, rows, filter)?, k));
         }
-        let candidates = index.search(query, shortlist(k), filter)?;
+        let candidates = index.search(query, shortlist(rows), filter)?;
         let exact = self.exact_scores(query, &candidates.iter().map(|h| h.id).collect::<Vec<_>>())?;
         let mut hits: Vec<Hit> = candidates
             .into_iter()
             .map(|h| Hit { id: h.id, score: exact.get(&h.id).copied().unwrap_or(h.score) })
             .collect();
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
-        hits.truncate(k);
-        Ok(hits)
+        Ok(fold(hits, k))
     }
 
     /// The `k` best hits by the in-memory scores alone: int8 cosines (within about 0.01 of
@@ -495,15 +496,18 @@ impl SpaceIndex {
         query: &[f32],
         k: usize,
         filter: Option<SyncFilter<'_>>,
-    ) -> Result<Vec<Hit>, SearchError> {
+    ) -> Result<Vec<PhotoHit>, SearchError> {
         self.ready()?;
         if let Some(pg) = &self.pg {
             return self.search_pg(pg, query, k, filter);
         }
         let index = self.index.read().clone();
+        let by_key = filter.map(|f| move |id: u64| f(key_of(id)));
+        let filter = by_key.as_ref().map(|f| f as SyncFilter<'_>);
+        let rows = self.photos.rows_for(k);
         // Compact spaces rescore no more than the int8 shortlist would (`4k + 16`): on
         // structureless vectors their band covers most of the catalog.
-        Ok(index.search_bounded(query, k, filter, shortlist(k))?)
+        Ok(fold(index.search_bounded(query, rows, filter, shortlist(rows))?, k))
     }
 
     /// pgvector search; its scores are exact cosines of the stored f32 vectors.
@@ -513,19 +517,21 @@ impl SpaceIndex {
         query: &[f32],
         k: usize,
         filter: Option<SyncFilter<'_>>,
-    ) -> Result<Vec<Hit>, SearchError> {
-        use ocular_index::VectorIndex;
+    ) -> Result<Vec<PhotoHit>, SearchError> {
         let filter = filter.map(|f| f as &dyn Fn(u64) -> bool);
-        Ok(pg.search(query, k, filter)?)
+        let hits = pg.search_photos(query, k, filter)?;
+        Ok(hits.into_iter().map(|(h, photo)| PhotoHit { id: h.id, photo, score: h.score }).collect())
     }
 
-    /// Exact cosines of `query` with the stored vectors of `ids` (made by this space's model);
-    /// ids without one are left out.
+    /// Exact cosines of `query` with the stored vectors of index ids `ids` (made by this
+    /// space's model); ids without one are left out.
     pub fn exact_scores(&self, query: &[f32], ids: &[u64]) -> Result<HashMap<u64, f32>, SearchError> {
         let mut out = HashMap::with_capacity(ids.len());
         for &id in ids {
-            for e in self.store.embeddings_of(ProductKey(id))? {
-                if let Some(c) = self.cosine_with(&e, query) {
+            for e in self.store.embeddings_of(ProductKey(key_of(id)))? {
+                if let Some(c) = self.cosine_with(&e, query)
+                    && index_id(key_of(id), e.photo) == id
+                {
                     out.insert(id, c);
                 }
             }

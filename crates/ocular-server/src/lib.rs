@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod models;
 pub mod openapi;
 pub mod pending;
+pub mod photos;
 pub mod products;
 pub mod reload;
 pub mod retention;

@@ -67,6 +67,8 @@ pub(crate) struct ProductBody {
     price: Option<f64>,
     currency: Option<String>,
     image_url: Option<String>,
+    /// Further photos after the main one, as URLs (module `photos`); JSON bodies only.
+    images: Option<Vec<String>>,
     #[schema(value_type = Option<Object>)]
     attributes: Option<Value>,
 }
@@ -91,6 +93,7 @@ impl ProductBody {
             price: parse_field(form, "price")?,
             currency: form.text("currency").map(str::to_string),
             image_url: form.text("image_url").map(str::to_string),
+            images: None,
             attributes: form.text("attributes").map(parse_attributes).transpose()?,
         })
     }
@@ -179,15 +182,21 @@ async fn image_change(
 }
 
 /// Estimated peak memory of a product write: its photo's embedding, if it has a new one, and
-/// its text's (see `ocular_models::estimate`).
-fn write_cost(state: &AppState, embedders: &dyn ocular_search::Embedders, change: &ImageChange) -> u64 {
-    match change {
-        ImageChange::New(input) => {
-            let limits = state.image_limits();
-            ocular_models::estimate::embed_image(&input.bytes, &limits, embedders.image_input(), true)
-        }
+/// its text's (see `ocular_models::estimate`); further photos are embedded one after another,
+/// so the largest of them counts.
+fn write_cost(
+    state: &AppState,
+    embedders: &dyn ocular_search::Embedders,
+    change: &ImageChange,
+    fetched: &crate::photos::Fetched,
+) -> u64 {
+    let limits = state.image_limits();
+    let photo = |bytes: &[u8]| ocular_models::estimate::embed_image(bytes, &limits, embedders.image_input(), true);
+    let main = match change {
+        ImageChange::New(input) => photo(&input.bytes),
         _ => ocular_models::estimate::text(),
-    }
+    };
+    fetched.values().map(|i| photo(&i.bytes)).fold(main, u64::max)
 }
 
 async fn current(state: &AppState, id: &str) -> Result<Option<Product>, ApiError> {
@@ -239,8 +248,10 @@ async fn write(state: &AppState, mode: WriteMode, path_id: Option<String>, req: 
         return Err(ApiError::bad_request(Code::InvalidProduct, "If-Match applies to PUT and PATCH, not to a create"));
     }
     let (value, upload) = read_body(state, req).await?;
-    let body: ProductBody = serde_json::from_value(value)
+    let mut body: ProductBody = serde_json::from_value(value)
         .map_err(|e| ApiError::bad_request(Code::InvalidProduct, format!("invalid product: {e}")))?;
+    let images = body.images.take().unwrap_or_default();
+    crate::photos::check_count(&images)?;
     let id = match (path_id, body.id.clone()) {
         (Some(p), Some(b)) if p != b => {
             return Err(ApiError::bad_request(
@@ -252,18 +263,20 @@ async fn write(state: &AppState, mode: WriteMode, path_id: Option<String>, req: 
         (None, Some(b)) => b,
         (None, None) => return Err(ApiError::bad_request(Code::InvalidProduct, "id is required")),
     };
-    let (product, image_url) = body.into_product(id.clone())?;
+    let (mut product, image_url) = body.into_product(id.clone())?;
     let existing = if mode == WriteMode::Replace { current(state, &id).await? } else { None };
     check_if_match(if_match.as_deref(), existing.as_ref(), &id)?;
     // PUT replaces: no photo in the body means no photo.
     let change = image_change(state, &id, existing.as_ref(), upload, Some(image_url)).await?;
+    let (further, fetched) = crate::photos::further(state, &id, existing.as_ref(), images).await?;
+    product.images = further;
     let embedders = catalog.embedders().await.map_err(api_error)?;
-    let cost = write_cost(state, embedders.as_ref(), &change);
+    let cost = write_cost(state, embedders.as_ref(), &change, &fetched);
     // The version checked above is the one the store's compare-and-set expects, except for a
     // PUT that creates; with If-Match there is always a stored version.
     let upserted = state
         .infer_reserving(cost, move || {
-            catalog.upsert_from(embedders.as_ref(), mode, existing, product, change).map_err(api_error)
+            catalog.upsert_from(embedders.as_ref(), mode, existing, product, change, &fetched).map_err(api_error)
         })
         .await
         .map_err(lost_race(if_match.is_some()))?;
@@ -302,17 +315,24 @@ async fn patch(
         map.remove(k);
     }
     let image_url = map.remove("image_url").map(|v| v.as_str().map(str::to_string));
-    let patch: ProductPatch = serde_json::from_value(value)
+    let images = crate::photos::parse_images(map.remove("images"))?;
+    let mut patch: ProductPatch = serde_json::from_value(value)
         .map_err(|e| ApiError::bad_request(Code::InvalidProduct, format!("invalid patch: {e}")))?;
     let existing = current(&state, &id).await?.ok_or_else(|| ApiError::NotFound(format!("product {id}")))?;
     check_if_match(if_match.as_deref(), Some(&existing), &id)?;
     let change = image_change(&state, &id, Some(&existing), upload, image_url).await?;
+    let mut fetched = crate::photos::Fetched::new();
+    if let Some(urls) = images {
+        let (further, got) = crate::photos::further(&state, &id, Some(&existing), urls).await?;
+        patch.images = Some(further);
+        fetched = got;
+    }
     let embedders = catalog.embedders().await.map_err(api_error)?;
-    let cost = write_cost(&state, embedders.as_ref(), &change);
+    let cost = write_cost(&state, embedders.as_ref(), &change, &fetched);
     // The patch applies to the version read (and checked) above, never to a newer one.
     let product = state
         .infer_reserving(cost, move || {
-            catalog.patch_version(embedders.as_ref(), existing, &patch, change).map_err(api_error)
+            catalog.patch_version(embedders.as_ref(), existing, &patch, change, &fetched).map_err(api_error)
         })
         .await
         .map_err(lost_race(if_match.is_some()))?;
@@ -356,10 +376,13 @@ async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -
 async fn image(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<crate::photos::PhotoQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let p = current(&state, &id).await?.ok_or_else(|| ApiError::NotFound(format!("product {id}")))?;
-    let sha = p.image_sha256.ok_or_else(|| ApiError::NotFound(format!("image of product {id}")))?;
+    let index = q.photo.unwrap_or(0);
+    let sha =
+        crate::photos::stored(&p, index).ok_or_else(|| ApiError::NotFound(format!("photo {index} of product {id}")))?;
     let etag = format!("\"{sha}\"");
     if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());

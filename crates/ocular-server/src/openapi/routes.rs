@@ -322,7 +322,7 @@ pub const ROUTES: &[Route] = &[
         path: "/api/v1/products/{id}/image",
         tag: "products",
         summary: "The product's stored photo (ETag = content digest)",
-        query: &[],
+        query: &[("photo", "integer", "0 (the default) for the main photo, i for the further photo images[i - 1]")],
         body: Body::None,
         answer: Answer::Media("image/*"),
         key: false,

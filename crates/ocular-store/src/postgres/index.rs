@@ -218,8 +218,51 @@ impl PgVectorIndex {
         Ok(lines?.join("\n"))
     }
 
+    /// The `k` nearest products to `query` among those passing `filter` (a callback on product
+    /// keys), each by its best photo: a product has a row per photo, and its score is the
+    /// largest cosine over them. Returns each hit (a product key) with the number of the photo
+    /// that scored (0 for the main photo and for text vectors). Rows are fetched in growing
+    /// batches until `k` products pass or the space has no more.
+    pub fn search_photos(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<Filter<'_>>,
+    ) -> Result<Vec<(Hit, u16)>, IndexError> {
+        let unit = normalized(query, self.dim)?;
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let all = ProductFilter::default();
+        let mut fetch = if filter.is_some() { k.saturating_mul(2).max(64) } else { k };
+        loop {
+            let rows = self.nearest_photos(&unit, fetch, &all).map_err(backend)?;
+            let exhausted = rows.len() < fetch;
+            let mut seen = std::collections::HashSet::new();
+            let hits: Vec<(Hit, u16)> = rows
+                .into_iter()
+                .filter(|(h, _)| seen.insert(h.id) && filter.is_none_or(|keep| keep(h.id)))
+                .take(k)
+                .collect();
+            if hits.len() == k || exhausted {
+                return Ok(hits);
+            }
+            fetch = fetch.saturating_mul(4);
+        }
+    }
+
     /// One query for the `limit` nearest rows passing `filter`, in one round trip.
     fn nearest(&self, unit: &[f32], limit: usize, filter: &ProductFilter) -> Result<Vec<Hit>, StoreError> {
+        Ok(self.nearest_photos(unit, limit, filter)?.into_iter().map(|(h, _)| h).collect())
+    }
+
+    /// [`Self::nearest`] with the photo number of each row.
+    fn nearest_photos(
+        &self,
+        unit: &[f32],
+        limit: usize,
+        filter: &ProductFilter,
+    ) -> Result<Vec<(Hit, u16)>, StoreError> {
         let (sql, args) = self.query(unit, limit, filter)?;
         let conn = self.store.pool.get()?;
         let ef = self.config.ef_search.max(u32::try_from(limit).unwrap_or(u32::MAX)).clamp(1, MAX_EF_SEARCH);
@@ -233,7 +276,8 @@ impl PgVectorIndex {
         rows.iter()
             .map(|r| {
                 let score: f64 = r.try_get(1)?;
-                Ok(Hit { id: product_key(r.try_get(0)?)?.0, score: score as f32 })
+                let photo = u16::try_from(r.try_get::<_, i16>(2)?).unwrap_or(0);
+                Ok((Hit { id: product_key(r.try_get(0)?)?.0, score: score as f32 }, photo))
             })
             .collect()
     }
@@ -254,19 +298,19 @@ impl PgVectorIndex {
             // f32 vectors, so scores and order are exact over them (ties by key).
             PgSearchMode::Hnsw => format!(
                 "WITH hits AS MATERIALIZED (
-                     SELECT e.product_seq, e.vector, {expr} <#> {q}::real[]::halfvec({dim}) AS d
+                     SELECT e.product_seq, e.photo, e.vector, {expr} <#> {q}::real[]::halfvec({dim}) AS d
                      FROM product_embeddings e {join}
                      WHERE e.space = '{space}' AND e.dim = {dim} AND e.model = {model}{cond}
                      ORDER BY d LIMIT {limit})
-                 SELECT product_seq, inner_product(l2_normalize(vector), {q}::real[]::vector) AS s
-                 FROM hits ORDER BY s DESC, product_seq"
+                 SELECT product_seq, inner_product(l2_normalize(vector), {q}::real[]::vector) AS s, photo
+                 FROM hits ORDER BY s DESC, product_seq, photo"
             ),
             // A function call, not the indexed operator: the planner cannot use the index.
             PgSearchMode::Exact => format!(
-                "SELECT e.product_seq, inner_product(l2_normalize(e.vector), {q}::real[]::vector) AS s
+                "SELECT e.product_seq, inner_product(l2_normalize(e.vector), {q}::real[]::vector) AS s, e.photo
                  FROM product_embeddings e {join}
                  WHERE e.space = '{space}' AND e.dim = {dim} AND e.model = {model}{cond}
-                 ORDER BY s DESC, e.product_seq LIMIT {limit}"
+                 ORDER BY s DESC, e.product_seq, e.photo LIMIT {limit}"
             ),
         };
         Ok((sql, args))

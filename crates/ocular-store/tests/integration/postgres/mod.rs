@@ -7,6 +7,7 @@
 //! why it did nothing, unless `OCULAR_REQUIRE_POSTGRES` is set (CI), where they fail instead.
 
 mod dump;
+mod photos;
 mod replicas;
 mod tls;
 mod vectors;

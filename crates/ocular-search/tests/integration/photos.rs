@@ -1,0 +1,78 @@
+//! Several photos per product with the real models: a photo query finds a product by its best
+//! photo and says which one; the photos follow the product's writes, and a reload from the
+//! store finds the same.
+
+use std::collections::HashMap;
+
+use ocular_search::{ImageChange, ImageInput, SearchOptions, WriteMode};
+use ocular_store::{NewProduct, ProductImage};
+
+use crate::common;
+
+fn bytes(name: &str) -> Vec<u8> {
+    std::fs::read(common::photo(name)).expect("photo")
+}
+
+const BIKE_URL: &str = "https://shop.example/bike.png";
+
+#[test]
+fn a_photo_query_matches_a_product_by_its_best_photo() {
+    let (store, _dir) = common::store();
+    let catalog = common::catalog(store.clone());
+    let emb = common::embedders();
+    catalog.load_now().expect("load");
+    let fetched =
+        HashMap::from([(BIKE_URL.to_string(), ImageInput { bytes: bytes("motorcycle_left.png"), source_url: None })]);
+    let main = |name: &str| ImageChange::New(ImageInput { bytes: bytes(name), source_url: None });
+    // A cup whose second photo shows a motorcycle, and a cat and a horse with one photo each.
+    let cup = NewProduct {
+        images: vec![ProductImage { url: Some(BIKE_URL.into()), sha256: None }],
+        ..NewProduct::new("cup", "Cup")
+    };
+    let written = catalog
+        .upsert_from(emb.as_ref(), WriteMode::Create, None, cup, main("coffee.png"), &fetched)
+        .expect("write")
+        .product;
+    assert!(written.images[0].sha256.is_some(), "the further photo is stored like the main one");
+    for (id, photo) in [("cat", "chelsea.png"), ("horse", "horse.png")] {
+        let p = NewProduct::new(id, id);
+        catalog.upsert_from(emb.as_ref(), WriteMode::Create, None, p, main(photo), &HashMap::new()).expect("write");
+    }
+
+    let query = bytes("motorcycle_right.png");
+    let check = |catalog: &ocular_search::Catalog, when: &str| {
+        let results = catalog.search_image(emb.as_ref(), &query, &SearchOptions::new(3, -1.0)).expect("search");
+        let top = &results.results[0];
+        assert_eq!(top.product.id, "cup", "{when}: {results:#?}");
+        assert!(top.score > 0.9, "{when}: the motorcycle photo's cosine, {}", top.score);
+        let photo = top.photo.as_ref().expect("the matched photo is named");
+        assert_eq!(photo.index, 1, "{when}");
+        assert_eq!(photo.url.as_deref(), Some("/api/v1/products/cup/image?photo=1"));
+        assert_eq!(photo.source_url.as_deref(), Some(BIKE_URL));
+        assert_eq!(top.product.images, [BIKE_URL], "{when}");
+        assert_eq!(results.results.len(), 3, "{when}: each product once");
+        // By its main photo, the same product says photo 0.
+        let by_cup = catalog.search_image(emb.as_ref(), &bytes("coffee.png"), &SearchOptions::new(1, -1.0)).unwrap();
+        assert_eq!(by_cup.results[0].photo.as_ref().map(|p| p.index), Some(0), "{when}");
+        // The text search names the photo its `image_text` cosine came from.
+        let text = catalog.search_text(emb.as_ref(), "a motorcycle", &SearchOptions::new(3, -1.0)).unwrap();
+        let cup_hit = text.results.iter().find(|h| h.product.id == "cup").expect("cup is a candidate");
+        assert_eq!(cup_hit.photo.as_ref().map(|p| p.index), Some(1), "{when}: {text:#?}");
+    };
+    check(&catalog, "after the writes");
+    // From the store: the stored vectors of every photo.
+    let reopened = common::catalog(store.clone());
+    reopened.load_now().expect("load");
+    check(&reopened, "after a reload");
+
+    // Replacing the product without its further photo takes that photo's vector with it.
+    let current = catalog.store().get_product("cup").unwrap();
+    let plain = NewProduct { images: Vec::new(), ..current.clone().expect("stored").to_new() };
+    catalog
+        .upsert_from(emb.as_ref(), WriteMode::Replace, current, plain, ImageChange::Keep, &HashMap::new())
+        .expect("write");
+    let results = catalog.search_image(emb.as_ref(), &query, &SearchOptions::new(3, -1.0)).expect("search");
+    let cup = results.results.iter().find(|h| h.product.id == "cup").expect("still a product");
+    assert!(cup.score < 0.5 && cup.photo.as_ref().map(|p| p.index) == Some(0), "{results:#?}");
+    assert_eq!(catalog.store().get_image(written.images[0].sha256.as_deref().unwrap()).unwrap(), None);
+}

@@ -1,0 +1,84 @@
+//! A product's further photos over HTTP (`images`: photos after the main `image_url`).
+//!
+//! A client writes them as a list of URLs. A URL the product already shows (as it was given,
+//! or as the stored copy's path that product JSON reports) keeps that photo and its vectors;
+//! any other is fetched here, through `ocular-fetch` like `image_url`, before the write runs,
+//! and embedded once by the catalog (`ocular_search::ingest`). `GET
+//! /api/v1/products/{id}/image?photo=i` serves the stored copy of photo `i`.
+
+use std::collections::HashMap;
+
+use ocular_search::ImageInput;
+use ocular_search::query::photo_path;
+use ocular_store::{MAX_PHOTOS, Product, ProductImage};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::{ApiError, Code};
+use crate::search::fetch;
+use crate::state::AppState;
+
+/// The photo bytes a write fetched, by URL (what `Catalog::upsert_from` takes).
+pub type Fetched = HashMap<String, ImageInput>;
+
+/// `?photo=` of the image route: which of the product's photos (0, the default: the main one).
+#[derive(Debug, Default, Deserialize)]
+pub struct PhotoQuery {
+    /// 0 for the main photo, `i` for the further photo `images[i - 1]`.
+    pub photo: Option<usize>,
+}
+
+/// Reads a write's `images` (absent: `None`): a JSON array of URL strings.
+pub fn parse_images(v: Option<Value>) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(v) = v else { return Ok(None) };
+    if v.is_null() {
+        return Ok(Some(Vec::new()));
+    }
+    let urls: Vec<String> = serde_json::from_value(v)
+        .map_err(|_| ApiError::bad_request(Code::InvalidProduct, "images must be an array of URLs"))?;
+    check_count(&urls)?;
+    Ok(Some(urls))
+}
+
+/// Refuses more further photos than a product may have, before anything is fetched.
+pub fn check_count(urls: &[String]) -> Result<(), ApiError> {
+    if urls.len() >= MAX_PHOTOS {
+        let most = MAX_PHOTOS - 1;
+        return Err(ApiError::bad_request(Code::InvalidProduct, format!("images: at most {most} further photos")));
+    }
+    Ok(())
+}
+
+/// The further photos `urls` name for product `id` (see the module docs), fetching those the
+/// product does not show yet.
+pub async fn further(
+    state: &AppState,
+    id: &str,
+    current: Option<&Product>,
+    urls: Vec<String>,
+) -> Result<(Vec<ProductImage>, Fetched), ApiError> {
+    let mut images = Vec::with_capacity(urls.len());
+    let mut fetched = Fetched::new();
+    for url in urls {
+        let shown = current.and_then(|c| {
+            c.images.iter().enumerate().find(|(i, img)| {
+                img.url.as_deref() == Some(url.as_str()) || (img.sha256.is_some() && url == photo_path(id, i + 1))
+            })
+        });
+        if let Some((_, img)) = shown {
+            images.push(img.clone());
+            continue;
+        }
+        if !fetched.contains_key(&url) {
+            let bytes = fetch(state, &url).await?;
+            fetched.insert(url.clone(), ImageInput { bytes: bytes.to_vec(), source_url: Some(url.clone()) });
+        }
+        images.push(ProductImage { url: Some(url), sha256: None });
+    }
+    Ok((images, fetched))
+}
+
+/// The stored digest of photo `index` of `p`, if it has a stored copy.
+pub fn stored(p: &Product, index: usize) -> Option<String> {
+    p.photo(index).and_then(|(_, sha)| sha.map(str::to_string))
+}
