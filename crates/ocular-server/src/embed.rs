@@ -20,8 +20,7 @@ use axum::{Json, Router};
 use ocular_models::clip::ClipError;
 use ocular_search::Embedders;
 use ocular_search::embed::{IMAGE, LabelScore, TEXT, model_of};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, Code};
 use crate::json::ApiJson;
@@ -40,7 +39,32 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/embed/image", post(image)).route("/api/v1/embed/text", post(text))
 }
 
-async fn image(State(state): State<AppState>, req: Request) -> Result<Json<Value>, ApiError> {
+/// `POST /api/v1/embed/image`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ImageEmbedding {
+    /// The photo's vector in the `image` space, L2-normalised.
+    embedding: Vec<f32>,
+    /// The vector's length.
+    dim: usize,
+    /// The id of the model that made it; `null` when no installed model fills the space.
+    model: Option<String>,
+    /// With `labels`: each label's zero-shot probability (CLIP). Without: the ImageNet classes
+    /// the default image model recognised (empty under CLIP).
+    labels: Vec<LabelScore>,
+}
+
+/// `POST /api/v1/embed/text`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct TextEmbedding {
+    /// The text's vector in the `text` space, L2-normalised.
+    embedding: Vec<f32>,
+    /// The vector's length.
+    dim: usize,
+    /// The id of the model that made it; `null` when no installed model fills the space.
+    model: Option<String>,
+}
+
+async fn image(State(state): State<AppState>, req: Request) -> Result<Json<ImageEmbedding>, ApiError> {
     let catalog = require_catalog(&state)?;
     state.admission.check_room()?;
     let mut form = read_form(req, &state, "image").await?;
@@ -71,12 +95,12 @@ async fn image(State(state): State<AppState>, req: Request) -> Result<Json<Value
             Ok((vectors, scored))
         })
         .await?;
-    Ok(Json(json!({
-        "embedding": vectors.image,
-        "dim": vectors.image.len(),
-        "model": model,
-        "labels": scored.unwrap_or(vectors.labels),
-    })))
+    Ok(Json(ImageEmbedding {
+        dim: vectors.image.len(),
+        embedding: vectors.image,
+        model,
+        labels: scored.unwrap_or(vectors.labels),
+    }))
 }
 
 /// Scores `labels` with the loaded embedders (CLIP's text tower).
@@ -132,7 +156,10 @@ pub(crate) struct TextBody {
     text: String,
 }
 
-async fn text(State(state): State<AppState>, ApiJson(body): ApiJson<TextBody>) -> Result<Json<Value>, ApiError> {
+async fn text(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<TextBody>,
+) -> Result<Json<TextEmbedding>, ApiError> {
     let text = body.text.trim().to_string();
     if text.is_empty() || text.chars().count() > MAX_TEXT_CHARS {
         return Err(ApiError::bad_request(
@@ -149,7 +176,7 @@ async fn text(State(state): State<AppState>, ApiJson(body): ApiJson<TextBody>) -
             out.pop().ok_or_else(|| ApiError::internal(std::io::Error::other("the text model returned nothing")))
         })
         .await?;
-    Ok(Json(json!({ "embedding": embedding, "dim": embedding.len(), "model": model })))
+    Ok(Json(TextEmbedding { dim: embedding.len(), embedding, model }))
 }
 
 #[cfg(test)]

@@ -51,8 +51,8 @@ pub struct SpaceModel {
     pub dim: usize,
 }
 
-/// A class the image model recognised, for `/api/v1/embed/image`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A class the image model recognised, or a zero-shot label's score, for `/api/v1/embed/image`.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LabelScore {
     pub name: String,
     pub probability: f32,

@@ -82,6 +82,8 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<crate::bulk::BulkDeleteResponse>(&mut out);
     add::<crate::search::SearchBody>(&mut out);
     add::<crate::embed::TextBody>(&mut out);
+    add::<crate::embed::ImageEmbedding>(&mut out);
+    add::<crate::embed::TextEmbedding>(&mut out);
     add::<crate::routes::FixtureRequest>(&mut out);
     add::<crate::reload::ReloadReport>(&mut out);
     out

@@ -234,7 +234,7 @@ pub const ROUTES: &[Route] = &[
         summary: "The image embedding of a photo (and label scores with CLIP)",
         query: &[],
         body: Body::Form(&[("image", "the photo"), ("labels", "CLIP only: a JSON array or one label per line")]),
-        answer: Answer::Object("{embedding, dim, model, labels?}"),
+        answer: Answer::Json(200, "ImageEmbedding"),
         key: false,
     },
     Route {
@@ -244,7 +244,7 @@ pub const ROUTES: &[Route] = &[
         summary: "The text embedding of a string",
         query: &[],
         body: Body::Json("TextEmbedRequest"),
-        answer: Answer::Object("{embedding, dim, model}"),
+        answer: Answer::Json(200, "TextEmbedding"),
         key: false,
     },
     Route {
@@ -322,7 +322,7 @@ pub const ROUTES: &[Route] = &[
         path: "/api/v1/products/{id}/image",
         tag: "products",
         summary: "The product's stored photo (ETag = content digest)",
-        query: &[("photo", "integer", "0 (the default) for the main photo, i for the further photo images[i - 1]")],
+        query: &[],
         body: Body::None,
         answer: Answer::Media("image/*"),
         key: false,

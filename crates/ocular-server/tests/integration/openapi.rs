@@ -163,3 +163,31 @@ async fn documented_routes_exist_and_the_document_is_served() {
     assert_eq!(status, 200);
     assert_eq!(&body, document());
 }
+
+/// `docs/openapi.json` is the document this code generates, committed so that a change to the
+/// API shows in review as a diff of it and clients can read the contract without a server.
+/// `OCULAR_UPDATE_OPENAPI=1` rewrites it (docs/TESTING.md).
+#[test]
+fn the_committed_snapshot_is_the_generated_document() {
+    let path = workspace_root().join("docs/openapi.json");
+    let generated = serde_json::to_string_pretty(document()).expect("json") + "\n";
+    if std::env::var_os("OCULAR_UPDATE_OPENAPI").is_some_and(|v| v == "1") {
+        std::fs::write(&path, &generated).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        return;
+    }
+    let rerun =
+        "OCULAR_UPDATE_OPENAPI=1 cargo test -p ocular-server --test integration openapi::the_committed_snapshot";
+    let committed =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}; write it with `{rerun}`", path.display()));
+    if committed != generated {
+        let (old, new): (Vec<&str>, Vec<&str>) = (committed.lines().collect(), generated.lines().collect());
+        let line = old.iter().zip(&new).position(|(a, b)| a != b).unwrap_or(old.len().min(new.len()));
+        panic!(
+            "docs/openapi.json differs from the generated document at line {}:\n  committed: {}\n  generated: {}\n\
+             If the API change is meant, rewrite the snapshot with `{rerun}` and commit it.",
+            line + 1,
+            old.get(line).unwrap_or(&"(end of file)"),
+            new.get(line).unwrap_or(&"(end of file)"),
+        );
+    }
+}
