@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use ocular_store::{Embedding, NewProduct, Product};
+use ocular_store::{Embedding, NewProduct, Product, ProductImage};
 
 use crate::catalog::Catalog;
 use crate::error::SearchError;
@@ -61,5 +61,26 @@ impl Catalog {
             out.extend(image_embeddings(embedders, vectors).into_iter().map(|e| e.of_photo(photo)));
         }
         Ok(out)
+    }
+}
+
+impl Catalog {
+    /// Stores and embeds further photos already read (bulk import: photo `i + 1` for
+    /// `inputs[i]`): the product's `images` and their vectors. One photo at a time: few
+    /// products have many, and the main photos are what the import batches.
+    pub(crate) fn embed_further(
+        &self,
+        embedders: &dyn crate::Embedders,
+        inputs: &[ImageInput],
+    ) -> Result<(Vec<ProductImage>, Vec<Embedding>), SearchError> {
+        let mut images = Vec::with_capacity(inputs.len());
+        let mut vectors = Vec::new();
+        for (i, input) in inputs.iter().enumerate() {
+            let photo = u16::try_from(i + 1).map_err(|_| SearchError::invalid("images", "too many photos"))?;
+            let prepared = self.prepare_image(embedders, input.clone())?;
+            images.push(ProductImage { url: input.source_url.clone(), sha256: Some(prepared.sha256) });
+            vectors.extend(image_embeddings(embedders, prepared.vectors).into_iter().map(|e| e.of_photo(photo)));
+        }
+        Ok((images, vectors))
     }
 }

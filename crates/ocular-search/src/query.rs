@@ -25,11 +25,14 @@ pub struct SearchOptions {
     pub threshold: f32,
     pub offset: usize,
     pub filter: ProductFilter,
+    /// Count facets over the matching candidates (the default). Off, a photo search ranks only
+    /// the page instead of at least `FACET_DEPTH` products, and `facets` comes back empty.
+    pub facets: bool,
 }
 
 impl SearchOptions {
     pub fn new(top_k: usize, threshold: f32) -> Self {
-        Self { top_k, threshold, offset: 0, filter: ProductFilter::default() }
+        Self { top_k, threshold, offset: 0, filter: ProductFilter::default(), facets: true }
     }
 
     pub fn validate(&self) -> Result<(), SearchError> {

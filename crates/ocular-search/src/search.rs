@@ -109,7 +109,8 @@ impl Catalog {
         let started = Instant::now();
         let allowed = self.allowed(opts)?;
         let at = t.lap("filter", started);
-        let k = (opts.offset + opts.top_k + 1).max(FACET_DEPTH) + usize::from(exclude.is_some());
+        let depth = if opts.facets { FACET_DEPTH } else { 0 };
+        let k = (opts.offset + opts.top_k + 1).max(depth) + usize::from(exclude.is_some());
         let filter = |id: u64| allowed.passes(id) && Some(id) != exclude;
         let filtered = opts.filters() || exclude.is_some();
         let hits = self.space(space)?.search(query, k, filtered.then_some(&filter as &(dyn Fn(u64) -> bool + Sync)))?;
@@ -117,7 +118,7 @@ impl Catalog {
         // `exclude` asked for one more row than it may remove: keep the depth the same.
         passing.truncate(k - usize::from(exclude.is_some()));
         let at = t.lap("index", at);
-        let facets = self.facets(passing.iter().map(|h| h.id))?;
+        let facets = if opts.facets { self.facets(passing.iter().map(|h| h.id))? } else { Facets::default() };
         let at = t.lap("facets", at);
         let (hits, next_offset) = page(passing, opts);
         // A photo space's hit names the photo that scored; the text space has none.
@@ -192,7 +193,7 @@ impl Catalog {
             })
             .collect();
         let at = t.lap("fuse", at);
-        let facets = self.facets(ranked.iter().map(|r| r.0))?;
+        let facets = if opts.facets { self.facets(ranked.iter().map(|r| r.0))? } else { Facets::default() };
         let at = t.lap("facets", at);
         let (ranked, next_offset) = page(ranked, opts);
         let results = self.hydrate(&ranked)?;

@@ -165,6 +165,7 @@ impl OptionsBody {
                 max_price: self.max_price,
                 attributes: self.attributes.unwrap_or_default(),
             },
+            facets: true,
         };
         opts.validate().map_err(api_error)?;
         Ok(opts)

@@ -9,6 +9,8 @@
 //!   `$numberInt` / `$numberLong`;
 //! - the photo: `image` (else `image_url`, `image_path`, or the first of `images`): an
 //!   `http(s)://` URL, or a path relative to the catalog file;
+//! - further photos: the rest of `images` (a JSON array; in CSV one cell, the photos separated
+//!   by `|`), kept up to [`MAX_IMPORT_PHOTOS`] photos in all, each embedded once;
 //! - `attributes` (an object; in CSV, a JSON cell), plus every other field, so nothing the
 //!   shop exported is lost. Mongo extended JSON is unwrapped everywhere (`$date` → its value).
 //!
@@ -59,7 +61,14 @@ pub enum ImageRef {
 pub struct Parsed {
     pub product: NewProduct,
     pub image: Option<ImageRef>,
+    /// Further photos after `image`, in order (at most [`MAX_IMPORT_PHOTOS`] - 1).
+    pub further: Vec<ImageRef>,
 }
+
+/// The most photos an import keeps per product, the main one included: the rest of a long
+/// `images` array is left out (each photo kept costs an embedding at import and an index
+/// entry per photo space).
+pub const MAX_IMPORT_PHOTOS: usize = 8;
 
 /// One record of the file: `number` counts records from 1 (the import bookkeeping's unit),
 /// `line` is where it starts, for people.
@@ -184,18 +193,34 @@ pub fn to_record(value: Value, base: &Path) -> Result<Parsed, String> {
             other => return Err(format!("price must be a number, got {other}")),
         });
     }
-    let image = match take(&mut obj, &["image", "image_url", "image_path", "images"]) {
-        Some(Value::Array(items)) => items.into_iter().next().map(|v| text("images", v)).transpose()?,
-        Some(v) => Some(text("image", v)?),
-        None => None,
-    };
-    let image = image.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).map(|s| {
-        if s.starts_with("http://") || s.starts_with("https://") {
-            ImageRef::Url(s)
+    let mut photos = Vec::new();
+    if let Some(v) = take(&mut obj, &["image", "image_url", "image_path"]) {
+        photos.push(text("image", v)?);
+    }
+    match take(&mut obj, &["images"]) {
+        Some(Value::Array(items)) => {
+            for v in items {
+                photos.push(text("images", v)?);
+            }
+        }
+        // A CSV cell (or a JSON string): photos separated by `|`.
+        Some(v) => photos.extend(text("images", v)?.split('|').map(str::to_string)),
+        None => {}
+    }
+    let mut refs: Vec<ImageRef> = Vec::new();
+    for s in photos.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let r = if s.starts_with("http://") || s.starts_with("https://") {
+            ImageRef::Url(s.to_string())
         } else {
             ImageRef::Path(base.join(s))
+        };
+        if !refs.contains(&r) && refs.len() < MAX_IMPORT_PHOTOS {
+            refs.push(r);
         }
-    });
+    }
+    let mut refs = refs.into_iter();
+    let image = refs.next();
+    let further = refs.collect();
     let mut attributes = match take(&mut obj, &["attributes"]) {
         Some(Value::Object(map)) => map,
         Some(other) => return Err(format!("attributes must be an object, got {other}")),
@@ -206,5 +231,5 @@ pub fn to_record(value: Value, base: &Path) -> Result<Parsed, String> {
         attributes.entry(k).or_insert(v);
     }
     product.attributes = Value::Object(attributes);
-    Ok(Parsed { product, image })
+    Ok(Parsed { product, image, further })
 }

@@ -75,6 +75,7 @@ fn mongoexport_lines_and_arrays() {
         assert_eq!(lamp.product.id, "65a1f0c2e4b0a1b2c3d4e5f6");
         assert_eq!(lamp.product.price, Some(39.99));
         assert_eq!(lamp.image, Some(ImageRef::Path(Path::new(BASE).join("lamp.jpg"))));
+        assert_eq!(lamp.further, [ImageRef::Path(Path::new(BASE).join("b.jpg"))], "the rest of `images`");
         assert_eq!(lamp.product.attributes, json!({"created": 1_700_000_000_000i64, "qty": 7}));
     }
     let second = ok(&array, 1);
@@ -109,4 +110,23 @@ fn formats_resolve_from_flags_and_names() {
     assert_eq!(f(None, "a.jsonl"), Ok(Format::Jsonl));
     assert_eq!(f(Some("mongo"), "a.txt"), Ok(Format::Mongo));
     assert!(f(Some("xml"), "a.xml").is_err());
+}
+
+#[test]
+fn several_photos_from_json_arrays_and_csv_cells() {
+    use super::parse::MAX_IMPORT_PHOTOS;
+    let url = |i: usize| format!("https://img.example/{i}.jpg");
+    let many: Vec<String> = (0..12).map(url).collect();
+    let line = json!({"id": "a", "title": "A", "image": url(0), "images": many}).to_string();
+    let records = parse(&line, Format::Jsonl, Path::new(BASE)).unwrap();
+    let a = ok(&records, 0);
+    assert_eq!(a.image, Some(ImageRef::Url(url(0))));
+    let further: Vec<ImageRef> = (1..MAX_IMPORT_PHOTOS).map(|i| ImageRef::Url(url(i))).collect();
+    assert_eq!(a.further, further, "the main photo once, then the rest up to the limit");
+
+    let text = "id,title,images\nb,B,front.jpg| https://img.example/back.jpg |\n";
+    let records = parse(text, Format::Csv, Path::new(BASE)).unwrap();
+    let b = ok(&records, 0);
+    assert_eq!(b.image, Some(ImageRef::Path(Path::new(BASE).join("front.jpg"))));
+    assert_eq!(b.further, [ImageRef::Url("https://img.example/back.jpg".into())]);
 }

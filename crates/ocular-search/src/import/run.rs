@@ -86,6 +86,8 @@ enum Plan {
         product: Box<NewProduct>,
         image: Option<ImageInput>,
         missing: Option<String>,
+        /// Further photos read (`Parsed::further`).
+        further: Vec<ImageInput>,
     },
     /// Stored as it is, its photo URL still dead.
     UnchangedMissing(String),
@@ -182,7 +184,7 @@ fn import_batch(
     let mut lines = Vec::with_capacity(batch.len());
     let mut unchanged = 0;
     let mut missing = 0;
-    let mut writes: Vec<(u64, NewProduct, Option<ImageInput>)> = Vec::new();
+    let mut writes: Vec<(u64, NewProduct, Option<ImageInput>, Vec<ImageInput>)> = Vec::new();
     for r in batch {
         match plan(catalog, embedders, loader, r) {
             Plan::Failed(e) => lines.push(ImportLine::failed(r.number, format!("line {}: {e}", r.line))),
@@ -195,19 +197,19 @@ fn import_batch(
                 missing += 1;
                 lines.push(ImportLine::ok(r.number, id));
             }
-            Plan::Write { mut product, image, missing: dead } => {
+            Plan::Write { mut product, image, missing: dead, further } => {
                 // `embed_and_write` takes the photo's origin from `image`; a dead URL stays
                 // the product's `image_url`, with no stored image.
                 if let Some(url) = dead {
                     missing += 1;
                     product.image_url = Some(url);
                 }
-                writes.push((r.number, *product, image))
+                writes.push((r.number, *product, image, further))
             }
         }
     }
     let line_of = |n: u64| batch.iter().find(|r| r.number == n).map_or(n, |r| r.line);
-    let images = writes.iter().filter(|w| w.2.is_some()).count() as u64;
+    let images = writes.iter().map(|w| usize::from(w.2.is_some()) + w.3.len()).sum::<usize>() as u64;
     let mut outcomes = Vec::new();
     if let Err((numbers, e)) = embed_and_write(catalog, embedders, writes, &mut outcomes) {
         // The whole batch failed together (a model or database error): each line says why.
@@ -248,6 +250,19 @@ fn plan(catalog: &Catalog, embedders: &dyn Embedders, loader: &ImageLoader, r: &
             return Plan::Unchanged(product.id);
         }
     }
+    // Further photos: one that cannot be read is left out; the product keeps the others.
+    let further: Vec<ImageInput> = parsed
+        .further
+        .iter()
+        .filter_map(|r| {
+            loader
+                .load(r)
+                .inspect_err(
+                    |e| tracing::warn!(product.id = %product.id, error = %error_text(e), "further photo left out"),
+                )
+                .ok()
+        })
+        .collect();
     let image = match &parsed.image {
         None => None,
         Some(r) => match loader.load(r) {
@@ -263,7 +278,7 @@ fn plan(catalog: &Catalog, embedders: &dyn Embedders, loader: &ImageLoader, r: &
                 {
                     return Plan::UnchangedMissing(product.id);
                 }
-                return Plan::Write { product: Box::new(product), image: None, missing: Some(url.clone()) };
+                return Plan::Write { product: Box::new(product), image: None, missing: Some(url.clone()), further };
             }
             Err(e) => return Plan::Failed(error_text(&e)),
         },
@@ -273,15 +288,20 @@ fn plan(catalog: &Catalog, embedders: &dyn Embedders, loader: &ImageLoader, r: &
         candidate.image_url = image.as_ref().and_then(|i| i.source_url.clone());
         // The store keeps photos without their metadata (`Catalog::store_photo`), so the digest
         // to compare is that of the stripped bytes; a photo that cannot be stripped is new.
-        candidate.image_sha256 = image.as_ref().map(|i| match ocular_image::strip_metadata(&i.bytes) {
+        let digest = |i: &ImageInput| match ocular_image::strip_metadata(&i.bytes) {
             Ok(clean) => hex::encode(Sha256::digest(&clean)),
             Err(_) => hex::encode(Sha256::digest(&i.bytes)),
-        });
+        };
+        candidate.image_sha256 = image.as_ref().map(digest);
+        candidate.images = further
+            .iter()
+            .map(|i| ocular_store::ProductImage { url: i.source_url.clone(), sha256: Some(digest(i)) })
+            .collect();
         if is_unchanged(catalog, embedders, p, &candidate) {
             return Plan::Unchanged(product.id);
         }
     }
-    Plan::Write { product: Box::new(product), image, missing: None }
+    Plan::Write { product: Box::new(product), image, missing: None, further }
 }
 
 /// A photo URL that could not be fetched (the network's or the remote host's failure), as
@@ -319,24 +339,24 @@ type Outcomes = Vec<(u64, Result<String, String>)>;
 fn embed_and_write(
     catalog: &Catalog,
     embedders: &dyn Embedders,
-    writes: Vec<(u64, NewProduct, Option<ImageInput>)>,
+    writes: Vec<(u64, NewProduct, Option<ImageInput>, Vec<ImageInput>)>,
     outcomes: &mut Outcomes,
 ) -> Result<(), (Vec<u64>, String)> {
     let mut ready = Vec::new();
     let mut decoded = Vec::new();
     let photos: Vec<&[u8]> = writes.iter().filter_map(|w| w.2.as_ref().map(|i| i.bytes.as_slice())).collect();
     let mut decodes = decode_all(catalog, embedders, &photos).into_iter();
-    for (n, mut product, image) in writes {
+    for (n, mut product, image, further) in writes {
         product.image_sha256 = None;
         if image.is_some() {
             product.image_url = None;
         }
         match image {
-            None => ready.push((n, product, None)),
+            None => ready.push((n, product, None, further)),
             Some(input) => match decodes.next().unwrap_or_else(|| Err(SearchError::invalid("image", "not decoded"))) {
                 Ok(d) => {
                     decoded.push(d.image);
-                    ready.push((n, product, Some((input, d.format))));
+                    ready.push((n, product, Some((input, d.format)), further));
                 }
                 Err(e) => outcomes.push((n, Err(error_text(&e)))),
             },
@@ -362,7 +382,7 @@ fn embed_and_write(
 
     let mut batch = Vec::with_capacity(ready.len());
     let mut batch_numbers = Vec::with_capacity(ready.len());
-    for (n, mut product, image) in ready {
+    for (n, mut product, image, further) in ready {
         let mut embeddings = Vec::with_capacity(3);
         if let Some(v) = text_vectors.next() {
             embeddings.push(ocular_store::Embedding::new(TEXT, model(embedders, TEXT), v));
@@ -381,6 +401,16 @@ fn embed_and_write(
             }
             product.image_url = input.source_url;
             embeddings.extend(image_embeddings(embedders, v));
+        }
+        match catalog.embed_further(embedders, &further) {
+            Ok((images, vectors)) => {
+                product.images = images;
+                embeddings.extend(vectors);
+            }
+            Err(e) => {
+                outcomes.push((n, Err(error_text(&e))));
+                continue;
+            }
         }
         batch_numbers.push(n);
         batch.push((product, embeddings));

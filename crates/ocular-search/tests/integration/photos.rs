@@ -76,3 +76,33 @@ fn a_photo_query_matches_a_product_by_its_best_photo() {
     assert!(cup.score < 0.5 && cup.photo.as_ref().map(|p| p.index) == Some(0), "{results:#?}");
     assert_eq!(catalog.store().get_image(written.images[0].sha256.as_deref().unwrap()).unwrap(), None);
 }
+
+#[test]
+fn an_import_keeps_every_photo_of_an_images_array() {
+    use ocular_search::import::{Format, ImportOptions, import_file};
+    let (store, dir) = common::store();
+    let catalog = common::catalog(store);
+    let emb = common::embedders();
+    let photos = common::root().join("models/photos");
+    let file = dir.path().join("catalog.jsonl");
+    let line = |id: &str, images: &[&str]| {
+        let images: Vec<String> = images.iter().map(|p| photos.join(p).display().to_string()).collect();
+        serde_json::json!({"id": id, "title": id, "images": images}).to_string()
+    };
+    let text = [line("cup", &["coffee.png", "motorcycle_left.png"]), line("cat", &["chelsea.png"])].join("\n");
+    std::fs::write(&file, text).expect("write");
+    let options = ImportOptions { format: Format::Jsonl, batch_size: 8, shared: false };
+    let report = import_file(&catalog, emb.as_ref(), &common::loader(), &file, &options, &mut common::Quiet::default())
+        .expect("import");
+    assert_eq!((report.written, report.failed), (2, 0), "{:?}", report.failures);
+    catalog.load_now().expect("load");
+    let results = catalog.search_image(emb.as_ref(), &bytes("motorcycle_right.png"), &SearchOptions::new(2, -1.0));
+    let top = &results.expect("search").results[0];
+    assert_eq!((top.product.id.as_str(), top.photo.as_ref().map(|p| p.index)), ("cup", Some(1)));
+    assert!(top.score > 0.9, "{}", top.score);
+
+    // Importing the same file again changes nothing: every photo is recognised.
+    let again = import_file(&catalog, emb.as_ref(), &common::loader(), &file, &options, &mut common::Quiet::default())
+        .expect("import");
+    assert_eq!((again.written, again.unchanged), (0, 2), "{again:?}");
+}
