@@ -17,6 +17,9 @@ use crate::persist::IndexDir;
 pub type SyncFilter<'a> = &'a (dyn Fn(u64) -> bool + Sync);
 
 /// One shard: either index kind, behind the same trait.
+// A few shards per index (one per core), built once and never moved: boxing the larger
+// variant would only add an indirection to every search.
+#[allow(clippy::large_enum_variant)]
 enum Shard {
     Quantized(QuantizedIndex),
     Compact(CompactIndex),

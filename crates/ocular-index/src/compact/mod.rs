@@ -617,9 +617,8 @@ impl CompactIndex {
             out.push(Candidate { lower: estimate - margin, upper: estimate + margin, ..c });
         }
         // Rows refined before the k-th lower end rose may no longer reach it.
-        match kth.get() {
-            Some(t) => out.retain(|c| c.upper >= t),
-            None => {}
+        if let Some(t) = kth.get() {
+            out.retain(|c| c.upper >= t);
         }
         out
     }
