@@ -347,6 +347,10 @@ pub fn import_keras(
     }
     extra["layers"] = converted.layers.into();
     extra["parameters"] = converted.params.into();
+    if let Some(values) = converted.activation_values {
+        // fp32: what `ocular_models::estimate::predict` reserves per request for this graph.
+        extra["activation_bytes"] = values.saturating_mul(4).into();
+    }
     let digest = fetch::sha256_file(file)?;
     let version = imported_version(converted.keras_version.as_deref(), &digest, &opts, &plan);
     let name = opts.name.as_str();

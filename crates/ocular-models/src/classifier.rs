@@ -27,7 +27,7 @@ use crate::skin::{GradcamGrid, argmax};
 pub const MAX_EXTRA_VALUES: usize = 4096;
 
 /// An extra numeric input the model declares.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ExtraInput {
     pub name: String,
     /// Values it takes.
@@ -46,6 +46,9 @@ pub struct Classifier {
     pub labels: Vec<Label>,
     pub name: String,
     pub version: String,
+    /// The import's sum of layer outputs in bytes (`activation_bytes` in the manifest), for
+    /// [`crate::estimate::predict`]; `None` for an import that could not know it.
+    pub activation_bytes: Option<u64>,
 }
 
 /// Why a prediction was refused or failed.
@@ -266,6 +269,7 @@ impl Loadable for Classifier {
             labels: m.labels.clone(),
             name: m.name.clone(),
             version: m.version.clone(),
+            activation_bytes: m.extra["activation_bytes"].as_u64(),
         })
     }
 

@@ -64,6 +64,27 @@ pub fn analyze(image: &[u8], limits: &Limits) -> u64 {
     ANALYZE_FIXED + decode_peak(probe.as_ref(), None) + thumbnail
 }
 
+/// A prediction's own part besides the decode and the model's activations: the input tensor,
+/// the 640-px photo and overlay, and the overlay's JPEG encode (640 × 640 RGB is 1.2 MB a
+/// buffer; five buffers), rounded up.
+pub const PREDICT_FIXED: u64 = 8 * MIB;
+
+/// `POST /api/v1/models/{name}/predict` of an imported classifier whose import recorded the
+/// sum of its layer outputs (`activation_bytes`): the decode and thumbnail as [`analyze`],
+/// [`PREDICT_FIXED`], and twice the activations, an upper bound of what ONNX Runtime allocates
+/// with its arena off (every layer's output alive at once, in both layouts the converter emits
+/// for a feature map, NHWC and NCHW). It grows with the imported graph, where sklesion's
+/// measured [`ANALYZE_FIXED`] would under-count a larger model and over-count a small one.
+/// Without the figure (an import made with `--size` for a graph without a fixed size, or an
+/// older import) it is [`analyze`]'s estimate.
+pub fn predict(image: &[u8], limits: &Limits, activation_bytes: Option<u64>) -> u64 {
+    let analysis = analyze(image, limits);
+    match activation_bytes {
+        Some(a) => analysis - ANALYZE_FIXED + PREDICT_FIXED + a.saturating_mul(2),
+        None => analysis,
+    }
+}
+
 /// A photo search, a photo embedding or a product write with a photo: a decode reduced
 /// towards `target` (the image model's input size) and [`EMBED_FIXED`]; a product write also
 /// embeds its text ([`TEXT_FIXED`]).
@@ -110,6 +131,15 @@ mod tests {
         let thumb = ocular_image::thumbnail_peak_bytes(3200, 2400, 640);
         assert!(thumb >= 640 * 2400 * 3 + 640 * 480 * 3, "{thumb}");
         assert_eq!(large - ANALYZE_FIXED, 3200 * 2400 * 3 + thumb);
+    }
+
+    #[test]
+    fn a_prediction_grows_with_the_imported_graph() {
+        let photo = jpeg(640, 480);
+        let image_part = analyze(&photo, &L) - ANALYZE_FIXED;
+        assert_eq!(predict(&photo, &L, None), analyze(&photo, &L), "unknown graph: sklesion's measured part");
+        assert_eq!(predict(&photo, &L, Some(1 << 20)), image_part + PREDICT_FIXED + (2 << 20));
+        assert_eq!(predict(&photo, &L, Some(300 << 20)), image_part + PREDICT_FIXED + (600 << 20));
     }
 
     #[test]

@@ -40,7 +40,7 @@ use crate::skin::SkinModel;
 use crate::text_encoder::TextEncoder;
 
 /// Where a model is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelState {
     NotLoaded,

@@ -4,8 +4,9 @@
 //!
 //! A prediction takes the analysis's road: the same early refusals (unknown model, full queue)
 //! before the upload is read, the same bounded form reader, the same memory reservation and
-//! admission ([`AppState::infer_reserving`] with [`ocular_models::estimate::analyze`], which
-//! covers the full-resolution decode and the thumbnail both paths make), the same decode limits
+//! admission ([`AppState::infer_reserving`] with [`ocular_models::estimate::predict`]: the
+//! full-resolution decode and the thumbnail as an analysis, and the imported graph's own
+//! activations instead of sklesion's), the same decode limits
 //! and error envelope. Predictions are not stored: nothing about the photo outlives the request,
 //! so the overlay travels inline as a `data:` URL instead of a link to a stored image.
 
@@ -35,13 +36,13 @@ pub fn router() -> Router<AppState> {
 }
 
 /// `GET /api/v1/models`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ModelList {
     pub models: Vec<ModelCard>,
 }
 
 /// What a served model is and how to call it, from its manifest (nothing is loaded to list it).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ModelCard {
     pub name: String,
     pub version: String,
@@ -50,15 +51,57 @@ pub struct ModelCard {
     pub state: ModelState,
     pub predict_url: String,
     pub input: CardInput,
+    #[schema(value_type = Vec<ClassLabel>)]
     pub classes: Vec<Label>,
     /// The layer Grad-CAM explains, when exact Grad-CAM is available.
     pub gradcam_layer: Option<String>,
     /// Why exact Grad-CAM is not available, when the import recorded it.
     pub gradcam_unavailable: Option<String>,
+    #[schema(value_type = Option<ModelSource>)]
     pub source: Option<ocular_core::Source>,
 }
 
-#[derive(Debug, Serialize)]
+/// The schema of [`ocular_core::Label`] (the core crate derives no schemas); the serving test
+/// checks real cards against it, so the two cannot drift apart unnoticed.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ClassLabel {
+    pub code: String,
+    pub name: String,
+    #[schema(nullable = false)]
+    pub description: Option<String>,
+    /// Skin models: whether the class is malignant.
+    #[schema(nullable = false)]
+    pub malignant: Option<bool>,
+}
+
+/// The schema of [`ocular_core::Source`]: where the model's weights came from.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ModelSource {
+    /// `local file` for an import.
+    pub package: String,
+    pub version: String,
+    pub license: String,
+    /// The imported file's path, or the weights file inside the package.
+    pub file: String,
+    pub sha256: String,
+}
+
+/// The schema of [`ocular_models::analysis::Timings`], in milliseconds.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct StageTimings {
+    pub decode: f64,
+    pub check: f64,
+    pub preprocess: f64,
+    pub inference: f64,
+    pub gradcam: f64,
+    pub render: f64,
+    pub total: f64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CardInput {
     pub width: u32,
     pub height: u32,
@@ -83,23 +126,24 @@ pub struct PredictQuery {
 }
 
 /// `POST /api/v1/models/{name}/predict` answer (also `ocular predict --json`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PredictResponse {
     pub model: ModelRef,
     /// The `top_k` best classes, best first, with the model's output value as `probability`.
     pub predictions: Vec<ClassScore>,
     pub gradcam: Option<GradcamBody>,
     pub image: ImageSize,
+    #[schema(value_type = StageTimings)]
     pub timings_ms: ocular_models::analysis::Timings,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ModelRef {
     pub name: String,
     pub version: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ClassScore {
     pub index: usize,
     pub code: String,
@@ -109,7 +153,7 @@ pub struct ClassScore {
     pub malignant: Option<bool>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GradcamBody {
     /// Code of the class it explains (the top one).
     pub class: String,
@@ -123,7 +167,7 @@ pub struct GradcamBody {
     pub overlay_url: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ImageSize {
     pub width: u32,
     pub height: u32,
@@ -250,7 +294,7 @@ async fn predict(
     let bytes = form.require_file("image")?;
     let limits = state.image_limits();
     let gradcam = q.gradcam.unwrap_or(state.config.enable_gradcam);
-    let cost = ocular_models::estimate::analyze(&bytes, &limits);
+    let cost = ocular_models::estimate::predict(&bytes, &limits, model.activation_bytes);
     let run = model.clone();
     let started = std::time::Instant::now();
     let p = state

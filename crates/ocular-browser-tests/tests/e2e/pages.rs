@@ -57,7 +57,7 @@ async fn audit(page: &Page, path: &str) -> TestResult {
 }
 
 #[test]
-fn the_home_page_shows_live_model_status_and_leads_to_both_tools() {
+fn the_home_page_shows_live_model_status_and_leads_to_every_tool() {
     run("home", |ctx| async move {
         let page = ctx.page;
         page.goto("/").await?;
@@ -77,6 +77,9 @@ fn the_home_page_shows_live_model_status_and_leads_to_both_tools() {
         page.goto("/").await?;
         page.click("a.button[href='/search']").await?;
         page.wait_for("/search", "return location.pathname === '/search'", vec![]).await?;
+        page.goto("/").await?;
+        page.click("a.button[href='/models']").await?;
+        page.wait_for("/models", "return location.pathname === '/models'", vec![]).await?;
         Ok(())
     })
 }

@@ -127,6 +127,9 @@ pub(crate) struct Emitted {
     pub layers: usize,
     /// Number of Keras weights read, each shared layer counted once.
     pub params: usize,
+    /// Values (floats) of every layer's output for one image, summed; `None` when a size is
+    /// unknown until run time (a model imported with `--size`).
+    pub activation_values: Option<u64>,
 }
 
 /// Emits every node of `flat`; graph inputs are declared with their Keras names.
@@ -137,6 +140,7 @@ pub(crate) fn emit(flat: &FlatGraph<'_>, store: &WeightStore, name: &str, keras2
         cx.set(input.value, Value::keras(n, input.shape.clone()));
     }
     let mut params = 0;
+    let mut activations = Some(0u64);
     let mut seen = std::collections::HashSet::new();
     for node in &flat.nodes {
         let weights = store.load(&node.weights)?;
@@ -144,7 +148,9 @@ pub(crate) fn emit(flat: &FlatGraph<'_>, store: &WeightStore, name: &str, keras2
             params += weights.iter().map(|t| t.shape.iter().product::<usize>()).sum::<usize>();
         }
         let v = layers::emit(&mut cx, node, weights)?;
+        let values = v.shape.iter().skip(1).try_fold(1u64, |n, d| d.map(|d| n.saturating_mul(d as u64)));
+        activations = activations.zip(values).map(|(sum, n)| sum.saturating_add(n));
         cx.set(node.output, v);
     }
-    Ok(Emitted { cx, layers: flat.nodes.len(), params })
+    Ok(Emitted { cx, layers: flat.nodes.len(), params, activation_values: activations })
 }

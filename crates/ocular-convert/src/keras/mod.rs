@@ -71,6 +71,10 @@ pub struct Converted {
     pub layers: usize,
     /// Keras weights read (BatchNorm statistics included, as Keras' `count_params`).
     pub params: usize,
+    /// Values (floats) of all layer outputs for one image, summed: what one inference's
+    /// activations could hold if none were freed early. `None` with a size unknown until run
+    /// time. `ocular models import` records it for the memory estimate of a prediction.
+    pub activation_values: Option<u64>,
 }
 
 /// Converts the `.keras` or `.h5` file at `path`.
@@ -190,6 +194,7 @@ fn build(
         gradcam_unavailable,
         layers: emitted.layers,
         params: emitted.params,
+        activation_values: emitted.activation_values,
     })
 }
 

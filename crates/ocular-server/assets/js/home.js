@@ -8,6 +8,7 @@ const STATE_TEXT = {
   loading: 'Loading…',
   not_loaded: 'Loads on first use',
   failed: 'Failed',
+  unloaded: 'Unloaded while idle',
 };
 
 function megabytes(bytes) {
@@ -36,6 +37,8 @@ function render(health) {
           {},
           h('span', { class: `state state-${m.state}` }, STATE_TEXT[m.state] || m.state || ''),
           m.error ? h('span', { class: 'muted block' }, m.error) : null,
+          // A replacement that did not load: the version shown keeps serving.
+          m.reload_error ? h('span', { class: 'muted block' }, `Reload failed: ${m.reload_error}`) : null,
         ),
         h('td', { class: 'num' }, megabytes(m.bytes)),
         h('td', { class: 'num' }, m.load_ms === null || m.load_ms === undefined ? '—' : `${m.load_ms} ms`),

@@ -86,6 +86,8 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<crate::embed::TextEmbedding>(&mut out);
     add::<crate::routes::FixtureRequest>(&mut out);
     add::<crate::reload::ReloadReport>(&mut out);
+    add::<crate::models::ModelList>(&mut out);
+    add::<crate::models::PredictResponse>(&mut out);
     out
 }
 

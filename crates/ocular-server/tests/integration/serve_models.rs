@@ -295,3 +295,146 @@ fn state_over(models: &std::path::Path, data: &std::path::Path) -> AppState {
     let store = ocular_store::open(&ocular_store::Location::Sqlite(data.join("t.db")), true).unwrap();
     AppState::new(config, registry, store as Arc<dyn ocular_store::Store>)
 }
+
+/// The memory a prediction reserves grows with the imported graph (issue 18): the import
+/// records the sum of its layer outputs, and `estimate::predict` reserves twice that instead of
+/// sklesion's measured fixed part. A tiny fixture reserves less than an analysis, a larger one
+/// more than a tiny one; the real sklesion graph's bound covers what was measured for it
+/// (`estimate::ANALYZE_FIXED`, measured by the `request_peak` example), so the bound is not
+/// below a real model's peak.
+#[test]
+fn a_prediction_reserves_memory_by_the_imported_graph() {
+    use ocular_models::estimate;
+    let models = tempfile::tempdir().unwrap();
+    let mut recorded = Vec::new();
+    for fixture in ["densenet_like", "xception_like"] {
+        let file = workspace_root().join("fixtures/keras").join(format!("{fixture}.keras"));
+        let (dir, converted) =
+            ocular_convert::install::import_keras(&file, models.path(), &ImportOptions::new(fixture)).unwrap();
+        let manifest = ocular_core::Manifest::load(&dir).unwrap();
+        let bytes = manifest.extra["activation_bytes"].as_u64().unwrap_or_else(|| panic!("{fixture}: not recorded"));
+        assert_eq!(Some(bytes), converted.activation_values.map(|v| v * 4));
+        recorded.push(bytes);
+    }
+    let photo = std::fs::read(serve_dir().join("31x31_chelsea.png")).unwrap();
+    let limits = ocular_image::Limits { max_bytes: 20 << 20, max_pixels: 40_000_000 };
+    let [small, larger] = [recorded[0], recorded[1]].map(|a| estimate::predict(&photo, &limits, Some(a)));
+    assert!(
+        recorded[0] < recorded[1],
+        "densenet_like (16x16) {} vs xception_like (31x31) {}",
+        recorded[0],
+        recorded[1]
+    );
+    assert!(small < larger && larger < estimate::analyze(&photo, &limits), "{small} {larger}");
+
+    let path = std::env::var_os("OCULAR_SKLESION_KERAS")
+        .map_or_else(|| workspace_root().join("models/.cache/src/sklesion/model.keras"), std::path::PathBuf::from);
+    let found =
+        if path.exists() { Ok(path) } else { Err("sklesion model.keras not found (set OCULAR_SKLESION_KERAS)") };
+    let Some(path) = ocular_test_support::Need::Models.available(found) else { return };
+    let values = ocular_convert::keras::convert(&path).unwrap().activation_values.expect("sklesion has a fixed size");
+    let bound = estimate::predict(&photo, &limits, Some(values * 4));
+    eprintln!(
+        "activation bytes: densenet_like {}, xception_like {}, sklesion {}",
+        recorded[0],
+        recorded[1],
+        values * 4
+    );
+    assert!(bound >= estimate::analyze(&photo, &limits), "sklesion's bound {bound} is below its measured peak");
+}
+
+/// Where `v` breaks `schema` (resolved in the OpenAPI document `doc`): a key the schema does not
+/// list, a required key missing, a value of another type or outside its enum.
+fn conforms(doc: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), String> {
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.trim_start_matches("#/components/schemas/");
+        return conforms(doc, &doc["components"]["schemas"][name], v, at);
+    }
+    for key in ["oneOf", "anyOf"] {
+        if let Some(alternatives) = schema[key].as_array() {
+            let errors: Vec<String> = alternatives.iter().filter_map(|s| conforms(doc, s, v, at).err()).collect();
+            return if errors.len() < alternatives.len() { Ok(()) } else { Err(errors.join(" / ")) };
+        }
+    }
+    if let Some(all) = schema["allOf"].as_array() {
+        return all.iter().try_for_each(|s| conforms(doc, s, v, at));
+    }
+    let kind = match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let fits = |t: &&str| *t == kind || (*t == "number" && kind == "integer");
+    if !types.is_empty() && !types.iter().any(fits) {
+        return Err(format!("{at}: {kind} where the schema says {types:?}"));
+    }
+    if let Some(allowed) = schema["enum"].as_array().filter(|_| !v.is_null()) {
+        if !allowed.contains(v) {
+            return Err(format!("{at}: {v} not in {allowed:?}"));
+        }
+    }
+    match v {
+        Value::Object(map) => {
+            let props = &schema["properties"];
+            for (k, value) in map {
+                let Some(s) = props.get(k) else { return Err(format!("{at}.{k}: not in the schema")) };
+                conforms(doc, s, value, &format!("{at}.{k}"))?;
+            }
+            for k in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                if !map.contains_key(k) {
+                    return Err(format!("{at}.{k}: required, missing"));
+                }
+            }
+            Ok(())
+        }
+        Value::Array(items) => {
+            items.iter().enumerate().try_for_each(|(i, x)| conforms(doc, &schema["items"], x, &format!("{at}[{i}]")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The model routes answer what the OpenAPI document says, field by field: the cards of
+/// `GET /api/v1/models` (with an extra input, classes, Grad-CAM layer, source) and a prediction
+/// with Grad-CAM, against the typed schemas (`ModelList`, `PredictResponse`).
+#[tokio::test]
+async fn the_model_routes_answer_what_their_openapi_schemas_say() {
+    let r = reference();
+    let served = r.models.iter().find(|m| m.fixture == "xception_like").unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let file = workspace_root().join("fixtures/keras/xception_like.keras");
+    ocular_convert::install::import_keras(&file, models.path(), &ImportOptions::new("x")).unwrap();
+    let app = TestApp::over(state_over(models.path(), data.path()));
+    let doc = ocular_server::openapi::document();
+    let answer_schema = |path: &str, method: &str| {
+        let ok = &doc["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"];
+        assert!(ok["$ref"].is_string(), "{path}: answer not typed: {ok}");
+        ok.clone()
+    };
+
+    let (status, list) = app.get("/api/v1/models").await;
+    assert_eq!(status, 200);
+    conforms(doc, &answer_schema("/api/v1/models", "get"), &list, "models").unwrap();
+    let fields: Vec<(String, String)> = served.extras.iter().map(|(k, v)| (k.clone(), joined(v))).collect();
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let photo = std::fs::read(serve_dir().join(&served.cases[0].image)).unwrap();
+    let (status, body) =
+        app.post_form("/api/v1/models/x/predict?top_k=3&gradcam=true", &fields, Some(("image", &photo))).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["gradcam"]["overlay_url"].is_string(), "{body}");
+    conforms(doc, &answer_schema("/api/v1/models/{name}/predict", "post"), &body, "predict").unwrap();
+    // And the checker is not blind: a field the schema does not list is caught.
+    let mut extra = body.clone();
+    extra["predictions"][0]["surprise"] = Value::Bool(true);
+    assert!(conforms(doc, &answer_schema("/api/v1/models/{name}/predict", "post"), &extra, "p").is_err());
+}
