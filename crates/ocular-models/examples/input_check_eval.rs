@@ -85,6 +85,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (top_label, top_p) = signals.object.clone().unwrap_or_default();
         let old = before(signals.skin_fraction, top_p);
         let truth = f[label_c] == "positive";
+        // Measured for the record (docs/INPUT_CHECK.md), not decided on.
+        let animal = skin_check::animal_probability(
+            &objects.labels,
+            &objects.run(&[&img])?.first().ok_or("no output")?.probabilities,
+        );
         if let Some((_, text)) = embeddings.as_mut() {
             let e = &objects.run(&[&img])?[0].embedding;
             *text += &format!("{},{}\n", f[file_c], e.iter().map(|v| format!("{v:.6}")).collect::<Vec<_>>().join(","));
@@ -104,8 +109,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             f[cat_c],
             img.width().min(img.height()),
             signals.skin_fraction,
-            signals.texture,
-            signals.animal.unwrap_or(0.0),
+            skin_check::texture(&img),
+            animal.unwrap_or(0.0),
             signals.probe.unwrap_or(f32::NAN),
             top_p,
             top_label.replace(',', ";"),

@@ -179,30 +179,27 @@ pub fn check_input(img: &RgbImage, objects: Option<&ImageClassifier>) -> Result<
     Ok(skin_check::decide_signals(&input_signals(img, objects)?))
 }
 
-/// The signals the input check decides on: colour and texture of the photo, and what the
-/// ImageNet model (when loaded) recognises in it. Nothing here reads the skin model, so the
+/// The signals the input check decides on: the photo's size and colours, and what the
+/// ImageNet model (when loaded) recognises in it and its embedding's skin probe. Nothing here reads the skin model, so the
 /// same check guards sklesion and any imported skin classifier.
 pub fn input_signals(img: &RgbImage, objects: Option<&ImageClassifier>) -> Result<skin_check::Signals, ModelError> {
-    let (object, animal, probe) = match objects {
+    let (object, probe) = match objects {
         Some(m) => {
             let features = m.run(&[img])?;
             match features.first() {
                 Some(f) => (
                     m.top(&f.probabilities, 1).first().map(|(l, p)| (l.name.clone(), *p)),
-                    skin_check::animal_probability(&m.labels, &f.probabilities),
                     skin_check::probe_score(&f.embedding),
                 ),
-                None => (None, None, None),
+                None => (None, None),
             }
         }
-        None => (None, None, None),
+        None => (None, None),
     };
     Ok(skin_check::Signals {
         skin_fraction: skin_check::skin_fraction(img.as_raw(), img.width(), img.height()),
-        texture: skin_check::texture(img),
         min_side: img.width().min(img.height()),
         object,
-        animal,
         probe,
     })
 }
