@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use bytes::Bytes;
+use ocular_test_support::hostile;
 
 use crate::mix::{Kind, Rng};
 
@@ -99,35 +100,7 @@ pub fn padded_json(bytes: usize) -> Bytes {
 /// A PNG that declares `width x height` RGB pixels, with an empty image stream: what a
 /// decoder would allocate is decided by the header alone.
 pub fn png_header(width: u32, height: u32) -> Vec<u8> {
-    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        let start = out.len();
-        out.extend_from_slice(kind);
-        out.extend_from_slice(data);
-        let crc = crc32(&out[start..]);
-        out.extend_from_slice(&crc.to_be_bytes());
-    }
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&width.to_be_bytes());
-    ihdr.extend_from_slice(&height.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    chunk(&mut png, b"IHDR", &ihdr);
-    // A stored (uncompressed) zlib stream of nothing: valid, and no pixels.
-    chunk(&mut png, b"IDAT", &[0x78, 0x01, 0x01, 0x00, 0x00, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x01]);
-    chunk(&mut png, b"IEND", &[]);
-    png
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
+    hostile::png_header(width, height, hostile::EMPTY_ZLIB)
 }
 
 impl Payloads {
@@ -215,6 +188,5 @@ mod tests {
         assert_eq!(&png[1..4], b"PNG");
         assert_eq!(u32::from_be_bytes(png[16..20].try_into().unwrap()), 1_000_000);
         assert_eq!(u32::from_be_bytes(png[20..24].try_into().unwrap()), 2);
-        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
     }
 }

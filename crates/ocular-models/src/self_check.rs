@@ -41,11 +41,9 @@ impl Verdict {
     }
 }
 
+/// 0 where the cosine is undefined: a zero or wrong-length output fails the check.
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
-    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    if na == 0.0 || nb == 0.0 { 0.0 } else { (dot / (na * nb)) as f32 }
+    ocular_core::similarity::cosine(a, b).unwrap_or(0.0)
 }
 
 /// Runs `check` on the graph `manifest.onnx` in `dir` (a session of its own, dropped after).

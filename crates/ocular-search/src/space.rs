@@ -30,6 +30,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Instant;
 
+use ocular_core::similarity::cosine;
 use ocular_index::{CompactConfig, Hit, IndexError, QuantizedConfig, Rescore, SnapshotError, train_centroids};
 use ocular_store::{ProductKey, Store};
 use parking_lot::{Mutex, RwLock};
@@ -556,14 +557,4 @@ impl SpaceIndex {
             SpaceState::Failed { message } => Err(SearchError::IndexFailed { space, message: message.clone() }),
         }
     }
-}
-
-/// Cosine similarity; `None` for different lengths or a zero vector.
-pub fn cosine(a: &[f32], b: &[f32]) -> Option<f32> {
-    if a.len() != b.len() {
-        return None;
-    }
-    let (dot, na, nb) =
-        a.iter().zip(b).fold((0.0f32, 0.0f32, 0.0f32), |(d, na, nb), (x, y)| (d + x * y, na + x * x, nb + y * y));
-    (na > 0.0 && nb > 0.0).then(|| (dot / (na.sqrt() * nb.sqrt())).clamp(-1.0, 1.0))
 }

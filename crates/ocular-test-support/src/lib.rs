@@ -16,10 +16,15 @@
 //!   telling the reader what to install instead of a bare `unwrap` panic.
 //!
 //! docs/TESTING.md lists what each crate's tests need.
+//!
+//! [`hostile`] holds the one generator of hostile image headers that the decoder's tests, the
+//! server's hostile corpus and the load generator's attacks share.
 
 #![forbid(unsafe_code)]
 // Outside tests a panic is a bug report, not error handling (docs/TESTING.md, Lint policy).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod hostile;
 
 use std::collections::HashSet;
 use std::fmt::Display;

@@ -66,11 +66,10 @@ pub fn argmax(v: &[f32]) -> usize {
     v.iter().enumerate().fold(0, |best, (i, x)| if *x > v[best] { i } else { best })
 }
 
+/// [`ocular_core::similarity::cosine`], with 0 where it is undefined (a zero output fails a
+/// gate instead of being skipped).
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
-    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    if na == 0.0 || nb == 0.0 { 0.0 } else { (dot / (na * nb)) as f32 }
+    ocular_core::similarity::cosine(a, b).unwrap_or(0.0)
 }
 
 /// Indices of the `k` largest values, largest first.

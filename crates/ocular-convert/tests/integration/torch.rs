@@ -78,11 +78,9 @@ pub fn run(
         .collect()
 }
 
+/// The one cosine (`ocular_core::similarity`); a zero or wrong-length vector fails the test.
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-    dot / (na * nb)
+    ocular_core::similarity::cosine(a, b).expect("two non-zero vectors of one length")
 }
 
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {

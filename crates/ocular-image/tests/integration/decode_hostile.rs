@@ -1,6 +1,7 @@
 //! Hostile and broken inputs: each must get the right error code, quickly and cheaply.
 
 use ocular_image::{ImageError, Limits, decode};
+use ocular_test_support::hostile::{jpeg_header, png_header, webp_canvas};
 
 use crate::alloc::largest_allocation;
 use crate::common::bytes;
@@ -16,46 +17,9 @@ fn code_with(input: &[u8], limits: &Limits) -> &'static str {
     }
 }
 
-/// PNG signature + IHDR (+ IEND), with correct CRCs, declaring `w x h` RGB pixels and no data.
-fn png_header_only(w: u32, h: u32) -> Vec<u8> {
-    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        let start = out.len();
-        out.extend_from_slice(kind);
-        out.extend_from_slice(data);
-        let crc = crc32(&out[start..]);
-        out.extend_from_slice(&crc.to_be_bytes());
-    }
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    chunk(&mut out, b"IHDR", &ihdr);
-    chunk(&mut out, b"IEND", &[]);
-    out
-}
-
-/// CRC-32 (ISO-HDLC), as PNG chunks use.
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
-}
-
-#[test]
-fn crc32_check_value() {
-    assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
-}
-
 #[test]
 fn huge_png_header_is_refused_without_allocating() {
-    let png = png_header_only(50_000, 50_000);
+    let png = png_header(50_000, 50_000, &[]);
     assert!(png.len() < 64);
     let (result, largest) = largest_allocation(|| decode(&png, &Limits::default(), None));
     match result {
@@ -70,13 +34,8 @@ fn huge_png_header_is_refused_without_allocating() {
 
 #[test]
 fn huge_webp_and_jpeg_headers_are_refused() {
-    let mut webp = b"RIFF\x1e\0\0\0WEBPVP8X\x0A\0\0\0\x10\0\0\0".to_vec();
-    webp.extend_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]); // 16777216 x 16777216
-    assert_eq!(code(&webp), "image_too_many_pixels");
-
-    // SOI, SOF0 65000x65000, EOI: structurally complete, absurdly large.
-    let jpeg = [0xFF, 0xD8, 0xFF, 0xC0, 0, 11, 8, 0xFD, 0xE8, 0xFD, 0xE8, 1, 1, 0x11, 0, 0xFF, 0xD9];
-    assert_eq!(code(&jpeg), "image_too_many_pixels");
+    assert_eq!(code(&webp_canvas()), "image_too_many_pixels");
+    assert_eq!(code(&jpeg_header(65_000, 65_000)), "image_too_many_pixels");
 }
 
 #[test]

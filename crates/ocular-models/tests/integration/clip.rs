@@ -38,10 +38,9 @@ fn matrix(v: &Value) -> Vec<Vec<f32>> {
         .collect()
 }
 
+/// The one cosine (`ocular_core::similarity`); a zero or wrong-length vector fails the test.
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    dot / (norm(a) * norm(b))
+    ocular_core::similarity::cosine(a, b).expect("two non-zero vectors of one length")
 }
 
 /// The committed photos, decoded as the server decodes uploads.

@@ -4,6 +4,8 @@
 
 use std::io::Write;
 
+use ocular_test_support::hostile::{crc32, jpeg_header, png_header, webp_canvas};
+
 use crate::common::{photo, workspace_root};
 
 /// One hostile file as a client would upload it.
@@ -69,41 +71,6 @@ pub fn uploads() -> Vec<(Upload, Expect)> {
     cases
 }
 
-/// PNG signature, IHDR for `w x h` 8-bit RGB, one IDAT with `idat` (if any), IEND; real CRCs.
-pub fn png_header(w: u32, h: u32, idat: &[u8]) -> Vec<u8> {
-    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        let start = out.len();
-        out.extend_from_slice(kind);
-        out.extend_from_slice(data);
-        let crc = crc32(&out[start..]);
-        out.extend_from_slice(&crc.to_be_bytes());
-    }
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    chunk(&mut out, b"IHDR", &ihdr);
-    if !idat.is_empty() {
-        chunk(&mut out, b"IDAT", idat);
-    }
-    chunk(&mut out, b"IEND", &[]);
-    out
-}
-
-/// CRC-32 (ISO-HDLC), as PNG chunks use.
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
-}
-
 /// A zlib stream of `n` zero bytes (PNG scanlines of filter 0 and black pixels): ~1000:1.
 fn deflate_zeros(n: usize) -> Vec<u8> {
     let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
@@ -115,20 +82,6 @@ fn deflate_zeros(n: usize) -> Vec<u8> {
         left -= k;
     }
     z.finish().expect("in memory")
-}
-
-/// SOI, SOF0 `w x h` with one component, EOI: structurally complete, absurdly large.
-fn jpeg_header(w: u16, h: u16) -> Vec<u8> {
-    let [h1, h0] = h.to_be_bytes();
-    let [w1, w0] = w.to_be_bytes();
-    vec![0xFF, 0xD8, 0xFF, 0xC0, 0, 11, 8, h1, h0, w1, w0, 1, 1, 0x11, 0, 0xFF, 0xD9]
-}
-
-/// RIFF/WEBP with a VP8X chunk whose 24-bit canvas fields are all ones.
-fn webp_canvas() -> Vec<u8> {
-    let mut webp = b"RIFF\x1e\0\0\0WEBPVP8X\x0A\0\0\0\x10\0\0\0".to_vec();
-    webp.extend_from_slice(&[0xFF; 6]);
-    webp
 }
 
 /// A valid 1x1 GIF whose comment extension carries an HTML page: a browser sniffing it as
@@ -175,7 +128,6 @@ fn zip_archive() -> Vec<u8> {
 
 #[test]
 fn generators_build_what_they_claim() {
-    assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
     assert!(png_header(50_000, 50_000, &[]).len() < 64);
     let bomb = deflate_zeros(64 << 20);
     assert!(bomb.len() < 100_000, "a 64 MB bomb in {} bytes", bomb.len());
