@@ -81,6 +81,17 @@ pub const CENTROID_SAMPLE: usize = 2048;
 /// caller's thread: 2048 × 32 × 1280 × 6 multiply-adds, about 0.1 s.
 const CENTROIDS: usize = 32;
 
+/// Bytes one compact shard's search may read from its mapped files (refinement codes, then f32
+/// rows; `CompactConfig::read_budget`). A photo query on a million bench products refines
+/// ~24k rows per shard (15 MB) and rescores a few dozen; the cap keeps a query whose shortlist
+/// is the whole catalog (structureless vectors) from reading hundreds of MB through a page
+/// cache a cgroup limit keeps small. Rows beyond it rank by their estimates.
+pub const READ_BUDGET: usize = 32 << 20;
+
+/// Rows a rebuild hands to the shards at a time (each shard encodes its share on its own
+/// thread, see `ShardedIndex::upsert_many`).
+const LOAD_BATCH: usize = 2048;
+
 /// Shortlist length for `k` results under [`Precision::Store`].
 fn shortlist(k: usize) -> usize {
     k.saturating_mul(4).saturating_add(16)
@@ -164,7 +175,8 @@ impl SpaceIndex {
         let dim = model.dim.max(1);
         let rescore = match precision {
             Precision::Compact => {
-                return Ok(Arc::new(ShardedIndex::compact(CompactConfig::new(dim).centroids(centroids), shards)?));
+                let config = CompactConfig::new(dim).centroids(centroids).read_budget(READ_BUDGET);
+                return Ok(Arc::new(ShardedIndex::compact(config, shards)?));
             }
             Precision::F16 => Rescore::F16,
             Precision::Store => Rescore::Off,
@@ -283,7 +295,7 @@ impl SpaceIndex {
             return Ok(foreign);
         }
         let stored: u64 = census.iter().filter(|c| c.space == space).map(|c| c.count).sum();
-        let config = CompactConfig::new(self.model.dim.max(1));
+        let config = CompactConfig::new(self.model.dim.max(1)).read_budget(READ_BUDGET);
         let opened = ShardedIndex::open_saved(config.clone(), self.shards, dir, space, &key).and_then(|index| {
             // Writes made since loading began are replayed into the opened files below, after
             // which the saved checksums no longer describe them: check first (rare).
@@ -385,11 +397,23 @@ impl SpaceIndex {
         }
     }
 
-    /// Loads every vector of the configured model; returns the other models found.
+    /// Loads every vector of the configured model; returns the other models found. Rows go
+    /// to the index in batches of [`LOAD_BATCH`], encoded by every shard at once.
     fn stream(&self) -> Result<Vec<String>, SearchError> {
         let index = self.index.read().clone();
         let mut foreign: Vec<String> = Vec::new();
         let mut failure = None;
+        let mut batch: Vec<(u64, Vec<f32>)> = Vec::with_capacity(LOAD_BATCH);
+        // Under the writers' lock, so that a key written meanwhile keeps the write (module docs).
+        let flush = |batch: &mut Vec<(u64, Vec<f32>)>| {
+            let touched = self.touched.lock();
+            if let Some(t) = touched.as_ref() {
+                batch.retain(|(id, _)| !t.contains(&key_of(*id)));
+            }
+            let result = index.upsert_many(batch);
+            batch.clear();
+            result
+        };
         self.store.for_each_embedding(self.model.space, &mut |e| {
             if e.model != self.model.model {
                 if !foreign.iter().any(|m| m == e.model) {
@@ -397,13 +421,13 @@ impl SpaceIndex {
                 }
                 return ControlFlow::Continue(());
             }
-            let touched = self.touched.lock();
-            if touched.as_ref().is_some_and(|t| t.contains(&e.key.0)) {
-                return ControlFlow::Continue(());
-            }
             // One entry per (product, photo): module `photos`.
             self.photos.saw(e.photo);
-            match index.upsert(index_id(e.key.0, e.photo), e.vector) {
+            batch.push((index_id(e.key.0, e.photo), e.vector.to_vec()));
+            if batch.len() < LOAD_BATCH {
+                return ControlFlow::Continue(());
+            }
+            match flush(&mut batch) {
                 Ok(()) => ControlFlow::Continue(()),
                 Err(err) => {
                     failure = Some(err);
@@ -411,6 +435,9 @@ impl SpaceIndex {
                 }
             }
         })?;
+        if failure.is_none() {
+            failure = flush(&mut batch).err();
+        }
         match failure {
             Some(e) => Err(e.into()),
             None => Ok(foreign),
