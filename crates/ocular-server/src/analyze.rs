@@ -114,6 +114,10 @@ async fn analyze(State(state): State<AppState>, req: Request) -> Result<impl Int
     let (analyzed, img) = measured?;
     let grid = analyzed.gradcam.clone();
     let mut record = to_record(&skin, meta, opts, analyzed);
+    // Not drawn yet: null (pending) in the answer and in the row until the render below
+    // stores its real time, rather than a 0 that reads as "took no time".
+    record.timings["render"] = Value::Null;
+    let timings = record.timings.clone();
     let (token, hash) = crate::access::new_token();
     record.token_sha256 = Some(hash);
     let mut body = present(&record, &Opener::Token(token.clone()));
@@ -130,8 +134,10 @@ async fn analyze(State(state): State<AppState>, req: Request) -> Result<impl Int
     // freeing the permit, whatever happens in between.
     tokio::task::spawn_blocking(move || {
         let (_permit, _pending) = (permit, pending);
+        let started = std::time::Instant::now();
         let attached = analysis::render(img, grid.as_ref()).map_err(|e| e.to_string()).and_then(|(photo, overlay)| {
-            store.attach_analysis_images(&id, &photo, overlay.as_deref()).map_err(|e| e.to_string())
+            let timings = with_render(timings, started.elapsed());
+            store.attach_analysis_images(&id, &photo, overlay.as_deref(), &timings).map_err(|e| e.to_string())
         });
         match attached {
             Ok(true) => {}
@@ -140,6 +146,17 @@ async fn analyze(State(state): State<AppState>, req: Request) -> Result<impl Int
         }
     });
     Ok((StatusCode::OK, [(header::CACHE_CONTROL, "no-store")], Json(body)))
+}
+
+/// The stored timings once the images exist: `render` is the drawing and encoding of both
+/// JPEGs, in milliseconds as every other stage, and `total` grows by it (so that it sums the
+/// same stages as `ocular analyze`'s eager path).
+fn with_render(mut timings: Value, took: std::time::Duration) -> Value {
+    let render = (took.as_secs_f64() * 1e6).round() / 1e3;
+    let total = timings["total"].as_f64().unwrap_or(0.0) + render;
+    timings["render"] = json!(render);
+    timings["total"] = json!((total * 1e3).round() / 1e3);
+    timings
 }
 
 fn not_configured(name: &str) -> ApiError {

@@ -38,10 +38,17 @@ pub trait AnalysisStore {
 
     /// Attaches the images of an analysis stored without them: the server answers an analysis
     /// as soon as its numbers exist and renders the photo and overlay afterwards (issue 15).
-    /// Only fills images that are still absent, so it can never overwrite one; returns whether
-    /// the analysis still exists (a delete, or the retention purge of whole analyses, may have
-    /// come first, and then there is nothing to attach to).
-    fn attach_analysis_images(&self, id: &str, thumbnail: &[u8], heatmap: Option<&[u8]>) -> Result<bool, StoreError>;
+    /// Only fills images that are still absent, so it can never overwrite one; `timings`
+    /// replaces the stored timings in the same statement (they now include the render).
+    /// Returns whether the analysis still exists (a delete, or the retention purge of whole
+    /// analyses, may have come first, and then there is nothing to attach to).
+    fn attach_analysis_images(
+        &self,
+        id: &str,
+        thumbnail: &[u8],
+        heatmap: Option<&[u8]>,
+        timings: &serde_json::Value,
+    ) -> Result<bool, StoreError>;
 
     /// Removes the images of analyses created before `before`, keeping the records; returns
     /// how many analyses lost images.

@@ -180,7 +180,13 @@ fn build() -> Value {
                 "id": { "type": "string" },
                 "created_at": { "type": "string", "format": "date-time" },
                 "input": { "type": "object", "description": "age, sex, location, force, gradcam as sent" },
-                "timings_ms": { "type": "object", "additionalProperties": { "type": "number" } },
+                "timings_ms": {
+                    "type": "object",
+                    "additionalProperties": { "type": ["number", "null"] },
+                    "description": "Milliseconds per stage (decode, check, preprocess, inference, gradcam, render, total); \
+                        `render` is null in the answer of POST /api/v1/analyze, whose photo and overlay are drawn after it, \
+                        and the real time once the images are stored (GET /api/v1/analyses/{id}, where `total` then includes it)",
+                },
                 "image_url": { "type": ["string", "null"] },
                 "token": { "type": "string", "description": "POST /api/v1/analyze only: the capability token, shown once" },
                 "page_url": { "type": "string", "description": "POST /api/v1/analyze only: the page, token in the fragment" },

@@ -128,6 +128,15 @@ async fn images_drawn_after_the_answer_are_the_eager_ones_and_never_missing() {
     let (status, stored) = crate::common::split(app.send(req).await).await;
     assert_eq!(status, 200);
     assert!(stored["image_url"].is_string() && stored["heatmap"]["url"].is_string(), "{stored}");
+
+    // The answer leaves before the render: its time is pending (null) there, and the stored
+    // analysis carries the real one, counted in its total.
+    let (answered, kept) = (&body["timings_ms"], &stored["timings_ms"]);
+    assert!(answered["render"].is_null(), "{answered}");
+    let render = kept["render"].as_f64().unwrap_or_default();
+    assert!(render > 0.0, "no render time stored: {kept}");
+    let grew = kept["total"].as_f64().unwrap() - answered["total"].as_f64().unwrap();
+    assert!((grew - render).abs() < 0.01, "total grew by {grew}, render took {render}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -153,16 +153,24 @@ impl AnalysisStore for PgStore {
         found.ok_or_else(|| StoreError::NotFound(format!("analysis {id}")))
     }
 
-    fn attach_analysis_images(&self, id: &str, thumbnail: &[u8], heatmap: Option<&[u8]>) -> Result<bool, StoreError> {
+    fn attach_analysis_images(
+        &self,
+        id: &str,
+        thumbnail: &[u8],
+        heatmap: Option<&[u8]>,
+        timings: &serde_json::Value,
+    ) -> Result<bool, StoreError> {
         if !plausible_id(id) {
             return Ok(false);
         }
+        check_json("analysis timings", timings)?;
         let n = self.read(|db| {
             db.execute(
                 "UPDATE analyses SET thumbnail_jpeg = COALESCE(thumbnail_jpeg, $2),
-                                     heatmap_jpeg = COALESCE(heatmap_jpeg, $3)
+                                     heatmap_jpeg = COALESCE(heatmap_jpeg, $3),
+                                     timings = $4
                  WHERE id = $1",
-                &[&id, &thumbnail, &heatmap],
+                &[&id, &thumbnail, &heatmap, timings],
             )
         })?;
         Ok(n > 0)

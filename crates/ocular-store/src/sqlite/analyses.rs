@@ -151,15 +151,23 @@ impl AnalysisStore for SqliteStore {
         })
     }
 
-    fn attach_analysis_images(&self, id: &str, thumbnail: &[u8], heatmap: Option<&[u8]>) -> Result<bool, StoreError> {
+    fn attach_analysis_images(
+        &self,
+        id: &str,
+        thumbnail: &[u8],
+        heatmap: Option<&[u8]>,
+        timings: &Value,
+    ) -> Result<bool, StoreError> {
+        let timings = to_json("analysis timings", timings)?;
         self.write(|tx| {
             let n = tx
                 .prepare_cached(
                     "UPDATE analyses SET thumbnail_jpeg = COALESCE(thumbnail_jpeg, ?2),
-                                         heatmap_jpeg = COALESCE(heatmap_jpeg, ?3)
+                                         heatmap_jpeg = COALESCE(heatmap_jpeg, ?3),
+                                         timings = ?4
                      WHERE id = ?1",
                 )?
-                .execute(params![id, thumbnail, heatmap])?;
+                .execute(params![id, thumbnail, heatmap, timings])?;
             Ok(n > 0)
         })
     }

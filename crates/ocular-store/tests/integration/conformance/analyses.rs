@@ -65,24 +65,26 @@ pub fn attach_images_later(s: Dyn) {
     let a = analysis(base(), "bkl", false);
     s.insert_analysis(&a).unwrap();
     let (photo, overlay) = (vec![0xFF, 0xD8, 4, 5, 0xFF, 0xD9], vec![0xFF, 0xD8, 6, 7, 0xFF, 0xD9]);
-    assert!(s.attach_analysis_images(&a.id, &photo, Some(&overlay)).unwrap());
+    let drawn = json!({ "inference": 40.5, "render": 12.25, "total": 60.75 });
+    assert!(s.attach_analysis_images(&a.id, &photo, Some(&overlay), &drawn).unwrap());
     assert_eq!(s.analysis_image(&a.id, AnalysisImage::Thumbnail).unwrap(), Some(photo.clone()));
     assert_eq!(s.analysis_image(&a.id, AnalysisImage::Heatmap).unwrap(), Some(overlay.clone()));
+    assert_eq!(s.get_analysis(&a.id).unwrap().unwrap().timings, drawn, "the render's timings are stored with it");
     let summary = s.list_analyses(0, 10).unwrap().items.into_iter().find(|x| x.id == a.id).unwrap();
     assert!(summary.has_thumbnail && summary.has_heatmap);
 
-    assert!(s.attach_analysis_images(&a.id, &[0xFF, 0xD8, 0xFF, 0xD9], None).unwrap());
+    assert!(s.attach_analysis_images(&a.id, &[0xFF, 0xD8, 0xFF, 0xD9], None, &drawn).unwrap());
     assert_eq!(s.analysis_image(&a.id, AnalysisImage::Thumbnail).unwrap(), Some(photo), "never overwritten");
     assert_eq!(s.analysis_image(&a.id, AnalysisImage::Heatmap).unwrap(), Some(overlay));
 
     let photo_only = analysis(base(), "nv", false);
     s.insert_analysis(&photo_only).unwrap();
-    assert!(s.attach_analysis_images(&photo_only.id, &[0xFF, 0xD8, 0xFF, 0xD9], None).unwrap());
+    assert!(s.attach_analysis_images(&photo_only.id, &[0xFF, 0xD8, 0xFF, 0xD9], None, &drawn).unwrap());
     assert_eq!(s.analysis_image(&photo_only.id, AnalysisImage::Heatmap).unwrap(), None);
 
     s.delete_analysis(&a.id).unwrap();
-    assert!(!s.attach_analysis_images(&a.id, &[0xFF, 0xD8, 0xFF, 0xD9], None).unwrap(), "deleted first");
-    assert!(!s.attach_analysis_images("not a uuid", &[0xFF, 0xD8, 0xFF, 0xD9], None).unwrap());
+    assert!(!s.attach_analysis_images(&a.id, &[0xFF, 0xD8, 0xFF, 0xD9], None, &drawn).unwrap(), "deleted first");
+    assert!(!s.attach_analysis_images("not a uuid", &[0xFF, 0xD8, 0xFF, 0xD9], None, &drawn).unwrap());
 }
 
 /// Only the token's hash is stored; it comes back with the analysis and on its own (without
