@@ -17,21 +17,33 @@ use crate::ingest::ImageInput;
 pub struct ImageLoader {
     limits: Limits,
     fetch: Option<(Fetcher, tokio::runtime::Handle)>,
+    /// Whether local paths may be read (never for a catalog uploaded to a server).
+    files: bool,
 }
 
 impl ImageLoader {
     /// A loader for local files only; URLs are refused.
     pub fn local(limits: Limits) -> Self {
-        Self { limits, fetch: None }
+        Self { limits, fetch: None, files: true }
     }
 
     /// A loader that also fetches URLs with `fetcher`, blocking on `handle`.
     pub fn with_fetcher(limits: Limits, fetcher: Fetcher, handle: tokio::runtime::Handle) -> Self {
-        Self { limits, fetch: Some((fetcher, handle)) }
+        Self { limits, fetch: Some((fetcher, handle)), files: true }
+    }
+
+    /// A loader for a catalog uploaded to a server: URLs through `fetch` (refused without it),
+    /// never local paths, which would read the server's own files into product photos.
+    pub fn urls_only(limits: Limits, fetch: Option<(Fetcher, tokio::runtime::Handle)>) -> Self {
+        Self { limits, fetch, files: false }
     }
 
     pub fn load(&self, image: &ImageRef) -> Result<ImageInput, SearchError> {
         match image {
+            ImageRef::Path(_) if !self.files => Err(SearchError::invalid(
+                "image",
+                "a photo of an uploaded catalog must be an http(s) URL, not a path on the server",
+            )),
             ImageRef::Path(path) => Ok(ImageInput { bytes: self.read_file(path)?, source_url: None }),
             ImageRef::Url(url) => {
                 let (fetcher, handle) = self.fetch.as_ref().ok_or_else(|| {

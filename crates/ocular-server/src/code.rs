@@ -91,6 +91,7 @@ codes! {
     NotASkinPhoto = (UNPROCESSABLE_ENTITY, "not_a_skin_photo", "The photo does not look like skin (retry with ?force=true).");
     UrlTooLarge = (UNPROCESSABLE_ENTITY, "url_too_large", "The image at the URL is larger than the limit.");
     UrlNotAnImage = (UNPROCESSABLE_ENTITY, "url_not_an_image", "The URL does not serve an image.");
+    InvalidCatalog = (UNPROCESSABLE_ENTITY, "invalid_catalog", "The uploaded catalog file cannot be read at all (not UTF-8, a quote or array never closed).");
     // 500: this service failed; logged with its cause, the body stays generic.
     Internal = (INTERNAL_SERVER_ERROR, "internal", "An internal error; it has been logged.");
     StorageError = (INTERNAL_SERVER_ERROR, "storage_error", "The database failed.");
@@ -108,6 +109,7 @@ codes! {
     ModelUnavailable = (SERVICE_UNAVAILABLE, "model_unavailable", "The model failed to load; it is retried.");
     StorageBusy = (SERVICE_UNAVAILABLE, "storage_busy", "No database connection became free in time.");
     IndexLoading = (SERVICE_UNAVAILABLE, "index_loading", "The search index is still loading.");
+    ImportBusy = (SERVICE_UNAVAILABLE, "import_busy", "As many import jobs as the server runs at once are running.");
     UrlFetchUnavailable = (SERVICE_UNAVAILABLE, "url_fetch_unavailable", "Fetching URLs is disabled on this server.");
 }
 

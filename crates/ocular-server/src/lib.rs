@@ -17,6 +17,8 @@ pub mod error;
 pub mod extract;
 pub mod form;
 pub mod health;
+pub mod import_jobs;
+pub mod imports;
 pub mod json;
 pub mod limits;
 pub mod listen;
@@ -66,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .merge(reload::router())
         .merge(products::router())
         .merge(bulk::router())
+        .merge(imports::router())
         .merge(search::router())
         .merge(embed::router())
         .merge(web::router())

@@ -157,9 +157,12 @@ pub async fn bound_bodies(State(state): State<AppState>, req: Request, next: Nex
         return ApiError::HostNotAllowed(host).into_response();
     }
     let max = state.config.max_body_bytes;
+    // A catalog upload is written to disk as it arrives, under its own cap (`crate::imports`):
+    // neither this limit nor the in-memory budget applies to it.
+    let spooled = req.method() == Method::POST && req.uri().path() == crate::imports::PATH;
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
+    if !spooled && declared.is_some_and(|n| n > max as u64) {
         return ApiError::PayloadTooLarge { max }.into_response();
     }
     if writes(req.method())
@@ -167,7 +170,7 @@ pub async fn bound_bodies(State(state): State<AppState>, req: Request, next: Nex
     {
         return ApiError::CrossSite(site).into_response();
     }
-    if declared == Some(0) || (declared.is_none() && req.body().is_end_stream()) {
+    if spooled || declared == Some(0) || (declared.is_none() && req.body().is_end_stream()) {
         return next.run(req).await;
     }
     let held: Held = Arc::new(Mutex::new(None));

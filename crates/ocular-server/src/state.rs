@@ -26,6 +26,8 @@ pub struct AppState {
     pub body_budget: crate::limits::BodyBudget,
     /// Analyses answered whose images are still being drawn (`crate::pending`).
     pub renders: crate::pending::PendingRenders,
+    /// Catalog imports over HTTP (`crate::imports`).
+    pub imports: crate::import_jobs::Imports,
 }
 
 impl AppState {
@@ -46,6 +48,7 @@ impl AppState {
         let fetcher = crate::search::fetcher(&config);
         let catalog = crate::search::catalog(&config, &registry, &store);
         let body_budget = crate::limits::BodyBudget::new(config.max_inflight_body_bytes);
+        let imports = crate::import_jobs::Imports::new(&config.data_dir, config.max_import_jobs);
         Self {
             config: Arc::new(config),
             registry,
@@ -56,6 +59,7 @@ impl AppState {
             fetcher,
             body_budget,
             renders: crate::pending::PendingRenders::default(),
+            imports,
         }
     }
 

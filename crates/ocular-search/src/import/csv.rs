@@ -10,6 +10,9 @@
 //!   product after it would be lost without a word.
 //! - A UTF-8 byte-order mark is skipped; blank lines are no records; unquoted fields are taken
 //!   as they are (spaces kept); rows may have fewer fields than the header (the caller decides).
+//! - Streamed ([`CsvRows`]): one record in memory at a time, so a catalog of any size fits.
+
+use std::io::{BufRead, BufReader, Read};
 
 /// One record and the 1-based line it starts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,58 +32,156 @@ pub enum CsvError {
 
 /// Delimiters a catalog may use, in order of preference on a tie.
 const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
+/// The header line is looked at this far for its delimiter.
+const SNIFF_BYTES: usize = 1 << 20;
+
+/// Opens the source again from its first byte (a file is read by three cursors at once).
+pub type Open<'a> = dyn Fn() -> std::io::Result<Box<dyn Read + 'a>> + 'a;
 
 /// Parses the whole text into records; blank lines are skipped.
 pub fn parse(text: &str) -> Result<Vec<CsvRecord>, CsvError> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let delimiter = sniff_delimiter(text);
-    let mut reader =
-        ::csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(text.as_bytes());
-    let mut records = Vec::new();
-    let mut last_start = 0;
-    // Lines are counted here from byte offsets: the crate's own line numbers are those of the
-    // previous record's line break in files with `\r\n` endings.
-    let mut counted = (0usize, 1u64);
-    let mut line_of = |byte: u64| {
-        let byte = usize::try_from(byte).unwrap_or(usize::MAX).min(text.len());
-        if byte >= counted.0 {
-            let newlines = text.as_bytes()[counted.0..byte].iter().filter(|b| **b == b'\n').count();
-            counted = (byte, counted.1 + newlines as u64);
-        }
-        counted.1
-    };
-    for row in reader.records() {
-        let row = row.map_err(|e| {
-            let line = e.position().map_or(0, |p| line_of(p.byte()));
-            CsvError::Invalid { line, reason: e.to_string() }
-        })?;
-        // The crate's record start may be the line break ending the previous record (or blank
-        // lines before it); the record itself starts after them.
-        let mut byte = row.position().map_or(0, |p| p.byte());
-        while matches!(usize::try_from(byte).ok().and_then(|b| text.as_bytes().get(b)), Some(b'\r' | b'\n')) {
-            byte += 1;
-        }
-        last_start = byte;
-        // The crate gives a blank line in a `\r\n` file as one empty field; it is no record.
-        if row.len() == 1 && row[0].is_empty() && !starts_quoted(text, byte) {
-            continue;
-        }
-        records.push(CsvRecord { line: line_of(byte), fields: row.iter().map(str::to_string).collect() });
+    let open = || Ok(Box::new(text.as_bytes()) as Box<dyn Read>);
+    CsvRows::new(&open).map_err(|e| CsvError::Invalid { line: 0, reason: e.to_string() })?.collect()
+}
+
+/// The records of a CSV source, read as a stream: memory holds one record, whatever the file's
+/// size. Line numbers come from a second cursor that follows the parser's byte offsets (the
+/// crate's own line numbers are those of the previous record's line break in files with `\r\n`
+/// endings).
+pub struct CsvRows<'a> {
+    reader: ::csv::Reader<BufReader<Box<dyn Read + 'a>>>,
+    lines: LineCursor<'a>,
+    delimiter: u8,
+    /// Where the last row (record or blank) starts, and the line of the last record.
+    last: Option<(u64, u64)>,
+    finished: bool,
+}
+
+impl<'a> CsvRows<'a> {
+    pub fn new(open: &Open<'a>) -> std::io::Result<Self> {
+        let delimiter = sniff(skip_bom(open()?)?.bytes().map_while(Result::ok).take(SNIFF_BYTES));
+        let reader = ::csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(delimiter)
+            .from_reader(skip_bom(open()?)?);
+        Ok(Self { reader, lines: LineCursor::new(skip_bom(open()?)?), delimiter, last: None, finished: false })
     }
-    // Only the last record can hold an unclosed quote: it runs to the end of the file.
-    if let Some(last) = records.last()
-        && unterminated(text.get(usize::try_from(last_start).unwrap_or(usize::MAX)..).unwrap_or(""), delimiter)
-    {
-        return Err(CsvError::Unterminated { line: last.line });
+
+    /// The delimiter the header line uses.
+    pub fn delimiter(&self) -> u8 {
+        self.delimiter
     }
-    Ok(records)
+}
+
+impl Iterator for CsvRows<'_> {
+    type Item = Result<CsvRecord, CsvError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.finished {
+            return None;
+        }
+        let mut row = ::csv::StringRecord::new();
+        loop {
+            match self.reader.read_record(&mut row) {
+                Err(e) => {
+                    self.finished = true;
+                    let line = e.position().map_or(0, |p| self.lines.line_at(p.byte()));
+                    return Some(Err(CsvError::Invalid { line, reason: e.to_string() }));
+                }
+                Ok(false) => {
+                    self.finished = true;
+                    // Only the last record can hold an unclosed quote: it runs to the end.
+                    return match self.last {
+                        Some((start, line)) if line > 0 && self.lines.unterminated_from(start, self.delimiter) => {
+                            Some(Err(CsvError::Unterminated { line }))
+                        }
+                        _ => None,
+                    };
+                }
+                Ok(true) => {}
+            }
+            // The crate's record start may be the line break ending the previous record (or
+            // blank lines before it); the record itself starts after them.
+            let mut byte = row.position().map_or(0, |p| p.byte());
+            while matches!(self.lines.byte_at(byte), Some(b'\r' | b'\n')) {
+                byte += 1;
+            }
+            let last_line = self.last.map_or(0, |l| l.1);
+            self.last = Some((byte, last_line));
+            // The crate gives a blank line in a `\r\n` file as one empty field; it is no record.
+            if row.len() == 1 && row[0].is_empty() && self.lines.byte_at(byte) != Some(b'"') {
+                continue;
+            }
+            let line = self.lines.line_at(byte);
+            self.last = Some((byte, line));
+            return Some(Ok(CsvRecord { line, fields: row.iter().map(str::to_string).collect() }));
+        }
+    }
+}
+
+/// A UTF-8 byte-order mark is no part of the text.
+fn skip_bom<'a>(source: Box<dyn Read + 'a>) -> std::io::Result<BufReader<Box<dyn Read + 'a>>> {
+    let mut reader = BufReader::new(source);
+    if reader.fill_buf()?.starts_with(b"\xef\xbb\xbf") {
+        reader.consume(3);
+    }
+    Ok(reader)
+}
+
+/// A forward-only cursor over the source that counts line breaks up to a byte offset. Offsets
+/// asked for only grow (the parser's record starts), so the whole file is read once.
+struct LineCursor<'a> {
+    reader: BufReader<Box<dyn Read + 'a>>,
+    pos: u64,
+    line: u64,
+}
+
+impl<'a> LineCursor<'a> {
+    fn new(reader: BufReader<Box<dyn Read + 'a>>) -> Self {
+        Self { reader, pos: 0, line: 1 }
+    }
+
+    /// Moves to `byte` (or the end); a read error ends the source early, as the end would.
+    fn advance(&mut self, byte: u64) {
+        while self.pos < byte {
+            let Ok(buf) = self.reader.fill_buf() else { return };
+            if buf.is_empty() {
+                return;
+            }
+            let n = buf.len().min(usize::try_from(byte - self.pos).unwrap_or(usize::MAX));
+            self.line += buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+            self.reader.consume(n);
+            self.pos += n as u64;
+        }
+    }
+
+    /// The line `byte` is on (for an offset behind the cursor, the cursor's line).
+    fn line_at(&mut self, byte: u64) -> u64 {
+        self.advance(byte);
+        self.line
+    }
+
+    fn byte_at(&mut self, byte: u64) -> Option<u8> {
+        self.advance(byte);
+        if self.pos != byte {
+            return None;
+        }
+        self.reader.fill_buf().ok()?.first().copied()
+    }
+
+    /// Whether the source from `start` to its end ends inside a quoted field.
+    fn unterminated_from(&mut self, start: u64, delimiter: u8) -> bool {
+        self.advance(start);
+        unterminated((&mut self.reader).bytes().map_while(Result::ok), delimiter)
+    }
 }
 
 /// The delimiter that occurs most often outside quotes in the first line (`,` on a tie).
-fn sniff_delimiter(text: &str) -> u8 {
+fn sniff(bytes: impl Iterator<Item = u8>) -> u8 {
     let mut counts = [0usize; DELIMITERS.len()];
     let mut quoted = false;
-    for b in text.bytes() {
+    for b in bytes {
         match b {
             b'"' => quoted = !quoted,
             b'\n' if !quoted => break,
@@ -96,17 +197,13 @@ fn sniff_delimiter(text: &str) -> u8 {
     if counts[best] == 0 { b',' } else { DELIMITERS[best] }
 }
 
-fn starts_quoted(text: &str, byte: u64) -> bool {
-    usize::try_from(byte).ok().and_then(|b| text.as_bytes().get(b)) == Some(&b'"')
-}
-
-/// Whether `record` (from its first byte to the end of the file) ends inside a quoted field,
-/// by the rules the crate reads it with: a `"` opens a quote only at the start of a field,
-/// `""` inside a quote is one `"`, and a lone `"` closes it.
-fn unterminated(record: &str, delimiter: u8) -> bool {
+/// Whether a record (its bytes from its first to the end of the file) ends inside a quoted
+/// field, by the rules the crate reads it with: a `"` opens a quote only at the start of a
+/// field, `""` inside a quote is one `"`, and a lone `"` closes it.
+fn unterminated(record: impl Iterator<Item = u8>, delimiter: u8) -> bool {
     let mut quoted = false;
     let mut field_start = true;
-    let mut bytes = record.bytes().peekable();
+    let mut bytes = record.peekable();
     while let Some(b) = bytes.next() {
         if quoted {
             if b == b'"' {
@@ -187,7 +284,7 @@ mod tests {
         assert_eq!(rows("id\ttitle\na\tMug, white\n"), [r(1, &["id", "title"]), r(2, &["a", "Mug, white"])]);
         assert_eq!(rows("id|title\na|Mug\n"), [r(1, &["id", "title"]), r(2, &["a", "Mug"])]);
         // Delimiters inside a quoted header name do not count.
-        assert_eq!(sniff_delimiter("\"a;b;c\",d\n"), b',');
-        assert_eq!(sniff_delimiter("title\n"), b',');
+        assert_eq!(sniff("\"a;b;c\",d\n".bytes()), b',');
+        assert_eq!(sniff("title\n".bytes()), b',');
     }
 }

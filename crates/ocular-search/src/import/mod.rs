@@ -2,17 +2,19 @@
 //!
 //! - [`parse`]: JSON Lines, CSV and `mongoexport` files into product records;
 //! - [`csv`]: CSV through the `csv` crate (quoting, delimiter sniffing, line numbers);
+//! - [`source`]: a catalog file read as a stream of records (one chunk in memory at a time);
 //! - [`run`]: the resumable run over the store's import bookkeeping.
 
 pub mod csv;
 pub mod parse;
 pub mod run;
+pub mod source;
 
 #[cfg(test)]
 mod parse_tests;
 
 pub use parse::{Format, ImageRef, Parsed, Record};
-pub use run::{ImportOptions, ImportReport, Progress, import_file};
+pub use run::{ImportOptions, ImportReport, Progress, begin_import, import_file, run_import};
 
 use std::path::PathBuf;
 

@@ -21,8 +21,6 @@ use std::path::{Path, PathBuf};
 use ocular_store::NewProduct;
 use serde_json::{Map, Value};
 
-use super::csv;
-
 /// Input formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -79,61 +77,11 @@ pub struct Record {
     pub parsed: Result<Parsed, String>,
 }
 
-/// Parses a whole file. `base` is the directory relative image paths start from.
+/// Parses a whole text (tests, small inputs); files are read as a stream by
+/// [`super::source`]. `base` is the directory relative image paths start from.
 pub fn parse(text: &str, format: Format, base: &Path) -> Result<Vec<Record>, String> {
-    let objects: Objects = match format {
-        Format::Csv => csv_objects(text)?,
-        Format::Mongo if text.trim_start().starts_with('[') => {
-            let items: Vec<Value> =
-                serde_json::from_str(text).map_err(|e| format!("the JSON array cannot be read: {e}"))?;
-            // Array elements have no line of their own; number them instead.
-            items.into_iter().enumerate().map(|(i, v)| (i as u64 + 1, Ok(v))).collect()
-        }
-        Format::Jsonl | Format::Mongo => text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| (i as u64 + 1, serde_json::from_str(l).map_err(|e| format!("invalid JSON: {e}"))))
-            .collect(),
-    };
-    Ok(objects
-        .into_iter()
-        .enumerate()
-        .map(|(i, (line, value))| Record { number: i as u64 + 1, line, parsed: value.and_then(|v| to_record(v, base)) })
-        .collect())
-}
-
-/// Records as JSON objects, each with the line it starts on (or its own error).
-type Objects = Vec<(u64, Result<Value, String>)>;
-
-/// CSV rows as JSON objects keyed by the header; empty cells are absent.
-fn csv_objects(text: &str) -> Result<Objects, String> {
-    let mut rows = csv::parse(text).map_err(|e| e.to_string())?.into_iter();
-    let Some(header) = rows.next() else { return Ok(Vec::new()) };
-    let names: Vec<String> = header.fields.iter().map(|h| h.trim().to_ascii_lowercase()).collect();
-    Ok(rows
-        .map(|row| {
-            if row.fields.len() > names.len() {
-                return (row.line, Err(format!("{} fields, but the header names {}", row.fields.len(), names.len())));
-            }
-            let mut obj = Map::new();
-            for (name, cell) in names.iter().zip(row.fields) {
-                if cell.trim().is_empty() {
-                    continue;
-                }
-                let value = if name == "attributes" {
-                    match serde_json::from_str(&cell) {
-                        Ok(v) => v,
-                        Err(e) => return (row.line, Err(format!("attributes is not JSON: {e}"))),
-                    }
-                } else {
-                    Value::String(cell)
-                };
-                obj.insert(name.clone(), value);
-            }
-            (row.line, Ok(Value::Object(obj)))
-        })
-        .collect())
+    let open = || Ok(Box::new(text.as_bytes()) as Box<dyn std::io::Read>);
+    super::source::Records::new(&open, format, base)?.collect()
 }
 
 /// Unwraps MongoDB extended JSON (`$oid`, `$number*`, `$date`) recursively.

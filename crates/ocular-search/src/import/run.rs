@@ -20,12 +20,13 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ocular_store::{ImportLine, NewImport, NewProduct, Product};
+use ocular_store::{ImportJob, ImportLine, NewImport, NewProduct, Product};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::ImportError;
-use super::parse::{self, Format, ImageRef, Record};
+use super::parse::{Format, ImageRef, Record};
+use super::source::{self, RecordCursor};
 use crate::catalog::Catalog;
 use crate::embed::{Embedders, IMAGE, IMAGE_TEXT, TEXT, product_text};
 use crate::error::SearchError;
@@ -53,6 +54,18 @@ pub struct ImportOptions {
 /// Told about progress after every batch (a terminal bar, or plain log lines).
 pub trait Progress {
     fn update(&mut self, done: u64, total: u64);
+
+    /// Called before each batch of `records`; what it returns is held while the batch runs (a
+    /// server takes its admission permit and memory reservation here, like any request).
+    fn admit(&mut self, records: usize) -> Box<dyn std::any::Any> {
+        let _ = records;
+        Box::new(())
+    }
+
+    /// The run's counts so far, after each batch.
+    fn counts(&mut self, report: &ImportReport) {
+        let _ = report;
+    }
 }
 
 /// What an import did.
@@ -93,7 +106,7 @@ enum Plan {
     UnchangedMissing(String),
 }
 
-/// Imports `path` (see the module docs).
+/// Imports `path` (see the module docs): [`begin_import`], then [`run_import`].
 pub fn import_file(
     catalog: &Catalog,
     embedders: &dyn Embedders,
@@ -102,21 +115,44 @@ pub fn import_file(
     options: &ImportOptions,
     progress: &mut dyn Progress,
 ) -> Result<ImportReport, ImportError> {
-    let started = Instant::now();
-    let bytes = std::fs::read(path).map_err(|source| ImportError::Read { path: path.to_path_buf(), source })?;
-    let format_err = |reason: String| ImportError::Format { path: path.to_path_buf(), reason };
-    let text = std::str::from_utf8(&bytes).map_err(|e| format_err(format!("not UTF-8 text: {e}")))?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    let records = parse::parse(text, options.format, base).map_err(format_err)?;
+    let job = begin_import(catalog, path, options)?;
+    run_import(catalog, embedders, loader, path, options, job, progress)
+}
 
+/// Reads the file through twice as a stream (its SHA-256, then its records: memory holds
+/// neither the file nor its records) and begins its job, or finds the unfinished one for the
+/// same bytes. A file that is no catalog at all (not UTF-8, a quote never closed, an array never
+/// closed) fails here, before any job exists.
+pub fn begin_import(catalog: &Catalog, path: &Path, options: &ImportOptions) -> Result<ImportJob, ImportError> {
+    let read_err = |source| ImportError::Read { path: path.to_path_buf(), source };
+    let format_err = |reason: String| ImportError::Format { path: path.to_path_buf(), reason };
+    let mut hasher = Sha256::new();
+    let mut file = std::fs::File::open(path).map_err(read_err)?;
+    std::io::copy(&mut file, &mut hasher).map_err(read_err)?;
+    let total = source::open_file(path, options.format).and_then(|r| r.count()).map_err(format_err)?;
+    let batch_size = options.batch_size.max(1);
+    Ok(catalog.store().begin_import(&NewImport {
+        source: path.display().to_string(),
+        source_sha256: hex::encode(hasher.finalize()),
+        total_lines: total,
+        chunk_lines: (batch_size * BATCHES_PER_CHUNK) as u64,
+    })?)
+}
+
+/// Runs (or resumes) `job`, begun by [`begin_import`] for the file at `path`, to its end.
+pub fn run_import(
+    catalog: &Catalog,
+    embedders: &dyn Embedders,
+    loader: &ImageLoader,
+    path: &Path,
+    options: &ImportOptions,
+    job: ImportJob,
+    progress: &mut dyn Progress,
+) -> Result<ImportReport, ImportError> {
+    let started = Instant::now();
+    let format_err = |reason: String| ImportError::Format { path: path.to_path_buf(), reason };
     let store = catalog.store();
     let batch_size = options.batch_size.max(1);
-    let job = store.begin_import(&NewImport {
-        source: path.display().to_string(),
-        source_sha256: hex::encode(Sha256::digest(&bytes)),
-        total_lines: records.len() as u64,
-        chunk_lines: (batch_size * BATCHES_PER_CHUNK) as u64,
-    })?;
     // Alone on a job (the default), a previous run that crashed left its claims behind, and this
     // run takes them over at once instead of waiting out the lease. Shared, that would steal
     // live chunks from the other workers.
@@ -124,7 +160,7 @@ pub fn import_file(
         store.release_import_claims(&job.id)?;
     }
     let worker = format!("ocular-import-{}", std::process::id());
-    let total = records.len() as u64;
+    let total = job.total_lines;
     let mut report = ImportReport {
         job_id: job.id.clone(),
         total,
@@ -142,13 +178,17 @@ pub fn import_file(
     let mut done = job.lines_ok + job.lines_failed;
     report.resumed = job.lines_ok;
     progress.update(done, total);
+    let mut records = RecordCursor::open(path, options.format).map_err(format_err)?;
 
     while let Some(chunk) = store.claim_import_chunk(&job.id, &worker, LEASE)? {
         let ok: HashSet<u64> =
             store.import_lines(&job.id, chunk.lines())?.into_iter().filter(|l| l.is_ok()).map(|l| l.line).collect();
-        let pending: Vec<&Record> =
-            records.iter().filter(|r| chunk.lines().contains(&r.number) && !ok.contains(&r.number)).collect();
+        // Only this chunk's records are in memory.
+        let chunk_records = records.take(chunk.lines()).map_err(format_err)?;
+        let pending: Vec<&Record> = chunk_records.iter().filter(|r| !ok.contains(&r.number)).collect();
         for batch in pending.chunks(batch_size) {
+            // Held while the batch runs: a server's admission permit and memory reservation.
+            let _admitted = progress.admit(batch.len());
             let t = Instant::now();
             let (lines, counts) = import_batch(catalog, embedders, loader, batch);
             if counts.1 > 0 {
@@ -161,6 +201,7 @@ pub fn import_file(
             store.record_import_lines(&job.id, &lines)?;
             done += lines.len() as u64;
             progress.update(done.min(total), total);
+            progress.counts(&report);
         }
         store.complete_import_chunk(&job.id, chunk.first_line)?;
     }

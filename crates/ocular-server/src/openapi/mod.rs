@@ -34,6 +34,8 @@ pub enum Body {
     Form(&'static [(&'static str, &'static str)]),
     /// JSON of this schema, or a multipart form with these fields (products).
     JsonOrForm(&'static str, &'static [(&'static str, &'static str)]),
+    /// A file sent as the raw body, in one of these media types (catalog imports).
+    File(&'static [&'static str]),
 }
 
 /// What a route answers on success.
@@ -80,6 +82,7 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<crate::products::ProductBody>(&mut out);
     add::<crate::bulk::BulkDeleteRequest>(&mut out);
     add::<crate::bulk::BulkDeleteResponse>(&mut out);
+    add::<crate::import_jobs::ImportJobView>(&mut out);
     add::<crate::search::SearchBody>(&mut out);
     add::<crate::embed::TextBody>(&mut out);
     add::<crate::embed::ImageEmbedding>(&mut out);
@@ -124,6 +127,9 @@ fn operation(r: &Route) -> Value {
             "application/json": { "schema": json_ref(s) },
             "multipart/form-data": { "schema": form_schema(f) },
         })),
+        Body::File(types) => Some(Value::Object(
+            types.iter().map(|t| (t.to_string(), json!({ "schema": { "type": "string" } }))).collect(),
+        )),
     };
     let (status, ok) = match r.answer {
         Answer::Json(status, s) => {

@@ -12,6 +12,7 @@ mod health;
 mod hostile;
 mod hostile_corpus;
 mod hostile_urls;
+mod imports;
 mod limits;
 mod memory_budget;
 mod openapi;
