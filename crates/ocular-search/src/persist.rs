@@ -81,6 +81,11 @@ impl IndexDir {
 pub(crate) fn key(model: &SpaceModel, cursor: u64) -> Vec<u8> {
     // `ids=`: what an index id means (module `photos`); snapshots saved before several photos
     // per product held plain product keys, and must not be read as (product, photo) ids.
-    format!("model={}\ndim={}\ncursor={cursor}\nids=key<<{}|photo", model.model, model.dim, crate::photos::PHOTO_BITS)
-        .into_bytes()
+    format!(
+        "model={}\ndim={}\ncursor={cursor}\nids=key/photo/key-low-4 (photo bits {})",
+        model.model,
+        model.dim,
+        crate::photos::PHOTO_BITS
+    )
+    .into_bytes()
 }

@@ -2,7 +2,7 @@
 //!
 //! A product may have up to [`MAX_PHOTOS`] photos, each with its own vector in a photo space.
 //! The vector indexes know nothing of products: they hold `u64` ids. A space's index therefore
-//! holds one entry per (product, photo), under the id `key << PHOTO_BITS | photo`, and a search
+//! holds one entry per (product, photo), under an id made of both ([`index_id`]), and a search
 //! folds the hits of one product into its best photo: a product's score is the largest cosine
 //! over its photos, and the hit says which photo it was. The text space uses the same scheme
 //! with photo 0 only, so every space is handled alike. The mapping is arithmetic, not a table:
@@ -23,19 +23,29 @@ pub use ocular_store::MAX_PHOTOS;
 pub const PHOTO_BITS: u32 = 4;
 const _: () = assert!(MAX_PHOTOS <= 1 << PHOTO_BITS);
 
-/// The index id of photo `photo` of the product with store key `key`.
+/// The key's low bits kept lowest in an index id: a sharded index routes ids by `id % shards`
+/// (`crate::sharded`), and with the key's low bits there every shard gets its share of the
+/// products (with the photo number lowest, every main photo would land in shard 0).
+const KEY_LOW: u32 = 4;
+const LOW: u64 = (1 << KEY_LOW) - 1;
+const PHOTO: u64 = (1 << PHOTO_BITS) - 1;
+
+/// The index id of photo `photo` of the product with store key `key`: the key's high bits,
+/// the photo number, the key's low [`KEY_LOW`] bits. The cost: ids reach 16 times the largest
+/// key, and the compact index's dense id table grows with the largest id (4 bytes per id per
+/// shard stride, docs/ARCHITECTURE.md).
 pub fn index_id(key: u64, photo: u16) -> u64 {
-    (key << PHOTO_BITS) | u64::from(photo)
+    ((key >> KEY_LOW) << (KEY_LOW + PHOTO_BITS)) | ((u64::from(photo) & PHOTO) << KEY_LOW) | (key & LOW)
 }
 
 /// The product key of an index id.
 pub fn key_of(id: u64) -> u64 {
-    id >> PHOTO_BITS
+    ((id >> (KEY_LOW + PHOTO_BITS)) << KEY_LOW) | (id & LOW)
 }
 
 /// The photo number of an index id.
 pub fn photo_of(id: u64) -> u16 {
-    (id & ((1 << PHOTO_BITS) - 1)) as u16
+    ((id >> KEY_LOW) & PHOTO) as u16
 }
 
 /// A product found by one of its photos: `id` is the product's store key, `photo` the photo
@@ -92,11 +102,18 @@ mod tests {
 
     #[test]
     fn ids_round_trip() {
-        for (key, photo) in [(0, 0), (1, 15), (u64::MAX >> PHOTO_BITS, 7)] {
+        for (key, photo) in [(0, 0), (1, 15), (17, 3), (u64::MAX >> PHOTO_BITS, 7)] {
             let id = index_id(key, photo);
             assert_eq!((key_of(id), photo_of(id)), (key, photo));
         }
         assert_ne!(index_id(1, 0), index_id(0, 1));
+        // Shards (id % n) split products as they split keys.
+        for n in [1u64, 2, 4, 8, 16] {
+            for key in 0..100 {
+                assert_eq!(index_id(key, 0) % n, key % n);
+                assert_eq!(index_id(key, 5) % n, key % n, "a product's photos share its shard");
+            }
+        }
     }
 
     #[test]

@@ -109,16 +109,28 @@ impl Catalog {
         let started = Instant::now();
         let allowed = self.allowed(opts)?;
         let at = t.lap("filter", started);
-        let depth = if opts.facets { FACET_DEPTH } else { 0 };
-        let k = (opts.offset + opts.top_k + 1).max(depth) + usize::from(exclude.is_some());
+        let extra = usize::from(exclude.is_some());
+        let k = opts.offset + opts.top_k + 1 + extra;
         let filter = |id: u64| allowed.passes(id) && Some(id) != exclude;
         let filtered = opts.filters() || exclude.is_some();
-        let hits = self.space(space)?.search(query, k, filtered.then_some(&filter as &(dyn Fn(u64) -> bool + Sync)))?;
-        let mut passing: Vec<PhotoHit> = hits.into_iter().take_while(|h| h.score >= opts.threshold).collect();
+        let filter = filtered.then_some(&filter as &(dyn Fn(u64) -> bool + Sync));
+        let index = self.space(space)?;
+        // Facets count the nearest FACET_DEPTH products (more for a deeper page), ranked in the
+        // same scan as the page (`SpaceIndex::search_deep`).
+        let (hits, wide) = if opts.facets {
+            index.search_deep(query, k, FACET_DEPTH + extra, filter)?
+        } else {
+            (index.search(query, k, filter)?, Vec::new())
+        };
+        let passes = |h: &PhotoHit| h.score >= opts.threshold;
+        let mut passing: Vec<PhotoHit> = hits.into_iter().take_while(passes).collect();
         // `exclude` asked for one more row than it may remove: keep the depth the same.
-        passing.truncate(k - usize::from(exclude.is_some()));
+        passing.truncate(k - extra);
+        let mut counted: Vec<u64> = wide.iter().take_while(|h| passes(h)).map(|h| h.id).collect();
+        counted.truncate(FACET_DEPTH.max(k - extra));
+        counted.extend(passing.iter().map(|h| h.id).filter(|id| !counted.contains(id)).collect::<Vec<_>>());
         let at = t.lap("index", at);
-        let facets = if opts.facets { self.facets(passing.iter().map(|h| h.id))? } else { Facets::default() };
+        let facets = if opts.facets { self.facets(counted.into_iter())? } else { Facets::default() };
         let at = t.lap("facets", at);
         let (hits, next_offset) = page(passing, opts);
         // A photo space's hit names the photo that scored; the text space has none.

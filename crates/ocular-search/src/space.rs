@@ -515,6 +515,40 @@ impl SpaceIndex {
         Ok(fold(hits, k))
     }
 
+    /// [`Self::search`]'s `k` best, plus the `depth` best products that facets are counted
+    /// over, from one scan. Under [`Precision::Store`] only the `k` best's shortlist is rescored
+    /// from the store; the products past it keep their int8 cosines (within about 0.01 of the
+    /// exact value): they are counted, never shown. A store read per candidate made facets (100
+    /// candidates) cost more than the rest of a photo search (docs/BENCHMARKS.md). The other
+    /// precisions rescore in memory and rank all `depth` exactly.
+    pub fn search_deep(
+        &self,
+        query: &[f32],
+        k: usize,
+        depth: usize,
+        filter: Option<SyncFilter<'_>>,
+    ) -> Result<(Vec<PhotoHit>, Vec<PhotoHit>), SearchError> {
+        let deep = depth.max(k);
+        if self.precision != Precision::Store || self.pg.is_some() {
+            let hits = self.search(query, deep, filter)?;
+            return Ok((hits.iter().take(k).copied().collect(), hits));
+        }
+        self.ready()?;
+        let index = self.index.read().clone();
+        let by_key = filter.map(|f| move |id: u64| f(key_of(id)));
+        let filter = by_key.as_ref().map(|f| f as SyncFilter<'_>);
+        let candidates = index.search(query, shortlist(self.photos.rows_for(deep)), filter)?;
+        let rescored = shortlist(self.photos.rows_for(k)).min(candidates.len());
+        let ids: Vec<u64> = candidates[..rescored].iter().map(|h| h.id).collect();
+        let exact = self.exact_scores(query, &ids)?;
+        let mut top: Vec<Hit> = candidates[..rescored]
+            .iter()
+            .map(|h| Hit { id: h.id, score: exact.get(&h.id).copied().unwrap_or(h.score) })
+            .collect();
+        top.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+        Ok((fold(top, k), fold(candidates, deep)))
+    }
+
     /// The `k` best hits by the in-memory scores alone: int8 cosines (within about 0.01 of
     /// the exact value) under [`Precision::Store`], exact under [`Precision::F16`], and under
     /// [`Precision::Compact`] exact for the `4k + 16` rows rescored, estimates below them. For
