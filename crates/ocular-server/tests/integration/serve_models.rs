@@ -377,10 +377,10 @@ fn conforms(doc: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), Stri
     if !types.is_empty() && !types.iter().any(fits) {
         return Err(format!("{at}: {kind} where the schema says {types:?}"));
     }
-    if let Some(allowed) = schema["enum"].as_array().filter(|_| !v.is_null()) {
-        if !allowed.contains(v) {
-            return Err(format!("{at}: {v} not in {allowed:?}"));
-        }
+    if let Some(allowed) = schema["enum"].as_array().filter(|_| !v.is_null())
+        && !allowed.contains(v)
+    {
+        return Err(format!("{at}: {v} not in {allowed:?}"));
     }
     match v {
         Value::Object(map) => {
