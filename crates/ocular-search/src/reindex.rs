@@ -3,9 +3,11 @@
 //! After a model change the stored vectors of its spaces are incomparable with new queries, so
 //! the server refuses to search those spaces. Reindexing walks the products that lack a vector
 //! of the configured model (`products_needing_embeddings`, paged by key), re-embeds them from
-//! their stored photo (or, failing that, the URL it came from) and their text, and replaces the
-//! old vectors. A product whose photo can no longer be read loses its stale image vectors
-//! rather than blocking the space forever; the report lists it.
+//! every stored photo (the main one and each further photo, photo `i` from its own stored
+//! bytes or, failing that, the URL it came from, as ingest embedded it) and their text, and
+//! replaces the old vectors, one per (product, space, photo). A photo that can no longer be
+//! read loses its stale image vectors rather than blocking the space forever; the report
+//! lists it.
 
 use std::time::Instant;
 
@@ -43,7 +45,8 @@ impl Which {
 pub struct ReindexReport {
     pub products: u64,
     pub vectors: u64,
-    /// Products whose photo could not be read: their image vectors were removed.
+    /// Photos that could not be read (`id` for the main photo, `id photo i` for a further
+    /// one): their image vectors were removed.
     pub failures: Vec<String>,
     pub seconds: f64,
 }
@@ -72,10 +75,8 @@ pub fn reindex(
             let Some(last) = batch.last() else { break };
             after = Some(last.key);
             // Products without a photo have no image vector to make; skipping them is right.
-            let batch: Vec<Product> = batch
-                .into_iter()
-                .filter(|p| space == TEXT || p.image_sha256.is_some() || p.image_url.is_some())
-                .collect();
+            let batch: Vec<Product> =
+                batch.into_iter().filter(|p| space == TEXT || !photo_refs(p).is_empty()).collect();
             let (products, vectors) = reindex_batch(catalog, embedders, loader, which, &batch, &mut report.failures)?;
             report.products += products;
             report.vectors += vectors;
@@ -106,30 +107,44 @@ fn reindex_batch(
             per_product[i].push(Embedding::new(TEXT, model(embedders, TEXT), v));
         }
     }
+    // Every photo of every product, photo `i` under its own number: a reindex that made only
+    // the main photo's vectors would drop the further photos' (a merged space gets exactly
+    // the photos listed).
     let mut images = Vec::new();
-    let mut owners = Vec::new();
+    let mut owners: Vec<(usize, u16)> = Vec::new();
+    let mut read = vec![0usize; batch.len()];
     for (i, p) in batch.iter().enumerate() {
-        if p.image_sha256.is_none() && p.image_url.is_none() {
-            continue;
-        }
-        match photo(catalog, loader, p).and_then(|input| catalog.decode(embedders, &input.bytes)) {
-            Ok(d) => {
-                images.push(d.image);
-                owners.push(i);
+        let refs = photo_refs(p);
+        for (number, sha, url) in &refs {
+            match photo(catalog, loader, sha.as_deref(), url.as_deref())
+                .and_then(|input| catalog.decode(embedders, &input.bytes))
+            {
+                Ok(d) => {
+                    images.push(d.image);
+                    owners.push((i, *number));
+                    read[i] += 1;
+                }
+                Err(e) => {
+                    let which = if *number == 0 { p.id.clone() } else { format!("{} photo {number}", p.id) };
+                    failures.push(format!("{which}: {}", ocular_models::registry::error_chain(&e)));
+                }
             }
-            Err(e) => {
-                failures.push(format!("{}: {}", p.id, ocular_models::registry::error_chain(&e)));
-                lost[i] = true;
-            }
         }
+        lost[i] = !refs.is_empty() && read[i] == 0;
     }
+    // Model batches no larger than the product batch, whatever the photos per product.
     let refs: Vec<&ocular_image::image::RgbImage> = images.iter().collect();
-    for (v, &i) in embedders.embed_images(&refs)?.into_iter().zip(&owners) {
+    let mut embedded = Vec::with_capacity(refs.len());
+    for chunk in refs.chunks(batch.len().max(1)) {
+        embedded.extend(embedders.embed_images(chunk)?);
+    }
+    for (v, &(i, number)) in embedded.into_iter().zip(&owners) {
         if spaces.contains(&IMAGE) {
-            per_product[i].push(Embedding::new(IMAGE, model(embedders, IMAGE), v.image));
+            per_product[i].push(Embedding::new(IMAGE, model(embedders, IMAGE), v.image).of_photo(number));
         }
         if fills(embedders, IMAGE_TEXT) {
-            per_product[i].push(Embedding::new(IMAGE_TEXT, model(embedders, IMAGE_TEXT), v.image_text));
+            per_product[i]
+                .push(Embedding::new(IMAGE_TEXT, model(embedders, IMAGE_TEXT), v.image_text).of_photo(number));
         }
     }
     let (mut products, mut vectors) = (0, 0);
@@ -145,15 +160,30 @@ fn reindex_batch(
     Ok((products, vectors))
 }
 
-/// A product's photo: the stored copy, else the URL it came from.
-fn photo(catalog: &Catalog, loader: &ImageLoader, p: &Product) -> Result<ImageInput, SearchError> {
-    if let Some(sha) = &p.image_sha256
+/// A product's photos as (photo number, stored digest, source URL): 0 for the main photo,
+/// `i` for `images[i - 1]`.
+fn photo_refs(p: &Product) -> Vec<(u16, Option<String>, Option<String>)> {
+    let main =
+        (p.image_sha256.is_some() || p.image_url.is_some()).then(|| (0, p.image_sha256.clone(), p.image_url.clone()));
+    // At most `MAX_PHOTOS` (the store refuses more), so the numbers fit.
+    let further = p.images.iter().enumerate().map(|(i, im)| (i as u16 + 1, im.sha256.clone(), im.url.clone()));
+    main.into_iter().chain(further).collect()
+}
+
+/// One photo's bytes: the stored copy, else the URL it came from.
+fn photo(
+    catalog: &Catalog,
+    loader: &ImageLoader,
+    sha256: Option<&str>,
+    url: Option<&str>,
+) -> Result<ImageInput, SearchError> {
+    if let Some(sha) = sha256
         && let Some(img) = catalog.store().get_image(sha)?
     {
-        return Ok(ImageInput { bytes: img.bytes, source_url: p.image_url.clone() });
+        return Ok(ImageInput { bytes: img.bytes, source_url: url.map(str::to_string) });
     }
-    match &p.image_url {
-        Some(url) => loader.load(&ImageRef::Url(url.clone())),
+    match url {
+        Some(url) => loader.load(&ImageRef::Url(url.to_string())),
         None => Err(SearchError::invalid("image", "the product's stored photo is missing")),
     }
 }

@@ -46,3 +46,71 @@ fn vectors_of_another_model_are_never_mixed() {
     assert_eq!(results.results[0].product.id, "bike");
     assert!(results.results[0].score > 0.9);
 }
+
+/// A reindex re-embeds every photo of a product, not only the main one: the further photos'
+/// vectors are recomputed from their stored bytes and kept under their own photo numbers.
+#[test]
+fn a_reindex_keeps_every_photo_of_a_product() {
+    use std::collections::HashMap;
+
+    use ocular_store::ProductImage;
+
+    let (store, _dir) = common::store();
+    let emb = common::embedders();
+    let writer = common::catalog(store.clone());
+    let bytes = |name: &str| std::fs::read(common::photo(name)).expect("photo");
+    let url = "https://shop.example/bike.png";
+    let fetched =
+        HashMap::from([(url.to_string(), ImageInput { bytes: bytes("motorcycle_left.png"), source_url: None })]);
+    let cup = NewProduct {
+        images: vec![ProductImage { url: Some(url.into()), sha256: None }],
+        ..NewProduct::new("cup", "Cup")
+    };
+    let main = |name: &str| ImageChange::New(ImageInput { bytes: bytes(name), source_url: None });
+    writer.upsert_from(emb.as_ref(), WriteMode::Create, None, cup, main("coffee.png"), &fetched).expect("create");
+    for (id, photo) in [("cat", "chelsea.png"), ("horse", "horse.png")] {
+        writer
+            .upsert_from(emb.as_ref(), WriteMode::Create, None, NewProduct::new(id, id), main(photo), &HashMap::new())
+            .expect("create");
+    }
+    let key = store.get_product("cup").expect("get").expect("cup").key;
+    let image_vectors = |store: &dyn ocular_store::Store| {
+        let mut v: Vec<Embedding> =
+            store.embeddings_of(key).expect("vectors").into_iter().filter(|e| e.space != embed::TEXT).collect();
+        v.sort_by(|a, b| (&a.space, a.photo).cmp(&(&b.space, b.photo)));
+        v
+    };
+    let ingested = image_vectors(store.as_ref());
+    assert_eq!(ingested.iter().map(|e| e.photo).collect::<Vec<_>>(), [0, 1, 0, 1], "{ingested:?}");
+
+    // An older image model made both photos' vectors.
+    let stale: Vec<Embedding> =
+        (0..2).map(|photo| Embedding::new(embed::IMAGE, "old-model@0.9", vec![0.5; 1280]).of_photo(photo)).collect();
+    store.set_embeddings(key, EmbeddingUpdate::Merge(&stale)).expect("stale vectors");
+
+    let report =
+        reindex(&writer, emb.as_ref(), &common::loader(), Which::Image, 8, &mut Quiet::default()).expect("reindex");
+    assert_eq!((report.products, report.vectors), (1, 4), "{report:?}");
+    assert!(report.failures.is_empty(), "{report:?}");
+
+    // Every photo has its vectors again, of the configured model, as ingest made them.
+    let after = image_vectors(store.as_ref());
+    assert_eq!(after.len(), ingested.len(), "{after:?}");
+    for (a, b) in after.iter().zip(&ingested) {
+        assert_eq!((&a.space, a.photo, &a.model), (&b.space, b.photo, &b.model));
+        let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let dot: f32 = a.vector.iter().zip(&b.vector).map(|(x, y)| x * y).sum();
+        let cos = dot / (norm(&a.vector) * norm(&b.vector));
+        assert!(cos > 0.999, "{} photo {}: cosine {cos} with the ingested vector", a.space, a.photo);
+    }
+
+    // A query by the second photo's subject finds the product and names photo 1.
+    let server = common::catalog(store.clone());
+    server.load_now().expect("load");
+    let results = server.search_image(emb.as_ref(), &bytes("motorcycle_right.png"), &SearchOptions::new(3, -1.0));
+    let results = results.expect("search");
+    let top = &results.results[0];
+    assert_eq!(top.product.id, "cup", "{results:#?}");
+    assert!(top.score > 0.9, "{}", top.score);
+    assert_eq!(top.photo.as_ref().map(|p| p.index), Some(1), "{results:#?}");
+}
