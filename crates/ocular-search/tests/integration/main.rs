@@ -8,6 +8,7 @@ mod demo;
 mod import;
 mod import_photos;
 mod import_props;
+mod pg;
 mod photos;
 mod reindex;
 mod relevance;

@@ -1,12 +1,14 @@
 //! A model change is detected, refused, and repaired by `reindex` without a restart.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ocular_search::reindex::{Which, reindex};
 use ocular_search::{
     CatalogOptions, ImageChange, ImageInput, SearchError, SearchOptions, SpaceState, WriteMode, embed,
 };
-use ocular_store::{Embedding, EmbeddingUpdate, NewProduct};
+use ocular_store::{Embedding, EmbeddingUpdate, NewProduct, ProductImage, Store};
 
 use crate::common::{self, Quiet};
 
@@ -47,15 +49,22 @@ fn vectors_of_another_model_are_never_mixed() {
     assert!(results.results[0].score > 0.9);
 }
 
-/// A reindex re-embeds every photo of a product, not only the main one: the further photos'
-/// vectors are recomputed from their stored bytes and kept under their own photo numbers.
 #[test]
 fn a_reindex_keeps_every_photo_of_a_product() {
-    use std::collections::HashMap;
-
-    use ocular_store::ProductImage;
-
     let (store, _dir) = common::store();
+    keeps_every_photo(store);
+}
+
+/// The same on PostgreSQL, whose spaces search the stored vectors through pgvector.
+#[test]
+fn a_reindex_keeps_every_photo_of_a_product_on_postgres() {
+    let Some((store, _schema)) = crate::pg::store() else { return };
+    keeps_every_photo(store);
+}
+
+/// A reindex re-embeds every photo of a product, not only the main one: the further photos'
+/// vectors are recomputed from their stored bytes and kept under their own photo numbers.
+fn keeps_every_photo(store: Arc<dyn Store>) {
     let emb = common::embedders();
     let writer = common::catalog(store.clone());
     let bytes = |name: &str| std::fs::read(common::photo(name)).expect("photo");
@@ -74,7 +83,7 @@ fn a_reindex_keeps_every_photo_of_a_product() {
             .expect("create");
     }
     let key = store.get_product("cup").expect("get").expect("cup").key;
-    let image_vectors = |store: &dyn ocular_store::Store| {
+    let image_vectors = |store: &dyn Store| {
         let mut v: Vec<Embedding> =
             store.embeddings_of(key).expect("vectors").into_iter().filter(|e| e.space != embed::TEXT).collect();
         v.sort_by(|a, b| (&a.space, a.photo).cmp(&(&b.space, b.photo)));
