@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+/// The process's memory in `/health?verbose=1`.
+#[derive(Debug, Clone, Copy, Default, Serialize, utoipa::ToSchema)]
 pub struct MemoryUsage {
     pub rss_bytes: Option<u64>,
     pub anon_bytes: Option<u64>,

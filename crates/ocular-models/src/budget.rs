@@ -30,7 +30,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Where the limit came from, for `/health`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LimitSource {
     /// `--memory-budget` / `OCULAR_MEMORY_BUDGET`.
@@ -107,7 +107,7 @@ impl Drop for Reservation {
 }
 
 /// What `/health` and `/metrics` show.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
 pub struct BudgetStatus {
     pub limit_bytes: Option<u64>,
     pub source: LimitSource,

@@ -52,7 +52,7 @@ pub enum ModelState {
 }
 
 /// What `/health?verbose=1` reports per model.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ModelStatus {
     pub name: String,
     pub version: String,
@@ -119,7 +119,7 @@ impl Default for Precisions {
 
 /// An int8 graph that did not pass its self-check on this CPU (or could not run it): the
 /// float graph serves instead. Reported in the log and in `/health?verbose=1`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct PrecisionFallback {
     pub model: String,
     pub requested: &'static str,

@@ -72,7 +72,7 @@ pub struct Catalog {
 }
 
 /// One space in `/health?verbose=1`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SpaceStatus {
     pub space: &'static str,
     pub model: String,

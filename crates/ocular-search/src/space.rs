@@ -43,7 +43,7 @@ use crate::photos::{MAX_PHOTOS, PhotoHit, Photos, fold, index_id, key_of};
 use crate::sharded::{ShardedIndex, SyncFilter};
 
 /// Where a space's index is in its life.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum SpaceState {
     /// Not loaded in this process (a CLI command that only writes); writes skip the index.

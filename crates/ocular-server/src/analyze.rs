@@ -15,7 +15,7 @@ use ocular_models::analysis::{self, AnalyzeOptions, Analyzed};
 use ocular_models::report::SkinReport;
 use ocular_models::skin::{BodySite, Sex, SkinMeta, SkinModel};
 use ocular_store::types::{Analysis, AnalysisImage};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::access::{AdminAccess, AnalysisAccess, Opener};
@@ -213,21 +213,63 @@ async fn list(
 ) -> Result<impl IntoResponse, ApiError> {
     let limit = q.limit.unwrap_or(20).clamp(1, 100);
     let page = state.db(move |s| s.list_analyses(q.offset, limit)).await?;
-    let items: Vec<Value> = page
+    let items = page
         .items
         .iter()
         .map(|a| {
             let p = &a.result["prediction"];
-            json!({
-                "id": a.id,
-                "created_at": a.created_at.format(&time::format_description::well_known::Rfc3339).ok(),
-                "prediction": { "code": p["code"], "name": p["name"], "probability": p["probability"] },
-                "forced": a.result["forced"],
-                "thumbnail_url": a.has_thumbnail.then(|| format!("/api/v1/analyses/{}/image.jpg", a.id)),
-            })
+            AnalysisSummary {
+                created_at: a.created_at.format(&time::format_description::well_known::Rfc3339).ok(),
+                forced: a.result["forced"].clone(),
+                id: a.id.clone(),
+                prediction: PredictionSummary {
+                    code: p["code"].clone(),
+                    name: p["name"].clone(),
+                    probability: p["probability"].clone(),
+                },
+                thumbnail_url: a.has_thumbnail.then(|| format!("/api/v1/analyses/{}/image.jpg", a.id)),
+            }
         })
         .collect();
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(json!({ "items": items, "next_offset": page.next_offset }))))
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(AnalysisPage { items, next_offset: page.next_offset })))
+}
+
+// The fields of these three are in alphabetical order: the body's bytes stay those of the
+// `json!` map (sorted keys) this list answered before it was typed.
+
+/// `GET /api/v1/analyses`: a page of stored analyses, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct AnalysisPage {
+    items: Vec<AnalysisSummary>,
+    /// The `offset` of the next page; `null` on the last one.
+    next_offset: Option<usize>,
+}
+
+/// One stored analysis in the list (the whole of it: `GET /api/v1/analyses/{id}`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct AnalysisSummary {
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    created_at: Option<String>,
+    /// Analysed although the photo did not look like skin (`force`).
+    #[schema(value_type = Option<bool>)]
+    forced: Value,
+    id: String,
+    prediction: PredictionSummary,
+    /// The stored photo's thumbnail; `null` when none was stored.
+    thumbnail_url: Option<String>,
+}
+
+/// The top class of a stored analysis, copied from its stored report (values stay what was
+/// stored, rather than being read back through today's report type).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct PredictionSummary {
+    #[schema(value_type = String)]
+    code: Value,
+    #[schema(value_type = String)]
+    name: Value,
+    #[schema(value_type = f64)]
+    probability: Value,
 }
 
 async fn show(State(state): State<AppState>, access: AnalysisAccess) -> Result<impl IntoResponse, ApiError> {

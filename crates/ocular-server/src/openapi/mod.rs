@@ -43,7 +43,7 @@ pub enum Body {
 pub enum Answer {
     /// `200` (or `status`) with JSON of this component schema.
     Json(u16, &'static str),
-    /// `200` JSON whose shape is described, not typed (health, model cards).
+    /// `200` JSON whose shape is described, not typed (the model card, the fixture's output).
     Object(&'static str),
     /// `204`, no body.
     Empty,
@@ -75,6 +75,8 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     }
     let mut out = Vec::new();
     add::<crate::error::ErrorBody>(&mut out);
+    add::<crate::health::Health>(&mut out);
+    add::<crate::analyze::AnalysisPage>(&mut out);
     add::<ocular_models::report::SkinReport>(&mut out);
     add::<ocular_search::SearchResults>(&mut out);
     add::<ocular_search::ProductView>(&mut out);

@@ -43,7 +43,7 @@ pub const ROUTES: &[Route] = &[
         summary: "Liveness: 200 while the process lives",
         query: &[("verbose", "boolean", "per-model state and memory (needs the key on a public address)")],
         body: Body::None,
-        answer: Answer::Object("status, ready, model_loaded; verbose adds models, memory, budget, uptime, version"),
+        answer: Answer::Json(200, "Health"),
         key: false,
     },
     Route {
@@ -53,7 +53,7 @@ pub const ROUTES: &[Route] = &[
         summary: "Readiness: 200 when the configured models are loaded, else 503",
         query: &[("verbose", "boolean", "as for /health")],
         body: Body::None,
-        answer: Answer::Object("as /health"),
+        answer: Answer::Json(200, "Health"),
         key: false,
     },
     Route {
@@ -126,7 +126,7 @@ pub const ROUTES: &[Route] = &[
         summary: "Every stored analysis, newest first",
         query: PAGE,
         body: Body::None,
-        answer: Answer::Object("{items: [{id, created_at, prediction, forced, thumbnail_url}], next_offset}"),
+        answer: Answer::Json(200, "AnalysisPage"),
         key: true,
     },
     Route {
