@@ -24,6 +24,9 @@
 //! its vector files there under names and saves its codes after a rebuild; the next start
 //! opens that snapshot instead of re-encoding the store when the store's change cursor has not
 //! moved since (module `persist`: what makes a snapshot stale and how it is checked).
+//!
+//! All of the above is the in-memory backend. On PostgreSQL a space searches the stored
+//! vectors through pgvector instead (`Backend::PgVector`), chosen once when the space is made.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
@@ -92,6 +95,19 @@ pub const READ_BUDGET: usize = 32 << 20;
 /// thread, see `ShardedIndex::upsert_many`).
 const LOAD_BATCH: usize = 2048;
 
+/// Where a space's vectors are searched: chosen once, in [`SpaceIndex::new`], from the store.
+/// Each operation matches on it, so a third backend is a compile error at every place that
+/// must decide what it does, not a forgotten `if`.
+enum Backend {
+    /// The sharded in-memory index (module `sharded`), loaded from the store and kept
+    /// coherent by [`SpaceIndex::apply_photos`]; `saved`: the directory a compact index is
+    /// saved in across starts (see [`SpaceIndex::saved_in`]).
+    InMemory { saved: Option<Arc<IndexDir>> },
+    /// PostgreSQL: the vectors are searched where they are stored (pgvector HNSW), so every
+    /// replica sees every write at once and no replica holds a copy to keep coherent.
+    PgVector(ocular_store::postgres::PgVectorIndex),
+}
+
 /// Shortlist length for `k` results under [`Precision::Store`].
 fn shortlist(k: usize) -> usize {
     k.saturating_mul(4).saturating_add(16)
@@ -106,11 +122,9 @@ pub struct SpaceIndex {
     state: RwLock<SpaceState>,
     /// `Some` while loading: keys written since the load began.
     touched: Mutex<Option<HashSet<u64>>>,
-    /// With PostgreSQL the vectors are searched where they are stored (pgvector HNSW): every
-    /// replica sees every write at once and no replica holds a copy to keep coherent.
-    pg: Option<ocular_store::postgres::PgVectorIndex>,
-    /// Where a compact space saves its index (see [`Self::saved_in`]).
-    saved: Option<Arc<IndexDir>>,
+    /// In memory or pgvector. The fields above and below serve the in-memory backend; with
+    /// pgvector `index` stays an empty placeholder (its `memory_bytes` is what it costs).
+    backend: Backend,
     /// The key to save under once a rebuild has loaded (see [`Self::save`]).
     pending_save: Mutex<Option<Vec<u8>>>,
     /// Whether the last load opened the saved index rather than rebuilding.
@@ -128,8 +142,8 @@ impl SpaceIndex {
         shards: usize,
     ) -> Result<Self, SearchError> {
         let index = Self::empty(&model, precision, shards, Vec::new())?;
-        let pg = match store.as_postgres() {
-            Some(pg) => Some(
+        let backend = match store.as_postgres() {
+            Some(pg) => Backend::PgVector(
                 ocular_store::postgres::PgVectorIndex::new(
                     pg.clone(),
                     model.space,
@@ -139,7 +153,7 @@ impl SpaceIndex {
                 )
                 .map_err(SearchError::from)?,
             ),
-            None => None,
+            None => Backend::InMemory { saved: None },
         };
         Ok(Self {
             model,
@@ -149,8 +163,7 @@ impl SpaceIndex {
             index: RwLock::new(index),
             state: RwLock::new(SpaceState::Unloaded),
             touched: Mutex::new(None),
-            pg,
-            saved: None,
+            backend,
             pending_save: Mutex::new(None),
             from_snapshot: Default::default(),
             photos: Photos::default(),
@@ -160,10 +173,21 @@ impl SpaceIndex {
     /// Keeps a compact space's index in `dir` across starts (module `persist`). Ignored for
     /// other precisions, PostgreSQL, and stores without a change feed (nothing to key on).
     pub fn saved_in(mut self, dir: Arc<IndexDir>) -> Self {
-        if self.precision == Precision::Compact && self.pg.is_none() && self.store.change_feed().is_some() {
-            self.saved = Some(dir);
+        let keyed = self.precision == Precision::Compact && self.store.change_feed().is_some();
+        if let Backend::InMemory { saved } = &mut self.backend
+            && keyed
+        {
+            *saved = Some(dir);
         }
         self
+    }
+
+    /// Where the index is saved across starts, if it is.
+    fn saved(&self) -> Option<&Arc<IndexDir>> {
+        match &self.backend {
+            Backend::InMemory { saved } => saved.as_ref(),
+            Backend::PgVector(_) => None,
+        }
     }
 
     fn empty(
@@ -188,7 +212,7 @@ impl SpaceIndex {
     /// of this space's model (none for other precisions or an empty space: codes are then
     /// relative to the origin, still correct, only less tight).
     fn centroids(&self) -> Result<Vec<Vec<f32>>, SearchError> {
-        if self.precision != Precision::Compact || self.pg.is_some() {
+        if self.precision != Precision::Compact || matches!(self.backend, Backend::PgVector(_)) {
             return Ok(Vec::new());
         }
         let mut sample = Vec::new();
@@ -218,7 +242,7 @@ impl SpaceIndex {
     pub fn begin_loading(&self) -> Result<(), SearchError> {
         // A saved space chooses in `load` (off this thread) between its snapshot and a rebuild;
         // until then writes land in a placeholder and are replayed from the store (`install`).
-        let centroids = if self.saved.is_some() { Vec::new() } else { self.centroids()? };
+        let centroids = if self.saved().is_some() { Vec::new() } else { self.centroids()? };
         let fresh = Self::empty(&self.model, self.precision, self.shards, centroids)?;
         let mut touched = self.touched.lock();
         *self.index.write() = fresh;
@@ -232,17 +256,17 @@ impl SpaceIndex {
     /// first. Blocking: about 0.2 s per 100k 1280-d vectors on SQLite.
     pub fn load(&self) -> SpaceState {
         let started = Instant::now();
-        let result = match (&self.pg, &self.saved) {
-            (Some(pg), _) => self.prepare_pg(pg),
-            (None, Some(dir)) => self.load_saved(dir),
-            (None, None) => self.stream(),
+        let result = match &self.backend {
+            Backend::PgVector(pg) => self.prepare_pg(pg),
+            Backend::InMemory { saved: Some(dir) } => self.load_saved(dir),
+            Backend::InMemory { saved: None } => self.stream(),
         };
         *self.touched.lock() = None;
         let state = match result {
             Ok(foreign) if foreign.is_empty() => {
-                let vectors = match &self.pg {
-                    Some(pg) => ocular_index::VectorIndex::len(pg),
-                    None => self.index.read().len(),
+                let vectors = match &self.backend {
+                    Backend::PgVector(pg) => ocular_index::VectorIndex::len(pg),
+                    Backend::InMemory { .. } => self.index.read().len(),
                 };
                 SpaceState::Ready { vectors, load_ms: started.elapsed().as_millis() as u64 }
             }
@@ -353,7 +377,7 @@ impl SpaceIndex {
     /// run meanwhile: see [`Catalog::load`](crate::Catalog::load)); on a mismatch the snapshot
     /// is deleted and the space rebuilt from the store, on this thread. A no-op otherwise.
     pub fn verify_saved(&self) -> Result<(), SearchError> {
-        let Some(dir) = &self.saved else { return Ok(()) };
+        let Some(dir) = self.saved() else { return Ok(()) };
         if !self.from_snapshot() {
             return Ok(());
         }
@@ -379,7 +403,7 @@ impl SpaceIndex {
     /// Saves a space rebuilt by this load (a no-op otherwise), so the next start opens it.
     /// Blocking: syncs and checksums the vector files. Call after [`Self::load`].
     pub fn save(&self) {
-        let (Some(dir), Some(key)) = (&self.saved, self.pending_save.lock().take()) else { return };
+        let (Some(dir), Some(key)) = (self.saved(), self.pending_save.lock().take()) else { return };
         if !matches!(self.state(), SpaceState::Ready { .. }) {
             return;
         }
@@ -456,7 +480,7 @@ impl SpaceIndex {
     /// Applies a committed write: the product's vectors here become exactly `vectors`
     /// (photo number, vector); none removes the product.
     pub fn apply_photos(&self, key: ProductKey, vectors: &[(u16, &[f32])]) -> Result<(), SearchError> {
-        if self.pg.is_some() {
+        if let Backend::PgVector(_) = self.backend {
             // The committed row is the index entry.
             return Ok(());
         }
@@ -494,7 +518,7 @@ impl SpaceIndex {
         filter: Option<SyncFilter<'_>>,
     ) -> Result<Vec<PhotoHit>, SearchError> {
         self.ready()?;
-        if let Some(pg) = &self.pg {
+        if let Backend::PgVector(pg) = &self.backend {
             return self.search_pg(pg, query, k, filter);
         }
         let index = self.index.read().clone();
@@ -529,7 +553,7 @@ impl SpaceIndex {
         filter: Option<SyncFilter<'_>>,
     ) -> Result<(Vec<PhotoHit>, Vec<PhotoHit>), SearchError> {
         let deep = depth.max(k);
-        if self.precision != Precision::Store || self.pg.is_some() {
+        if self.precision != Precision::Store || matches!(self.backend, Backend::PgVector(_)) {
             let hits = self.search(query, deep, filter)?;
             return Ok((hits.iter().take(k).copied().collect(), hits));
         }
@@ -560,7 +584,7 @@ impl SpaceIndex {
         filter: Option<SyncFilter<'_>>,
     ) -> Result<Vec<PhotoHit>, SearchError> {
         self.ready()?;
-        if let Some(pg) = &self.pg {
+        if let Backend::PgVector(pg) = &self.backend {
             return self.search_pg(pg, query, k, filter);
         }
         let index = self.index.read().clone();
