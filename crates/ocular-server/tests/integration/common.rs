@@ -174,3 +174,21 @@ pub fn photo(name: &str) -> Vec<u8> {
     let path = workspace_root().join("models/photos").join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run `ocular models fetch`)", path.display()))
 }
+
+/// A server state over `models` (imported models, loaded lazily) and a fresh SQLite file in
+/// `data`, with `extra` flags (e.g. `--api-key`).
+pub fn state_over(models: &Path, data: &Path, extra: &[&str]) -> AppState {
+    let mut args =
+        vec!["--models-dir", models.to_str().unwrap(), "--data-dir", data.to_str().unwrap(), "--preload", "false"];
+    args.extend_from_slice(extra);
+    let config = config(&args);
+    let registry = Registry::discover(RegistryOptions {
+        models_dir: config.models_dir.clone(),
+        ort_library: Some(ort_library()),
+        session: SessionOptions { intra_threads: 1 },
+        enabled: None,
+    })
+    .unwrap();
+    let store = ocular_store::open(&ocular_store::Location::Sqlite(data.join("t.db")), true).unwrap();
+    AppState::new(config, registry, store as Arc<dyn ocular_store::Store>)
+}

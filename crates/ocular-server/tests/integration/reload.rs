@@ -12,8 +12,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use ocular_convert::import::ImportOptions;
-use ocular_models::session::SessionOptions;
-use ocular_models::{Registry, RegistryOptions};
 use ocular_server::AppState;
 use serde::Deserialize;
 use serde_json::Value;
@@ -67,25 +65,7 @@ fn import(models: &Path, name: &str, m: &Served) {
 
 /// A server state with the API key over `models` (lazy loads) and a fresh SQLite file.
 fn state_over(models: &Path, data: &Path) -> AppState {
-    let config = common::config(&[
-        "--models-dir",
-        models.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--preload",
-        "false",
-        "--api-key",
-        KEY,
-    ]);
-    let registry = Registry::discover(RegistryOptions {
-        models_dir: config.models_dir.clone(),
-        ort_library: Some(common::ort_library()),
-        session: SessionOptions { intra_threads: 1 },
-        enabled: None,
-    })
-    .unwrap();
-    let store = ocular_store::open(&ocular_store::Location::Sqlite(data.join("t.db")), true).unwrap();
-    AppState::new(config, registry, store as Arc<dyn ocular_store::Store>)
+    common::state_over(models, data, &["--api-key", KEY])
 }
 
 /// One HTTP/1.1 request to a real server; `(status, JSON body)`.

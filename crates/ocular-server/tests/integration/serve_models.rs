@@ -8,11 +8,7 @@
 //! the Grad-CAM grid of the model whose head allows exact Grad-CAM must correlate >= 0.999 with
 //! GradientTape's.
 
-use std::sync::Arc;
-
 use ocular_convert::import::ImportOptions;
-use ocular_models::session::SessionOptions;
-use ocular_models::{Registry, RegistryOptions};
 use ocular_server::AppState;
 use serde::Deserialize;
 use serde_json::Value;
@@ -277,23 +273,7 @@ async fn an_image_only_skin_model_serves_analyze_with_its_own_labels() {
 
 /// A server state over `models` (imported models, loaded lazily) and a fresh SQLite file in `data`.
 fn state_over(models: &std::path::Path, data: &std::path::Path) -> AppState {
-    let config = common::config(&[
-        "--models-dir",
-        models.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--preload",
-        "false",
-    ]);
-    let registry = Registry::discover(RegistryOptions {
-        models_dir: config.models_dir.clone(),
-        ort_library: Some(common::ort_library()),
-        session: SessionOptions { intra_threads: 1 },
-        enabled: None,
-    })
-    .unwrap();
-    let store = ocular_store::open(&ocular_store::Location::Sqlite(data.join("t.db")), true).unwrap();
-    AppState::new(config, registry, store as Arc<dyn ocular_store::Store>)
+    common::state_over(models, data, &[])
 }
 
 /// The memory a prediction reserves grows with the imported graph (issue 18): the import
