@@ -10,8 +10,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use ocular_store::postgres::PgOptions;
+use ocular_store::postgres::{PgHnswOptions, PgOptions};
 use serde::Serialize;
+
+/// A `u32` range as clap's integer parsers take it.
+const fn range(r: std::ops::RangeInclusive<u32>) -> std::ops::RangeInclusive<i64> {
+    (*r.start() as i64)..=(*r.end() as i64)
+}
 
 /// Options shared by every subcommand. `Debug` prints [`Config::redacted`]: a config logged
 /// or shown in a panic never shows the API key or the database password.
@@ -55,6 +60,23 @@ pub struct Config {
     #[arg(long, env = "OCULAR_PG_STATEMENT_TIMEOUT_MS", default_value_t = 0,
           value_parser = clap::value_parser!(u64).range(0..=PgOptions::MAX_STATEMENT_TIMEOUT_MS), global = true)]
     pub pg_statement_timeout_ms: u64,
+
+    /// PostgreSQL HNSW `ef_search` (1-1000): graph candidates a vector search keeps. Higher finds
+    /// more of the true nearest neighbours and is slower (docs/DEPLOY.md, "PostgreSQL search
+    /// recall"). SQLite ignores it.
+    #[arg(long, env = "OCULAR_PG_EF_SEARCH", default_value_t = PgHnswOptions::default().ef_search,
+          value_parser = clap::value_parser!(u32).range(range(PgHnswOptions::EF_SEARCH)), global = true)]
+    pub pg_ef_search: u32,
+
+    /// PostgreSQL HNSW `m` (2-100) for indexes built from now on: graph links per vector.
+    #[arg(long, env = "OCULAR_PG_HNSW_M", default_value_t = PgHnswOptions::default().m,
+          value_parser = clap::value_parser!(u32).range(range(PgHnswOptions::M)), global = true)]
+    pub pg_hnsw_m: u32,
+
+    /// PostgreSQL HNSW `ef_construction` (4-1000, at least 2 x m) for indexes built from now on.
+    #[arg(long, env = "OCULAR_PG_EF_CONSTRUCTION", default_value_t = PgHnswOptions::default().ef_construction,
+          value_parser = clap::value_parser!(u32).range(range(PgHnswOptions::EF_CONSTRUCTION)), global = true)]
+    pub pg_ef_construction: u32,
 
     /// Path of libonnxruntime.so; found under MODELS_DIR/onnxruntime when unset.
     #[arg(long, env = "OCULAR_ORT_LIBRARY", global = true)]
@@ -347,6 +369,10 @@ impl Config {
             // become gigabytes.
             problems.push(format!("inference_batch {rows} is above {MAX_INFERENCE_BATCH}"));
         }
+        // Each is bounded by its parser; pgvector also wants ef_construction ≥ 2 × m.
+        if let Err(problem) = self.pg_options().hnsw.check() {
+            problems.push(problem);
+        }
         if self.intra_threads == Some(0) {
             problems.push("intra_threads must be at least 1".into());
         }
@@ -441,6 +467,11 @@ impl Config {
             pool_wait: Duration::from_millis(self.pg_pool_wait_ms),
             statement_timeout: (self.pg_statement_timeout_ms > 0)
                 .then(|| Duration::from_millis(self.pg_statement_timeout_ms)),
+            hnsw: PgHnswOptions {
+                ef_search: self.pg_ef_search,
+                m: self.pg_hnsw_m,
+                ef_construction: self.pg_ef_construction,
+            },
             ..PgOptions::default()
         }
     }
@@ -537,6 +568,43 @@ mod tests {
             command.get_arguments().find(|a| a.get_id() == id).and_then(|a| a.get_env()).map(|e| e.to_os_string())
         };
         for (id, var) in ["pg_pool_size", "pg_pool_wait_ms", "pg_statement_timeout_ms"].into_iter().zip(vars) {
+            assert_eq!(env_of(id), Some(var.into()), "{id}");
+        }
+    }
+
+    #[test]
+    fn postgres_hnsw_settings_are_settings_with_their_variables_and_bounds() {
+        let vars = ["OCULAR_PG_EF_SEARCH", "OCULAR_PG_HNSW_M", "OCULAR_PG_EF_CONSTRUCTION"];
+        if vars.iter().any(|v| std::env::var_os(v).is_some()) {
+            panic!("unset {vars:?} to run this test");
+        }
+        assert_eq!(parse(&[]).expect("defaults").pg_options().hnsw, PgHnswOptions::default());
+        let c = parse(&["--pg-ef-search", "200", "--pg-hnsw-m", "24", "--pg-ef-construction", "128"]).expect("flags");
+        assert_eq!(c.pg_options().hnsw, PgHnswOptions { ef_search: 200, m: 24, ef_construction: 128 });
+        assert_eq!(c.validate(), Ok(()));
+        for (flag, value) in [
+            ("--pg-ef-search", "0"),
+            ("--pg-ef-search", "1001"),
+            ("--pg-hnsw-m", "1"),
+            ("--pg-hnsw-m", "101"),
+            ("--pg-ef-construction", "3"),
+            ("--pg-ef-construction", "1001"),
+        ] {
+            let err = parse(&[&format!("{flag}={value}")])
+                .err()
+                .unwrap_or_else(|| panic!("{flag} {value} accepted"))
+                .to_string();
+            assert!(err.contains(flag), "{err}");
+        }
+        // Each within bounds, together refused by pgvector: caught at start-up, not at the build.
+        let c = parse(&["--pg-hnsw-m", "48", "--pg-ef-construction", "64"]).expect("flags");
+        let err = c.validate().expect_err("ef_construction below 2 x m");
+        assert!(err.contains("ef_construction 64 must be at least 2 x hnsw_m (96)"), "{err}");
+        let command = Cli::command();
+        let env_of = |id: &str| {
+            command.get_arguments().find(|a| a.get_id() == id).and_then(|a| a.get_env()).map(|e| e.to_os_string())
+        };
+        for (id, var) in ["pg_ef_search", "pg_hnsw_m", "pg_ef_construction"].into_iter().zip(vars) {
             assert_eq!(env_of(id), Some(var.into()), "{id}");
         }
     }

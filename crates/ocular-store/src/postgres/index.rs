@@ -52,26 +52,73 @@ pub enum PgSearchMode {
     Exact,
 }
 
-/// Tuning of a [`PgVectorIndex`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct PgIndexConfig {
-    /// `hnsw.ef_search`: candidates kept while walking the graph (pgvector's default 40).
-    /// Higher is slower and finds more of the true neighbours; raised to `k` when `k` is larger.
+/// The HNSW settings an operator chooses (`OCULAR_PG_EF_SEARCH`, `OCULAR_PG_HNSW_M`,
+/// `OCULAR_PG_EF_CONSTRUCTION`), carried by the store ([`super::PgOptions::hnsw`]) so that every
+/// [`PgVectorIndex`] opened on it uses them unless its [`PgIndexConfig`] says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgHnswOptions {
+    /// `hnsw.ef_search`: candidates kept while walking the graph. Higher is slower and finds
+    /// more of the true neighbours; raised to `k` when `k` is larger. Default 100, not
+    /// pgvector's 40: on the measured data it buys 0.10–0.19 recall@10 for a few milliseconds
+    /// (docs/DEPLOY.md, "PostgreSQL search recall").
     pub ef_search: u32,
-    /// HNSW build parameters (pgvector's defaults: m 16, ef_construction 64).
+    /// HNSW build parameters (pgvector's defaults: m 16, ef_construction 64); they apply when
+    /// an index is built, not to an existing one.
     pub m: u32,
     pub ef_construction: u32,
+}
+
+impl Default for PgHnswOptions {
+    fn default() -> Self {
+        PgHnswOptions { ef_search: 100, m: 16, ef_construction: 64 }
+    }
+}
+
+impl PgHnswOptions {
+    /// pgvector's bounds for `hnsw.ef_search`, `m` and `ef_construction`.
+    pub const EF_SEARCH: std::ops::RangeInclusive<u32> = 1..=1000;
+    pub const M: std::ops::RangeInclusive<u32> = 2..=100;
+    pub const EF_CONSTRUCTION: std::ops::RangeInclusive<u32> = 4..=1000;
+
+    /// Why pgvector would refuse these settings, if it would: each within its bounds, and
+    /// `ef_construction` at least `2 × m`.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, v, range) in [
+            ("ef_search", self.ef_search, Self::EF_SEARCH),
+            ("hnsw_m", self.m, Self::M),
+            ("ef_construction", self.ef_construction, Self::EF_CONSTRUCTION),
+        ] {
+            if !range.contains(&v) {
+                return Err(format!("{name} {v} is outside {}..{}", range.start(), range.end()));
+            }
+        }
+        if self.ef_construction < 2 * self.m {
+            return Err(format!(
+                "ef_construction {} must be at least 2 x hnsw_m ({})",
+                self.ef_construction,
+                2 * self.m
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Tuning of one [`PgVectorIndex`]: `None` takes the store's [`PgHnswOptions`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PgIndexConfig {
+    /// `hnsw.ef_search` (see [`PgHnswOptions::ef_search`]).
+    pub ef_search: Option<u32>,
+    /// HNSW build parameters (see [`PgHnswOptions`]).
+    pub m: Option<u32>,
+    pub ef_construction: Option<u32>,
     pub mode: PgSearchMode,
 }
 
 impl Default for PgIndexConfig {
     fn default() -> Self {
-        PgIndexConfig { ef_search: 40, m: 16, ef_construction: 64, mode: PgSearchMode::Hnsw }
+        PgIndexConfig { ef_search: None, m: None, ef_construction: None, mode: PgSearchMode::Hnsw }
     }
 }
-
-/// pgvector's ceiling for `hnsw.ef_search`.
-const MAX_EF_SEARCH: u32 = 1000;
 
 /// Vector search over the `space` vectors made by `model`, answered by PostgreSQL.
 #[derive(Debug, Clone)]
@@ -80,7 +127,9 @@ pub struct PgVectorIndex {
     space: String,
     model: String,
     dim: usize,
-    config: PgIndexConfig,
+    mode: PgSearchMode,
+    /// The store's settings with the config's overrides applied.
+    hnsw: PgHnswOptions,
 }
 
 /// A store error as the index trait reports it (the trait has no variant of its own for a
@@ -106,7 +155,14 @@ impl PgVectorIndex {
             return Err(StoreError::invalid("dimension", format!("must be 1 to {}", validate::MAX_DIM)));
         }
         super::no_nul("model", model)?;
-        Ok(PgVectorIndex { store, space: space.to_string(), model: model.to_string(), dim, config })
+        let given = store.hnsw;
+        let hnsw = PgHnswOptions {
+            ef_search: config.ef_search.unwrap_or(given.ef_search),
+            m: config.m.unwrap_or(given.m),
+            ef_construction: config.ef_construction.unwrap_or(given.ef_construction),
+        };
+        let (space, model, mode) = (space.to_string(), model.to_string(), config.mode);
+        Ok(PgVectorIndex { store, space, model, dim, mode, hnsw })
     }
 
     pub fn space(&self) -> &str {
@@ -170,7 +226,10 @@ impl PgVectorIndex {
                 None => true,
             };
             if build {
-                let (m, efc) = (self.config.m.clamp(2, 100), self.config.ef_construction.clamp(4, 1000));
+                // Clamped to what pgvector accepts (ef_construction ≥ 2 × m): the settings are
+                // checked at start-up, a config made in code is not.
+                let m = self.hnsw.m.clamp(*PgHnswOptions::M.start(), *PgHnswOptions::M.end());
+                let efc = self.hnsw.ef_construction.clamp(2 * m, *PgHnswOptions::EF_CONSTRUCTION.end());
                 db.batch(&format!(
                     "CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON product_embeddings
                      USING hnsw ((l2_normalize(vector)::halfvec({dim})) halfvec_ip_ops)
@@ -265,8 +324,9 @@ impl PgVectorIndex {
     ) -> Result<Vec<(Hit, u16)>, StoreError> {
         let (sql, args) = self.query(unit, limit, filter)?;
         let conn = self.store.pool.get()?;
-        let ef = self.config.ef_search.max(u32::try_from(limit).unwrap_or(u32::MAX)).clamp(1, MAX_EF_SEARCH);
-        if self.config.mode == PgSearchMode::Hnsw && conn.ef_search.get() != Some(ef) {
+        let (min, max) = (*PgHnswOptions::EF_SEARCH.start(), *PgHnswOptions::EF_SEARCH.end());
+        let ef = self.hnsw.ef_search.max(u32::try_from(limit).unwrap_or(u32::MAX)).clamp(min, max);
+        if self.mode == PgSearchMode::Hnsw && conn.ef_search.get() != Some(ef) {
             // Session settings, kept by the pooled connection: set once, not per query.
             conn.db().batch(&format!("SET hnsw.ef_search = {ef}; SET hnsw.iterative_scan = relaxed_order"))?;
             conn.ef_search.set(Some(ef));
@@ -292,7 +352,7 @@ impl PgVectorIndex {
         let expr = self.expression();
         let (space, dim) = (&self.space, self.dim);
         let limit = limit.min(i64::MAX as usize);
-        let sql = match self.config.mode {
+        let sql = match self.mode {
             // The graph walk ranks by 16-bit vectors (and relaxed iterative scans may return
             // rows slightly out of order): the outer query rescores the few rows found with the
             // f32 vectors, so scores and order are exact over them (ties by key).

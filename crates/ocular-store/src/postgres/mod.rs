@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use tokio_postgres::IsolationLevel;
 
-pub use index::{PgIndexConfig, PgSearchMode, PgVectorIndex};
+pub use index::{PgHnswOptions, PgIndexConfig, PgSearchMode, PgVectorIndex};
 use pool::{Db, Pool, wait};
 
 use crate::error::StoreError;
@@ -57,6 +57,9 @@ pub struct PgOptions {
     /// cancelled by the server (SQLSTATE 57014) and its connection is free again. `None`
     /// leaves the server's setting (or the URL's `options=-c statement_timeout=…`) alone.
     pub statement_timeout: Option<Duration>,
+    /// The HNSW search and build settings of every [`PgVectorIndex`] opened on this store
+    /// (unless its [`PgIndexConfig`] overrides them).
+    pub hnsw: PgHnswOptions,
 }
 
 impl Default for PgOptions {
@@ -66,6 +69,7 @@ impl Default for PgOptions {
             pool_wait: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             statement_timeout: None,
+            hnsw: PgHnswOptions::default(),
         }
     }
 }
@@ -84,6 +88,7 @@ impl PgOptions {
 #[derive(Clone)]
 pub struct PgStore {
     pool: Arc<Pool>,
+    hnsw: PgHnswOptions,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -116,7 +121,7 @@ impl PgStore {
             config.options(format!("{given}-c statement_timeout={}", timeout.as_millis()));
         }
         let pool = Pool::new(config, tls.connector()?, shown, options.pool_size, options.pool_wait)?;
-        let store = PgStore { pool: Arc::new(pool) };
+        let store = PgStore { pool: Arc::new(pool), hnsw: options.hnsw };
         // Fail at start-up, with the URL in the message, rather than on the first request.
         store.ping()?;
         Ok(store)
@@ -251,5 +256,7 @@ impl Store for PgStore {
     }
 }
 
+#[cfg(test)]
+mod hnsw_tests;
 #[cfg(test)]
 mod options_tests;

@@ -75,7 +75,7 @@ impl Catalog {
     }
 
     fn index(&self, mode: PgSearchMode, ef_search: u32) -> PgVectorIndex {
-        let config = PgIndexConfig { mode, ef_search, ..Default::default() };
+        let config = PgIndexConfig { mode, ef_search: Some(ef_search), ..Default::default() };
         PgVectorIndex::new(self.pg(), "image", MODEL, DIM, config).unwrap()
     }
 
