@@ -330,7 +330,9 @@ async fn attribute_filters_and_facets_over_http() {
     let many: serde_json::Map<String, serde_json::Value> = (0..9).map(|i| (format!("k{i}"), json!("v"))).collect();
     for bad in [
         json!(many),
-        json!({"a.b": "x"}),
+        json!({"a..b": "x"}),
+        json!({"a.b.c.d.e": "x"}),
+        json!({"dims.wi dth": "x"}),
         json!({"k".repeat(65): "x"}),
         json!({"size": ""}),
         json!({"size": "x".repeat(201)}),

@@ -341,32 +341,39 @@ pub(super) fn filter_sql(f: &ProductFilter, args: &mut Args) -> Result<String, S
         sql.push_str(&format!(" AND p.price <= {}", args.push(max)));
     }
     // Typed as on SQLite: jsonb equality compares a string with a string and a number with a
-    // number (numerically: 42 = 42.0), never "42" with 42. The range's cast sits in a CASE
-    // because PostgreSQL does not promise to test `jsonb_typeof` before casting "red".
+    // number (numerically: 42 = 42.0), never "42" with 42. The path is a chain of `->` with
+    // text keys (never `#>`, which would read `a.0` as an array index). A scalar there is
+    // checked as a one-element array, an array element by element (nested arrays and objects
+    // never equal a scalar). The range's cast sits in a CASE because PostgreSQL does not
+    // promise to test `jsonb_typeof` before casting "red".
     for (key, condition) in &f.attributes {
-        let key = args.push(key.clone());
-        match condition {
+        let mut value = String::from("p.attributes");
+        for step in key.split('.') {
+            value.push_str(&format!(" -> {}", args.push(step.to_string())));
+        }
+        let elements = format!(
+            "jsonb_array_elements(CASE WHEN jsonb_typeof({value}) = 'array' THEN {value} \
+             ELSE jsonb_build_array({value}) END)"
+        );
+        let test = match condition {
             AttributeCondition::Text(v) => {
                 no_nul("attributes", v)?;
-                let v = args.push(serde_json::Value::String(v.clone()));
-                sql.push_str(&format!(" AND p.attributes -> {key} = {v}"));
+                format!("e = {}", args.push(serde_json::Value::String(v.clone())))
             }
-            AttributeCondition::Number(n) => {
-                let v = args.push(serde_json::json!(n));
-                sql.push_str(&format!(" AND p.attributes -> {key} = {v}"));
-            }
+            AttributeCondition::Number(n) => format!("e = {}", args.push(serde_json::json!(n))),
+            // Both bounds on the same element: [30, 50] is not "within 35 to 45".
             AttributeCondition::Range(r) => {
-                let number = format!(
-                    "(CASE WHEN jsonb_typeof(p.attributes -> {key}) = 'number' \
-                     THEN (p.attributes ->> {key})::float8 END)"
-                );
+                let number = "(CASE WHEN jsonb_typeof(e) = 'number' THEN (e #>> '{}')::float8 END)";
+                let mut test = String::from("jsonb_typeof(e) = 'number'");
                 for (op, bound) in [(">=", r.min), ("<=", r.max)] {
                     if let Some(b) = bound {
-                        sql.push_str(&format!(" AND {number} {op} {}", args.push(b)));
+                        test.push_str(&format!(" AND {number} {op} {}", args.push(b)));
                     }
                 }
+                test
             }
-        }
+        };
+        sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM {elements} AS attr_elems(e) WHERE {test})"));
     }
     Ok(sql)
 }

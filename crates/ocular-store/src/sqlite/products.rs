@@ -257,6 +257,11 @@ pub(super) fn delete(c: &Connection, id: &str) -> Result<ProductKey, StoreError>
 }
 
 /// The `AND …` conditions of a filter on table alias `p`, with their parameters.
+/// `dims.width` as the SQLite JSON path `$."dims"."width"` (steps are validated plain names).
+fn json_path(key: &str) -> String {
+    key.split('.').fold(String::from("$"), |path, step| format!("{path}.\"{step}\""))
+}
+
 pub(super) fn filter_sql(f: &ProductFilter) -> Result<(String, Vec<SqlValue>), StoreError> {
     validate::filter(f)?;
     let mut sql = String::new();
@@ -274,33 +279,43 @@ pub(super) fn filter_sql(f: &ProductFilter) -> Result<(String, Vec<SqlValue>), S
         sql.push_str(" AND p.price <= ?");
         args.push(SqlValue::Real(max));
     }
-    // Keys are plain names (validated), quoted as one JSON path step all the same. The type
-    // test keeps `"42"` from matching 42 (and `true`, which SQLite reads as 1), so both
-    // backends agree on what passes.
+    // A key is a dotted path of plain names (validated), each quoted as one object-key step, so
+    // `a.0` never indexes an array. The value there passes when it is the right JSON type and
+    // equal/in range, or when it is an array one of whose elements is: the type test up front
+    // keeps objects out (json_each would walk their members) and `"42"` from matching 42 (and
+    // `true`, which SQLite reads as 1), so both backends agree on what passes. json_each yields
+    // an array's elements, or a scalar itself; nested arrays have type 'array' and never pass.
     for (key, condition) in &f.attributes {
-        let path = SqlValue::Text(format!("$.\"{key}\""));
+        let path = SqlValue::Text(json_path(key));
+        let (types, element) = match condition {
+            AttributeCondition::Text(_) => ("'text', 'array'", "j.type = 'text'"),
+            _ => ("'integer', 'real', 'array'", "j.type IN ('integer', 'real')"),
+        };
+        sql.push_str(&format!(
+            " AND json_type(p.attributes, ?) IN ({types}) \
+             AND EXISTS (SELECT 1 FROM json_each(p.attributes, ?) j WHERE {element}"
+        ));
+        args.extend([path.clone(), path]);
         match condition {
             AttributeCondition::Text(v) => {
-                sql.push_str(" AND json_type(p.attributes, ?) = 'text' AND json_extract(p.attributes, ?) = ?");
-                args.extend([path.clone(), path, SqlValue::Text(v.clone())]);
+                sql.push_str(" AND j.value = ?");
+                args.push(SqlValue::Text(v.clone()));
             }
             AttributeCondition::Number(n) => {
-                sql.push_str(
-                    " AND json_type(p.attributes, ?) IN ('integer', 'real') AND json_extract(p.attributes, ?) = ?",
-                );
-                args.extend([path.clone(), path, SqlValue::Real(*n)]);
+                sql.push_str(" AND j.value = ?");
+                args.push(SqlValue::Real(*n));
             }
+            // Both bounds on the same element: [30, 50] is not "within 35 to 45".
             AttributeCondition::Range(r) => {
-                sql.push_str(" AND json_type(p.attributes, ?) IN ('integer', 'real')");
-                args.push(path.clone());
                 for (op, bound) in [(">=", r.min), ("<=", r.max)] {
                     if let Some(b) = bound {
-                        sql.push_str(&format!(" AND json_extract(p.attributes, ?) {op} ?"));
-                        args.extend([path.clone(), SqlValue::Real(b)]);
+                        sql.push_str(&format!(" AND j.value {op} ?"));
+                        args.push(SqlValue::Real(b));
                     }
                 }
             }
         }
+        sql.push(')');
     }
     Ok((sql, args))
 }

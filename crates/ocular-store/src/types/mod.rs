@@ -13,9 +13,9 @@ pub(crate) use product::sort_counts;
 pub use analysis::{Analysis, AnalysisImage, AnalysisSummary};
 pub use import::{ImportChunk, ImportJob, ImportLine, LineOutcome, NewImport};
 pub use product::{
-    AttributeCondition, AttributeRange, CategoryCount, Embedding, EmbeddingRef, EmbeddingUpdate, MAX_ATTRIBUTE_FILTERS,
-    MAX_ATTRIBUTE_KEY, MAX_ATTRIBUTE_VALUE, MAX_PHOTOS, ModelCount, NewProduct, Product, ProductFilter, ProductImage,
-    ProductKey, ProductPatch, ProductWrite, StoredImage, TextHit, Upserted, merge_patch,
+    AttributeCondition, AttributeRange, CategoryCount, Embedding, EmbeddingRef, EmbeddingUpdate, MAX_ATTRIBUTE_DEPTH,
+    MAX_ATTRIBUTE_FILTERS, MAX_ATTRIBUTE_KEY, MAX_ATTRIBUTE_VALUE, MAX_PHOTOS, ModelCount, NewProduct, Product,
+    ProductFilter, ProductImage, ProductKey, ProductPatch, ProductWrite, StoredImage, TextHit, Upserted, merge_patch,
 };
 
 use serde::{Deserialize, Serialize};

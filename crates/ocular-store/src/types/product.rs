@@ -247,7 +247,8 @@ pub struct ProductFilter {
     pub min_price: Option<f64>,
     #[serde(default)]
     pub max_price: Option<f64>,
-    /// Conditions on top-level keys of the product's `attributes`, all of which must hold
+    /// Conditions on the product's `attributes`, keyed by a name or a dotted path into nested
+    /// objects (`dims.width`, at most [`MAX_ATTRIBUTE_DEPTH`] steps), all of which must hold
     /// (at most [`MAX_ATTRIBUTE_FILTERS`]; see [`AttributeCondition`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, AttributeCondition>,
@@ -264,17 +265,21 @@ impl ProductFilter {
 /// The most attribute conditions one filter may hold: each is one more JSON lookup per
 /// candidate row, and a shop's facets are a handful.
 pub const MAX_ATTRIBUTE_FILTERS: usize = 8;
-/// The longest attribute key (bytes of `A-Z a-z 0-9 _ -`) a filter may name.
+/// The longest attribute key (bytes of `A-Z a-z 0-9 _ -`) one step of a filter's path may name.
 pub const MAX_ATTRIBUTE_KEY: usize = 64;
+/// The most steps of a dotted attribute path (`a.b.c.d`): each is one more JSON lookup per
+/// candidate row, and catalogs nest a level or two.
+pub const MAX_ATTRIBUTE_DEPTH: usize = 4;
 /// The longest text value an attribute equality may compare with, in characters.
 pub const MAX_ATTRIBUTE_VALUE: usize = 200;
 
 /// A condition on one attribute. Typed as JSON is: a string matches a string attribute equal
 /// to it (exact, case-sensitive, as `category`), a number matches a number attribute equal to
 /// it, `{"min": a, "max": b}` (inclusive, either optional) matches a number attribute within
-/// it. A product without the attribute, or with another JSON type there (an array, an
-/// object, `"42"` for `42`), never passes, just as an unpriced product never passes a price
-/// bound.
+/// it. An array attribute (`["red", "blue"]`, `[38, 39]`) passes when any one of its elements
+/// would (for a range, one element within both bounds); arrays nested in it are not searched.
+/// A product without the attribute, or with another JSON type there (an object, a boolean,
+/// `"42"` for `42`), never passes, just as an unpriced product never passes a price bound.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum AttributeCondition {

@@ -161,19 +161,31 @@ pub fn filter(f: &ProductFilter) -> Result<(), StoreError> {
 }
 
 /// Bounds attribute conditions: they come from requests and each becomes SQL (parameters,
-/// never text), so their number, keys and values are capped, and keys are plain names so a
-/// key is one JSON path step on both backends.
+/// never text), so their number, paths and values are capped, and a path is 1 to
+/// [`MAX_ATTRIBUTE_DEPTH`] plain names joined by `.`, so each step is one object-key lookup on
+/// both backends (no quoting, wildcards or array indexes to interpret differently).
+///
+/// [`MAX_ATTRIBUTE_DEPTH`]: super::product::MAX_ATTRIBUTE_DEPTH
 pub fn attribute_filters(f: &ProductFilter) -> Result<(), StoreError> {
-    use super::product::{AttributeCondition as C, MAX_ATTRIBUTE_FILTERS, MAX_ATTRIBUTE_KEY, MAX_ATTRIBUTE_VALUE};
+    use super::product::{
+        AttributeCondition as C, MAX_ATTRIBUTE_DEPTH, MAX_ATTRIBUTE_FILTERS, MAX_ATTRIBUTE_KEY, MAX_ATTRIBUTE_VALUE,
+    };
     if f.attributes.len() > MAX_ATTRIBUTE_FILTERS {
         return Err(invalid("attributes", format!("at most {MAX_ATTRIBUTE_FILTERS} attribute filters")));
     }
     for (key, condition) in &f.attributes {
-        let plain = key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if key.is_empty() || key.len() > MAX_ATTRIBUTE_KEY || !plain {
+        let plain = |step: &str| {
+            !step.is_empty()
+                && step.len() <= MAX_ATTRIBUTE_KEY
+                && step.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        if key.split('.').count() > MAX_ATTRIBUTE_DEPTH || !key.split('.').all(plain) {
             return Err(invalid(
                 "attributes",
-                format!("attribute names must be 1 to {MAX_ATTRIBUTE_KEY} characters of A-Z a-z 0-9 _ -"),
+                format!(
+                    "attribute names must be 1 to {MAX_ATTRIBUTE_DEPTH} names joined by `.`, \
+                     each 1 to {MAX_ATTRIBUTE_KEY} characters of A-Z a-z 0-9 _ -"
+                ),
             ));
         }
         match condition {

@@ -69,6 +69,7 @@ macro_rules! conformance_tests {
             products::pagination_has_no_duplicates_or_gaps,
             products::filters,
             products::attribute_filters,
+            products::attribute_paths_and_arrays,
             products::category_counts,
             products::images_are_content_addressed,
             lifecycle::photos_go_with_their_last_product,

@@ -228,8 +228,9 @@ pub fn attribute_filters(s: Dyn) {
     };
     let text = |v: &str| AttributeCondition::Text(v.into());
     let range = |min, max| AttributeCondition::Range(AttributeRange { min, max });
-    // Equality is typed and exact: "Red", ["red"] and a missing attribute do not match "red".
-    assert_eq!(ids(&[("color", text("red"))]), ["red-42", "red-38"]);
+    // Equality is typed and exact: "Red" and a missing attribute do not match "red"; an array
+    // holding "red" does (arrays: attribute_paths_and_arrays).
+    assert_eq!(ids(&[("color", text("red"))]), ["red-42", "red-38", "odd"]);
     assert_eq!(ids(&[("color", text("Red"))]), ["text-size"]);
     assert_eq!(ids(&[("size", AttributeCondition::Number(42.0))]), ["red-42"], "the string \"42\" is not 42");
     assert_eq!(ids(&[("size", text("42"))]), ["text-size"]);
@@ -260,7 +261,10 @@ pub fn attribute_filters(s: Dyn) {
             assert!(matches!(r, Err(StoreError::Invalid { .. })), "{f:?}: {r:?}");
         }
     };
-    refused(vec![("a.b".into(), text("x"))]);
+    for path in ["a..b", ".a", "a.", "a.b.c.d.e", "a.b c", "a.$", "a[0]"] {
+        refused(vec![(path.into(), text("x"))]);
+    }
+    refused(vec![(format!("a.{}", "k".repeat(65)), text("x"))]);
     refused(vec![("col\"or".into(), text("x"))]);
     refused(vec![("".into(), text("x"))]);
     refused(vec![("k".repeat(65), text("x"))]);
@@ -326,4 +330,70 @@ pub fn images_are_content_addressed(s: Dyn) {
     assert_eq!(s.get_image(abc).unwrap(), None);
     assert_eq!(s.purge_unreferenced_images(future).unwrap(), 0);
     assert!(s.product_keys(&ProductFilter::default()).unwrap().is_empty());
+}
+
+/// Arrays match when any element would, and dotted paths reach into nested objects: the same
+/// products pass on every backend.
+pub fn attribute_paths_and_arrays(s: Dyn) {
+    let rows = [
+        (
+            "multi",
+            json!({"colors": ["red", "blue"], "sizes": [38, 39.5, 40], "dims": {"width": 30, "depth": {"cm": 12}}}),
+        ),
+        ("single", json!({"colors": "red", "sizes": 44, "dims": {"width": 55.5, "tags": ["wide", "oak"]}})),
+        ("apart", json!({"sizes": [30, 50], "dims": {"width": "30"}})),
+        (
+            "nested",
+            json!({"colors": [["red"], {"c": "red"}, "Red"], "sizes": [[39], "39", true], "dims": [{"width": 30}]}),
+        ),
+        ("flat", json!({"dims.width": 30, "colors": {"red": "red"}})),
+        ("bare", json!({})),
+    ];
+    for (id, attributes) in rows {
+        let mut p = product(id, id, "", Some("shoes"), Some(10.0));
+        p.attributes = attributes;
+        s.create_product(&p, &[]).unwrap();
+    }
+    let ids = |pairs: &[(&str, AttributeCondition)]| -> Vec<String> {
+        let f = ProductFilter {
+            attributes: pairs.iter().map(|(k, c)| (k.to_string(), c.clone())).collect(),
+            ..Default::default()
+        };
+        let page = s.list_products(&f, 0, 100).unwrap();
+        let keys = s.product_keys(&f).unwrap();
+        assert_eq!(keys, page.items.iter().map(|p| p.key).collect::<Vec<_>>(), "product_keys agrees with listing");
+        page.items.into_iter().map(|p| p.id).collect()
+    };
+    let text = |v: &str| AttributeCondition::Text(v.into());
+    let num = AttributeCondition::Number;
+    let range = |min, max| AttributeCondition::Range(AttributeRange { min, max });
+    // Any element of an array; scalars as before; nested arrays, objects' members, other types
+    // and other cases never.
+    assert_eq!(ids(&[("colors", text("red"))]), ["multi", "single"]);
+    assert_eq!(ids(&[("colors", text("blue"))]), ["multi"]);
+    assert_eq!(ids(&[("colors", text("Red"))]), ["nested"]);
+    assert_eq!(ids(&[("sizes", num(39.5))]), ["multi"]);
+    assert_eq!(ids(&[("sizes", num(40.0))]), ["multi"], "40 = 40.0");
+    assert!(ids(&[("sizes", num(39.0))]).is_empty(), "[39], \"39\" and true are not 39");
+    assert!(ids(&[("sizes", num(1.0))]).is_empty(), "true is not 1, in an array either");
+    // A range holds when one element is within both bounds, not when bounds straddle elements.
+    assert_eq!(ids(&[("sizes", range(Some(39.0), Some(39.9)))]), ["multi"]);
+    assert_eq!(ids(&[("sizes", range(Some(41.0), None))]), ["single", "apart"]);
+    assert!(ids(&[("sizes", range(Some(35.0), Some(37.0)))]).is_empty(), "[30, 50] has nothing in 35..37");
+    assert_eq!(ids(&[("sizes", range(None, Some(38.0)))]), ["multi", "apart"]);
+    // Dotted paths step through objects only: never into an array, never a key holding a dot.
+    assert_eq!(ids(&[("dims.width", num(30.0))]), ["multi"]);
+    assert_eq!(ids(&[("dims.width", range(Some(30.0), Some(60.0)))]), ["multi", "single"]);
+    assert_eq!(ids(&[("dims.width", text("30"))]), ["apart"]);
+    assert_eq!(ids(&[("dims.depth.cm", num(12.0))]), ["multi"]);
+    assert_eq!(ids(&[("dims.tags", text("oak"))]), ["single"], "an array at the end of a path");
+    assert!(ids(&[("dims.0.width", num(30.0))]).is_empty(), "a step is a key, never an index");
+    assert!(ids(&[("dims.depth", num(12.0))]).is_empty(), "an object never equals a number");
+    assert!(ids(&[("colors.red", text("blue"))]).is_empty());
+    assert_eq!(ids(&[("colors.red", text("red"))]), ["flat"]);
+    assert!(ids(&[("dims.width.cm", num(30.0))]).is_empty(), "past a scalar there is nothing");
+    assert!(ids(&[("a.b.c.d", text("x"))]).is_empty(), "the deepest path allowed");
+    // Combined with AND, each condition on its own elements.
+    assert_eq!(ids(&[("colors", text("red")), ("dims.width", range(None, Some(40.0)))]), ["multi"]);
+    assert_eq!(ids(&[("colors", text("red")), ("sizes", range(Some(44.0), Some(44.0)))]), ["single"]);
 }
