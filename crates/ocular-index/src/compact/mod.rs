@@ -45,8 +45,11 @@
 //! Filters run inside the scan, only on rows whose interval still reaches the band, so a
 //! filtered page still fills when enough rows pass.
 //!
-//! Ids are below 2³² and addressed through a dense table (`id / id_stride`), 4 bytes per id
-//! up to the largest one: made for database keys that count up, as ocular's do.
+//! Ids are below 2³². Those below [`CompactConfig::dense_ids_below`] (2²⁸ by default) are
+//! addressed through a dense table (`id / id_stride`), 4 bytes per id up to the largest one:
+//! made for database keys that count up, as ocular's do. Larger ids (ocular's further photos
+//! of a product, whose photo number is in the id's high bits) go to an overflow map, about
+//! 10 B per id actually present, so a few sparse high ids never stretch the table.
 
 pub(crate) mod codes;
 mod fine;
@@ -56,7 +59,7 @@ mod vectors;
 
 pub use snapshot::{SnapshotError, remove_snapshot};
 
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::path::PathBuf;
 
 use half::f16;
@@ -109,6 +112,9 @@ pub struct CompactConfig {
     /// Bytes one search may read from the mapped files (refinement codes, then f32 rows);
     /// rows beyond it rank by their best estimate (see [`CompactIndex::search_with_stats`]).
     pub read_budget: usize,
+    /// Ids below this are found through the dense table, larger ones through the overflow map
+    /// (module docs). Not saved: a snapshot's table and map are rebuilt from its ids.
+    pub dense_ids_below: u64,
 }
 
 impl CompactConfig {
@@ -127,6 +133,7 @@ impl CompactConfig {
             seed: 0x6f63_756c_6172,
             vectors: None,
             read_budget: usize::MAX,
+            dense_ids_below: 1 << 28,
         }
     }
 
@@ -162,6 +169,11 @@ impl CompactConfig {
 
     pub fn read_budget(mut self, bytes: usize) -> Self {
         self.read_budget = bytes;
+        self
+    }
+
+    pub fn dense_ids_below(mut self, limit: u64) -> Self {
+        self.dense_ids_below = limit;
         self
     }
 }
@@ -247,8 +259,12 @@ impl Segment {
 struct Rows {
     code_bytes: usize,
     segments: Vec<Segment>,
-    /// `id / id_stride` → slot, [`EMPTY`] when absent.
+    /// `id / id_stride` → slot, [`EMPTY`] when absent, for ids below `dense_below`.
     table: Vec<u32>,
+    /// Id → slot for the ids at or above `dense_below`.
+    overflow: HashMap<u32, u32>,
+    stride: u64,
+    dense_below: u64,
     len: usize,
     vectors: VectorFile,
     /// 4-bit refinement codes, one row per slot (`fine.rs`).
@@ -267,8 +283,63 @@ enum Unverified {
 }
 
 impl Rows {
-    fn slot_of(&self, index: usize) -> Option<usize> {
-        self.table.get(index).filter(|&&s| s != EMPTY).map(|&s| s as usize)
+    /// Empty rows over the given files.
+    fn new(config: &CompactConfig, vectors: VectorFile, fine: VectorFile) -> Self {
+        Rows {
+            code_bytes: config.bits / 8,
+            segments: Vec::new(),
+            table: Vec::new(),
+            overflow: HashMap::new(),
+            stride: config.id_stride.max(1),
+            dense_below: config.dense_ids_below,
+            len: 0,
+            vectors,
+            fine,
+            unverified: None,
+        }
+    }
+
+    /// The dense table's cell of `id`, `None` for an overflow id.
+    fn cell(&self, id: u32) -> Option<usize> {
+        (u64::from(id) < self.dense_below).then(|| (u64::from(id) / self.stride) as usize)
+    }
+
+    /// The slot holding `id`: in the table (`Err` when another id shares its cell, i.e. the
+    /// ids do not agree modulo the stride) or in the overflow map.
+    fn slot_of(&self, id: u32) -> Result<Option<usize>, ()> {
+        match self.cell(id) {
+            Some(cell) => match self.table.get(cell).filter(|&&s| s != EMPTY) {
+                Some(&s) if self.id_at(s as usize) == id => Ok(Some(s as usize)),
+                Some(_) => Err(()),
+                None => Ok(None),
+            },
+            None => Ok(self.overflow.get(&id).map(|&s| s as usize)),
+        }
+    }
+
+    /// Records that `id` is in `slot`; `false` if some id was there already.
+    fn set_slot(&mut self, id: u32, slot: u32) -> bool {
+        match self.cell(id) {
+            Some(cell) => {
+                if cell >= self.table.len() {
+                    // Exact growth by a quarter: the table's slack stays below 25 %.
+                    let want = (cell + 1).max(self.table.len() + self.table.len() / 4);
+                    self.table.reserve_exact(want - self.table.len());
+                    self.table.resize(want, EMPTY);
+                }
+                std::mem::replace(&mut self.table[cell], slot) == EMPTY
+            }
+            None => self.overflow.insert(id, slot).is_none(),
+        }
+    }
+
+    fn clear_slot(&mut self, id: u32) {
+        match self.cell(id) {
+            Some(cell) => self.table[cell] = EMPTY,
+            None => {
+                self.overflow.remove(&id);
+            }
+        }
     }
 
     fn id_at(&self, slot: usize) -> u32 {
@@ -306,7 +377,7 @@ impl Rows {
     }
 
     /// Moves the last row into `slot` and drops the last row.
-    fn swap_remove(&mut self, slot: usize, stride: u64) -> std::io::Result<()> {
+    fn swap_remove(&mut self, slot: usize) -> std::io::Result<()> {
         let last = self.len - 1;
         if slot != last {
             let (ls, lr) = (last / SEGMENT_ROWS, last % SEGMENT_ROWS);
@@ -322,7 +393,7 @@ impl Rows {
             let moved = src.ids[lr];
             self.write_code(slot, &code);
             self.segments[slot / SEGMENT_ROWS].ids[slot % SEGMENT_ROWS] = moved;
-            self.table[(u64::from(moved) / stride) as usize] = slot as u32;
+            self.set_slot(moved, slot as u32);
             self.vectors.copy(last, slot)?;
             self.fine.copy(last, slot)?;
         }
@@ -386,19 +457,7 @@ impl CompactIndex {
             None => (VectorFile::create(&config.dir, row), VectorFile::create(&config.dir, fine_row)),
         };
         let (vectors, fine) = (vectors.map_err(IndexError::Io)?, fine.map_err(IndexError::Io)?);
-        Ok(Self::from_parts(
-            &config,
-            &centroids,
-            Rows {
-                code_bytes: config.bits / 8,
-                segments: Vec::new(),
-                table: Vec::new(),
-                len: 0,
-                vectors,
-                fine,
-                unverified: None,
-            },
-        ))
+        Ok(Self::from_parts(&config, &centroids, Rows::new(&config, vectors, fine)))
     }
 
     fn from_parts(config: &CompactConfig, centroids: &[Vec<f32>], rows: Rows) -> Self {
@@ -622,10 +681,14 @@ impl CompactIndex {
         }
         out
     }
+}
 
-    fn index_of(&self, id: u64) -> Result<(u32, usize), IndexError> {
-        let small = u32::try_from(id).map_err(|_| IndexError::IdOutOfRange { id })?;
-        Ok((small, (id / self.stride) as usize))
+/// Heap bytes of the overflow map: std's HashMap (hashbrown) keeps a power-of-two bucket
+/// count at most 7/8 full, one control byte per bucket plus a group of trailing ones.
+fn overflow_bytes(map: &HashMap<u32, u32>) -> usize {
+    match map.capacity() {
+        0 => 0,
+        c => (c * 8 / 7).next_power_of_two() * (size_of::<(u32, u32)>() + 1) + 16,
     }
 }
 
@@ -736,7 +799,7 @@ impl VectorIndex for CompactIndex {
     }
 
     fn upsert(&self, id: u64, vector: &[f32]) -> Result<(), IndexError> {
-        let (small, index) = self.index_of(id)?;
+        let small = u32::try_from(id).map_err(|_| IndexError::IdOutOfRange { id })?;
         let unit = normalized(vector, self.dim)?;
         let code = self.coder.encode(&unit);
         let refinement = fine::encode(&unit, self.coder.centroid(code.centroid as usize), &self.dither);
@@ -744,10 +807,10 @@ impl VectorIndex for CompactIndex {
         if rows.unverified.is_some() {
             rows.unverified = Some(Unverified::Written);
         }
-        if let Some(slot) = rows.slot_of(index) {
-            if rows.id_at(slot) != small {
-                return Err(IndexError::InvalidConfig("ids of one index must agree modulo id_stride"));
-            }
+        let found = rows
+            .slot_of(small)
+            .map_err(|()| IndexError::InvalidConfig("ids of one index must agree modulo id_stride"))?;
+        if let Some(slot) = found {
             rows.vectors.write(slot, &unit).map_err(IndexError::Io)?;
             rows.fine.write_bytes(slot, &refinement).map_err(IndexError::Io)?;
             rows.write_code(slot, &code);
@@ -760,31 +823,20 @@ impl VectorIndex for CompactIndex {
         // The vector and its refinement first: a failed write leaves the index as it was.
         rows.vectors.write(slot, &unit).map_err(IndexError::Io)?;
         rows.fine.write_bytes(slot, &refinement).map_err(IndexError::Io)?;
-        if index >= rows.table.len() {
-            // Exact growth by a quarter: the table's slack stays below 25 %.
-            let want = (index + 1).max(rows.table.len() + rows.table.len() / 4);
-            let extra = want - rows.table.len();
-            rows.table.reserve_exact(extra);
-            rows.table.resize(want, EMPTY);
-        }
-        rows.table[index] = slot as u32;
+        rows.set_slot(small, slot as u32);
         rows.push(small, &code);
         Ok(())
     }
 
     fn remove(&self, id: u64) -> bool {
-        let Ok((small, index)) = self.index_of(id) else { return false };
+        let Ok(small) = u32::try_from(id) else { return false };
         let mut rows = self.rows.write();
-        let Some(slot) = rows.slot_of(index) else { return false };
-        if rows.id_at(slot) != small {
-            return false;
-        }
+        let Ok(Some(slot)) = rows.slot_of(small) else { return false };
         if rows.unverified.is_some() {
             rows.unverified = Some(Unverified::Written);
         }
-        rows.table[index] = EMPTY;
-        let stride = self.stride;
-        if let Err(e) = rows.swap_remove(slot, stride) {
+        rows.clear_slot(small);
+        if let Err(e) = rows.swap_remove(slot) {
             // The code moved but its vector could not: the moved row now rescores from a stale
             // vector until rewritten. Logged by the caller's metrics would be better; a failed
             // pwrite into the page cache means the disk is full.
@@ -815,6 +867,7 @@ impl VectorIndex for CompactIndex {
             + segments
             + rows.segments.capacity() * size_of::<Segment>()
             + rows.table.capacity() * 4
+            + overflow_bytes(&rows.overflow)
             + (self.coder.centroids.len() + self.coder.projected.len() + self.coder.norms_sq.len()) * 4
             + self.coder.projection.padded() * 8
     }

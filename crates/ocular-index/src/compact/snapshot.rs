@@ -237,15 +237,6 @@ impl CompactIndex {
         if !r.0.is_empty() {
             return Err(SnapshotError::Corrupt("trailing bytes"));
         }
-        let stride = config.id_stride.max(1);
-        let mut table = vec![EMPTY; ids.iter().map(|&id| (u64::from(id) / stride) as usize + 1).max().unwrap_or(0)];
-        for (slot, &id) in ids.iter().enumerate() {
-            let cell = &mut table[(u64::from(id) / stride) as usize];
-            if *cell != EMPTY {
-                return Err(SnapshotError::Corrupt("duplicate id"));
-            }
-            *cell = slot as u32;
-        }
         let vectors = VectorFile::open_named(&vectors_path, dim * 4, len).map_err(|e| match e.kind() {
             std::io::ErrorKind::UnexpectedEof => SnapshotError::Corrupt("vector file shorter than its rows"),
             std::io::ErrorKind::NotFound => SnapshotError::Corrupt("vector file missing"),
@@ -271,8 +262,20 @@ impl CompactIndex {
                 }
             })
             .collect();
-        let unverified = Some(Unverified::Crc(vectors_crc, fine_crc));
-        Ok(Self::from_parts(&config, &centroids, Rows { code_bytes, segments, table, len, vectors, fine, unverified }))
+        let mut rows = Rows::new(&config, vectors, fine);
+        // The table exactly as long as the largest dense id needs, as a build would leave it
+        // without its growth slack.
+        let cells = ids.iter().filter_map(|&id| rows.cell(id)).max().map_or(0, |c| c + 1);
+        rows.table = vec![EMPTY; cells];
+        for (slot, &id) in ids.iter().enumerate() {
+            if !rows.set_slot(id, slot as u32) {
+                return Err(SnapshotError::Corrupt("duplicate id"));
+            }
+        }
+        rows.overflow.shrink_to_fit();
+        (rows.segments, rows.len) = (segments, len);
+        rows.unverified = Some(Unverified::Crc(vectors_crc, fine_crc));
+        Ok(Self::from_parts(&config, &centroids, rows))
     }
 
     /// Checks the vector file of an index opened by [`Self::open_unverified`] against its saved

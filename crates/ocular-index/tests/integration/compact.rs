@@ -136,6 +136,57 @@ fn a_shards_ids_share_a_residue_and_take_a_dense_table() {
     assert_eq!(index.search(&axis(6), 1, None).unwrap()[0].id % 16, 6);
 }
 
+/// A distinct direction per `i`, away from every [`axis`].
+fn far_row(i: u64) -> Vec<f32> {
+    (0..16u64).map(|j| ((i * 7 + j * j * 3) % 11) as f32 - 5.0 + if j == i % 16 { 9.0 } else { 0.0 }).collect()
+}
+
+#[test]
+fn ids_above_the_dense_limit_take_a_small_map_not_the_table() {
+    // A shard (stride 2) of a catalog of keys 0..4000, and further photos at `key | p << 28`
+    // (ocular-search's photo ids): the table must not stretch to 2^32 / 2 cells.
+    let config = || CompactConfig::new(16).id_stride(2);
+    let (plain, index) = (CompactIndex::new(config()).unwrap(), CompactIndex::new(config()).unwrap());
+    for id in (0..4000u64).step_by(2) {
+        plain.upsert(id, &axis((id % 16) as usize)).unwrap();
+        index.upsert(id, &axis((id % 16) as usize)).unwrap();
+    }
+    let before = index.memory_bytes();
+    assert_eq!(before, plain.memory_bytes());
+    let far: Vec<u64> = (0..50u64).map(|i| (4 * i) | ((1 + i % 15) << 28)).collect();
+    for (i, &id) in far.iter().enumerate() {
+        index.upsert(id, &far_row(i as u64)).unwrap();
+    }
+    assert_eq!(index.len(), 2050);
+    // 64 buckets of (u32, u32) and a control byte: about 12 B per far id, not gigabytes.
+    let grown = index.memory_bytes() - before;
+    assert!((1..1024).contains(&grown), "{grown} B for 50 far ids");
+    let only_far = |id: u64| id >= 1 << 28;
+    let mut found: Vec<u64> = index.search(&axis(3), 100, Some(&only_far)).unwrap().iter().map(|h| h.id).collect();
+    found.sort_unstable();
+    let mut want = far.clone();
+    want.sort_unstable();
+    assert_eq!(found, want);
+    for (i, &id) in far.iter().enumerate() {
+        let best = index.search(&far_row(i as u64), 1, None).unwrap()[0];
+        assert_eq!(best.id, id);
+        assert!(best.score > 0.999);
+    }
+    // Overwrite a far id in place; then remove a dense row: the last row (a far id) moves
+    // into its slot and stays findable.
+    index.upsert(far[3], &far_row(3)).unwrap();
+    assert_eq!(index.len(), 2050);
+    assert!(index.remove(0));
+    assert_eq!(index.search(&far_row(49), 1, None).unwrap()[0].id, far[49]);
+    for &id in &far {
+        assert!(index.remove(id));
+        assert!(!index.remove(id));
+    }
+    assert_eq!(index.len(), 1999);
+    assert!(index.search(&axis(3), 100, Some(&only_far)).unwrap().is_empty());
+    assert!(index.upsert(1 << 32, &axis(0)).is_err(), "ids stay below 2^32");
+}
+
 #[test]
 fn anonymous_memory_per_row_is_codes_plus_fifteen_bytes() {
     // 512 bits: 64 code bytes + centroid (1) + three f16 (6) + id (4) + id table (4).

@@ -10,6 +10,8 @@ use ocular_index::{CompactConfig, CompactIndex, SnapshotError, VectorIndex, remo
 use crate::catalogs::Catalog;
 
 const DIM: usize = 96;
+/// Added to an id to put it above the dense table's limit (2^28).
+const FAR: u64 = 5 << 28;
 
 struct Saved {
     _dir: tempfile::TempDir,
@@ -41,6 +43,17 @@ fn saved() -> Saved {
     for i in (5..3000).step_by(17) {
         index.upsert(2 * i as u64 + 1, &catalog.row(3000 - i)).unwrap();
     }
+    // Ids above the dense table's limit (further photos), kept in the overflow map: some
+    // overwritten, some removed.
+    for i in (0..3000).step_by(9) {
+        index.upsert(FAR | (2 * i as u64 + 1), &catalog.row(2999 - i)).unwrap();
+    }
+    for i in (0..3000).step_by(27) {
+        index.upsert(FAR | (2 * i as u64 + 1), &catalog.row(i)).unwrap();
+    }
+    for i in (0..3000).step_by(45) {
+        assert!(index.remove(FAR | (2 * i as u64 + 1)));
+    }
     let queries: Vec<Vec<f32>> = (0..12).map(|i| catalog.query(i)).collect();
     let answers = queries.iter().map(|q| answer(&index, q)).collect();
     index.save(&snapshot, b"v1").unwrap();
@@ -70,6 +83,16 @@ fn an_opened_index_answers_like_the_saved_one_and_keeps_working() {
     index.upsert(6001, &s.queries[0]).unwrap();
     assert_eq!(index.search(&s.queries[0], 1, None).unwrap()[0].id, 6001);
     assert!(index.remove(6001));
+    // The overflow ids came back: each live one is found, removable once, and a removed one
+    // stays gone.
+    let far = |id: u64| id >= FAR;
+    let live = index.search(&s.queries[0], s.len, Some(&far)).unwrap();
+    assert_eq!(live.len(), (0..3000).step_by(9).filter(|i| i % 45 != 0).count());
+    assert!(!index.remove(FAR | 1), "removed before saving");
+    assert!(index.remove(FAR | 19));
+    assert!(!index.remove(FAR | 19));
+    index.upsert(FAR | 19, &s.queries[1]).unwrap();
+    assert_eq!(index.search(&s.queries[1], 1, Some(&far)).unwrap()[0].id, FAR | 19);
 }
 
 #[test]
