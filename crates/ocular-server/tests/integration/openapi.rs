@@ -333,3 +333,22 @@ async fn health_and_the_analysis_list_answer_their_schemas() {
         }
     }
 }
+
+/// With search on (the real search models), `/health?verbose=1`'s `search` (per-space
+/// `SpaceStatus`, its state flattened in) answers its schema while loading and once ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verbose_health_with_search_answers_its_schema() {
+    let doc = document();
+    let schema = &doc["paths"]["/health"]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+    let app = crate::catalog_app::CatalogApp::new(&[]);
+    app.state.catalog.as_ref().expect("search configured").begin_loading().expect("begin");
+    let (_, loading) = app.get("/health?verbose=1").await;
+    let app = app.reopen(&[]).loaded().await;
+    let (_, ready) = app.get("/health?verbose=1").await;
+    for (body, state) in [(loading, "loading"), (ready, "ready")] {
+        assert_eq!(body["search"][0]["state"], state, "{body:#}");
+        if let Err(e) = fits(doc, schema, &body, state, true) {
+            panic!("/health?verbose=1 ({state}) does not answer its schema: {e}\n{body:#}");
+        }
+    }
+}
