@@ -79,10 +79,11 @@ impl IndexDir {
 
 /// The key a space's snapshot is saved and opened under.
 pub(crate) fn key(model: &SpaceModel, cursor: u64) -> Vec<u8> {
-    // `ids=`: what an index id means (module `photos`); snapshots saved before several photos
-    // per product held plain product keys, and must not be read as (product, photo) ids.
+    // `ids=`: what an index id means (module `photos`); a snapshot saved under another scheme
+    // (the first one of several photos interleaved the photo number into the key's bits) must
+    // not be read with this one, and is rebuilt.
     format!(
-        "model={}\ndim={}\ncursor={cursor}\nids=key/photo/key-low-4 (photo bits {})",
+        "model={}\ndim={}\ncursor={cursor}\nids=key, further photos key|photo<<28 (photo bits {})",
         model.model,
         model.dim,
         crate::photos::PHOTO_BITS

@@ -6,7 +6,9 @@
 //! folds the hits of one product into its best photo: a product's score is the largest cosine
 //! over its photos, and the hit says which photo it was. The text space uses the same scheme
 //! with photo 0 only, so every space is handled alike. The mapping is arithmetic, not a table:
-//! no memory per photo beyond the index entry itself.
+//! no memory per photo beyond the index entry itself (and in the compact index about 10 B of
+//! overflow map per further photo; a catalog of one photo per product costs what it did
+//! before several photos existed).
 //!
 //! Folding needs more rows than results: with at most `m` photos per product in a space,
 //! `k·m` nearest rows always hold at least `k` products (or every product there is). `m` is the
@@ -19,33 +21,44 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use ocular_index::Hit;
 pub use ocular_store::MAX_PHOTOS;
 
-/// Low bits of an index id that hold the photo number.
+/// Bits of an index id that hold the photo number (at the top of the id's range).
 pub const PHOTO_BITS: u32 = 4;
 const _: () = assert!(MAX_PHOTOS <= 1 << PHOTO_BITS);
-
-/// The key's low bits kept lowest in an index id: a sharded index routes ids by `id % shards`
-/// (`crate::sharded`), and with the key's low bits there every shard gets its share of the
-/// products (with the photo number lowest, every main photo would land in shard 0).
-const KEY_LOW: u32 = 4;
-const LOW: u64 = (1 << KEY_LOW) - 1;
 const PHOTO: u64 = (1 << PHOTO_BITS) - 1;
 
-/// The index id of photo `photo` of the product with store key `key`: the key's high bits,
-/// the photo number, the key's low [`KEY_LOW`] bits. The cost: ids reach 16 times the largest
-/// key, and the compact index's dense id table grows with the largest id (4 bytes per id per
-/// shard stride, docs/ARCHITECTURE.md).
+/// Keys below this (268 million) take the compact index's ids, all below 2³²: photo 0's id is
+/// the key itself, photo `p`'s is `key | p << 28`.
+const SMALL_KEYS: u64 = 1 << 28;
+/// Where the ids of larger keys start: `BIG + (key | p << 59)`, above anything the compact
+/// index accepts (it refuses them, as it refused such keys before photos), fine for int8.
+const BIG: u64 = 1 << 32;
+const BIG_PHOTO_SHIFT: u32 = 59;
+/// The largest key with an index id of its own.
+pub const MAX_KEY: u64 = (1 << BIG_PHOTO_SHIFT) - 1;
+
+/// The index id of photo `photo` of the product with store key `key` (at most [`MAX_KEY`]).
+///
+/// Photo 0's id is the key: a catalog of one photo per product has the ids, the shards
+/// (`id % shards`, `crate::sharded`: keys count up, so every shard gets its share) and the
+/// memory it had before several photos per product. Further photos go high (`key | p << 28`),
+/// where the compact index keeps them in a map sized by the photos there are rather than in
+/// its dense table, which covers the ids below 2²⁸ (`ocular_index::CompactConfig::dense_ids_below`).
+/// A further photo may land in another shard than photo 0 (2²⁸ is not a multiple of 3); each id
+/// always goes to the same shard, and removals name every photo's id.
 pub fn index_id(key: u64, photo: u16) -> u64 {
-    ((key >> KEY_LOW) << (KEY_LOW + PHOTO_BITS)) | ((u64::from(photo) & PHOTO) << KEY_LOW) | (key & LOW)
+    debug_assert!(key <= MAX_KEY, "key {key} above MAX_KEY");
+    let photo = u64::from(photo) & PHOTO;
+    if key < SMALL_KEYS { key | photo << 28 } else { BIG + ((key & MAX_KEY) | photo << BIG_PHOTO_SHIFT) }
 }
 
 /// The product key of an index id.
 pub fn key_of(id: u64) -> u64 {
-    ((id >> (KEY_LOW + PHOTO_BITS)) << KEY_LOW) | (id & LOW)
+    if id < BIG { id & (SMALL_KEYS - 1) } else { (id - BIG) & MAX_KEY }
 }
 
 /// The photo number of an index id.
 pub fn photo_of(id: u64) -> u16 {
-    ((id >> KEY_LOW) & PHOTO) as u16
+    (if id < BIG { id >> 28 } else { (id - BIG) >> BIG_PHOTO_SHIFT } & PHOTO) as u16
 }
 
 /// A product found by one of its photos: `id` is the product's store key, `photo` the photo
@@ -102,16 +115,37 @@ mod tests {
 
     #[test]
     fn ids_round_trip() {
-        for (key, photo) in [(0, 0), (1, 15), (17, 3), (u64::MAX >> PHOTO_BITS, 7)] {
-            let id = index_id(key, photo);
-            assert_eq!((key_of(id), photo_of(id)), (key, photo));
+        let keys = [0, 1, 17, SMALL_KEYS - 1, SMALL_KEYS, BIG - 1, BIG, MAX_KEY];
+        let mut seen = HashSet::new();
+        for key in keys {
+            for photo in [0, 1, 7, 15] {
+                let id = index_id(key, photo);
+                assert_eq!((key_of(id), photo_of(id)), (key, photo), "key {key} photo {photo}");
+                assert!(seen.insert(id), "id {id} given twice");
+                assert_eq!(id < 1 << 32, key < SMALL_KEYS, "the compact index's range");
+            }
         }
-        assert_ne!(index_id(1, 0), index_id(0, 1));
-        // Shards (id % n) split products as they split keys.
-        for n in [1u64, 2, 4, 8, 16] {
-            for key in 0..100 {
-                assert_eq!(index_id(key, 0) % n, key % n);
-                assert_eq!(index_id(key, 5) % n, key % n, "a product's photos share its shard");
+    }
+
+    #[test]
+    fn a_main_photos_id_is_its_key() {
+        // What keeps a one-photo catalog's index (ids, shards, dense table) as before photos.
+        for key in (0..1000).chain([SMALL_KEYS - 1, SMALL_KEYS, MAX_KEY]) {
+            assert_eq!(index_id(key, 0) == key, key < SMALL_KEYS);
+        }
+        assert_eq!(index_id(5, 2), 5 | 2 << 28);
+    }
+
+    #[test]
+    fn shards_split_products_and_their_photos() {
+        // Shards (id % n) split main photos as they split keys, and further photos too.
+        for n in [2u64, 3] {
+            for photo in [0, 1, 2, 15] {
+                let mut per_shard = vec![0; n as usize];
+                for key in 0..3000 {
+                    per_shard[(index_id(key, photo) % n) as usize] += 1;
+                }
+                assert!(per_shard.iter().all(|&c| c == 3000 / n), "{n} shards, photo {photo}: {per_shard:?}");
             }
         }
     }

@@ -240,6 +240,61 @@ mod tests {
         shards_agree(ShardedIndex::compact(compact(), 1).unwrap(), ShardedIndex::compact(compact(), 3).unwrap());
     }
 
+    /// A pseudo-random vector of 16 components per `seed`.
+    fn row(seed: u64) -> Vec<f32> {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..16)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % 1000) as f32 / 500.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn photo_ids_spread_over_compact_shards_and_further_photos_cost_a_few_bytes() {
+        use crate::photos::{fold, index_id};
+        for n in [2usize, 3] {
+            let index = ShardedIndex::compact(CompactConfig::new(16).dir(std::env::temp_dir()), n).unwrap();
+            let keyed = ShardedIndex::compact(CompactConfig::new(16).dir(std::env::temp_dir()), n).unwrap();
+            for key in 0..3000u64 {
+                index.upsert(index_id(key, 0), &row(key)).unwrap();
+                keyed.upsert(key, &row(key)).unwrap();
+            }
+            // One photo per product: the index a catalog had before several photos existed.
+            assert_eq!(index.memory_bytes(), keyed.memory_bytes(), "{n} shards");
+            let one_photo = index.memory_bytes();
+            let further: Vec<(u64, u16)> =
+                (0..3000u64).step_by(7).flat_map(|key| (1..4u16).map(move |p| (key, p))).collect();
+            for &(key, p) in &further {
+                index.upsert(index_id(key, p), &row(1_000_000 + key * 16 + u64::from(p))).unwrap();
+            }
+            assert_eq!(index.len(), 3000 + further.len());
+            for (i, shard) in index.shards.iter().enumerate() {
+                let len = shard.index().len();
+                assert!(len.abs_diff(index.len() / n) <= 150, "{n} shards: shard {i} holds {len}");
+            }
+            // The ids above 2^28 sit in small maps, not in tables stretched to 2^32 / n.
+            let grown = index.memory_bytes() - one_photo;
+            assert!(grown < 24 * further.len(), "{n} shards: {grown} B for {} further photos", further.len());
+            for &(key, p) in further.iter().step_by(37) {
+                let hits = fold(index.search(&row(1_000_000 + key * 16 + u64::from(p)), 3, None).unwrap(), 1);
+                assert_eq!((hits[0].id, hits[0].photo), (key, p), "{n} shards");
+            }
+            // Removals reach every photo's id, wherever its shard.
+            for &(key, p) in &further {
+                assert!(index.remove(index_id(key, p)));
+            }
+            for key in (0..3000u64).step_by(7) {
+                assert!(index.remove(index_id(key, 0)));
+                assert!(!index.remove(index_id(key, 1)));
+            }
+            assert_eq!(index.len(), 3000 - further.len() / 3);
+        }
+    }
+
     fn shards_agree(one: ShardedIndex, three: ShardedIndex) {
         let mut x = 7u64;
         for id in 0..500u64 {
