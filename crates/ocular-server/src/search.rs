@@ -230,7 +230,9 @@ pub(crate) struct SearchBody {
     min_price: Option<f64>,
     max_price: Option<f64>,
     offset: Option<usize>,
-    /// Attribute filters, all of which must hold: `{"color": "red", "size": {"min": 38}}`.
+    /// Attribute filters, all of which must hold: `{"color": "red", "size": {"min": 38},
+    /// "dims.width": 30}`. A dotted name (up to 4 steps) reaches into nested objects; an array
+    /// attribute passes when any one element does.
     #[serde(default, deserialize_with = "attributes_object_or_text")]
     #[schema(value_type = Option<Object>)]
     attributes: Option<AttributeFilters>,

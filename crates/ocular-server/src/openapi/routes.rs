@@ -11,7 +11,11 @@ const SEARCH_FIELDS: &[(&str, &str)] = &[
     ("min_price", "lowest price"),
     ("max_price", "highest price"),
     ("offset", "results to skip (pagination)"),
-    ("attributes", "attribute filters as JSON text: {\"colour\": \"red\", \"size\": {\"min\": 38, \"max\": 42}}"),
+    (
+        "attributes",
+        "attribute filters as JSON text: {\"colour\": \"red\", \"size\": {\"min\": 38, \"max\": 42}, \"dims.width\": 30} \
+         (a dotted name, up to 4 steps, reaches into nested objects; an array attribute passes when any element does)",
+    ),
 ];
 const ANALYZE_FIELDS: &[(&str, &str)] = &[
     ("image", "the skin photo (JPEG, PNG or WebP)"),
@@ -221,7 +225,11 @@ pub const ROUTES: &[Route] = &[
             ("min_price", "number", "inclusive"),
             ("max_price", "number", "inclusive"),
             ("offset", "integer", "page start"),
-            ("attributes", "string", "attribute filters as JSON text, URL-encoded: {\"colour\": \"red\"}"),
+            (
+                "attributes",
+                "string",
+                "attribute filters as JSON text, URL-encoded: {\"colour\": \"red\", \"dims.width\": {\"min\": 30}}",
+            ),
         ],
         body: Body::None,
         answer: Answer::Json(200, "SearchResults"),

@@ -280,6 +280,19 @@ async fn attribute_filters_and_facets_over_http() {
         )
         .await;
     assert_eq!(sorted(&body), ["horse-wall-decal", "snake-logo-sticker"], "{body}");
+    // A dotted path is accepted on every route and steps into objects only: `width_cm` is a
+    // number, so `width_cm.x` is nowhere (the semantics are the store conformance suite's).
+    let (status, body) = app
+        .json(
+            "POST",
+            "/api/v1/search/text",
+            json!({"query": "wall", "threshold": -1, "attributes": {"width_cm.x": 60}}),
+        )
+        .await;
+    assert_eq!((status, ids(&body)), (200, Vec::<String>::new()), "{body}");
+    let (status, body) =
+        app.get("/api/v1/products/espresso-cup/similar?threshold=-1&attributes=%7B%22a.b.c.d%22%3A1%7D").await;
+    assert_eq!((status, ids(&body)), (200, Vec::<String>::new()), "{body}");
     let (_, body) = app
         .json("POST", "/api/v1/search/url", json!({"image_url": "http://x", "attributes": {"size_cm": {"min": 0}}}))
         .await;
