@@ -192,3 +192,107 @@ pub fn state_over(models: &Path, data: &Path, extra: &[&str]) -> AppState {
     let store = ocular_store::open(&ocular_store::Location::Sqlite(data.join("t.db")), true).unwrap();
     AppState::new(config, registry, store as Arc<dyn ocular_store::Store>)
 }
+
+/// Where an answer `v` breaks the OpenAPI `schema` (resolved in `doc`): a key the schema does
+/// not declare, a required key missing, a value of another type or outside its enum. Used by
+/// the tests that check real answers against the typed schemas.
+pub fn schema_fits(
+    doc: &serde_json::Value,
+    schema: &serde_json::Value,
+    v: &serde_json::Value,
+    at: &str,
+) -> Result<(), String> {
+    fits(doc, schema, v, at, true)
+}
+
+/// The keys a schema declares, through `$ref`, `allOf`, `oneOf` and `anyOf` (a flattened
+/// struct or tagged enum is an `allOf` whose parts each declare some of the object's keys).
+fn declared_keys(doc: &serde_json::Value, schema: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.trim_start_matches("#/components/schemas/");
+        return declared_keys(doc, &doc["components"]["schemas"][name], out);
+    }
+    for key in ["allOf", "oneOf", "anyOf"] {
+        for part in schema[key].as_array().into_iter().flatten() {
+            declared_keys(doc, part, out);
+        }
+    }
+    out.extend(schema["properties"].as_object().into_iter().flatten().map(|(k, _)| k.clone()));
+}
+
+/// Where `v` breaks `schema`: a key no part of the schema declares (`closed`: the whole
+/// object is this schema), a required key missing, a value of another type or outside its enum.
+fn fits(
+    doc: &serde_json::Value,
+    schema: &serde_json::Value,
+    v: &serde_json::Value,
+    at: &str,
+    closed: bool,
+) -> Result<(), String> {
+    use serde_json::Value;
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.trim_start_matches("#/components/schemas/");
+        return fits(doc, &doc["components"]["schemas"][name], v, at, closed);
+    }
+    for key in ["oneOf", "anyOf"] {
+        if let Some(alternatives) = schema[key].as_array() {
+            let errors: Vec<String> = alternatives.iter().filter_map(|s| fits(doc, s, v, at, closed).err()).collect();
+            return if errors.len() < alternatives.len() { Ok(()) } else { Err(errors.join(" / ")) };
+        }
+    }
+    if let Some(parts) = schema["allOf"].as_array() {
+        parts.iter().try_for_each(|s| fits(doc, s, v, at, false))?;
+        if let (true, Some(map)) = (closed, v.as_object()) {
+            let mut declared = std::collections::BTreeSet::new();
+            declared_keys(doc, schema, &mut declared);
+            if let Some(k) = map.keys().find(|k| !declared.contains(*k)) {
+                return Err(format!("{at}.{k}: not in the schema"));
+            }
+        }
+        return Ok(());
+    }
+    let kind = match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if !types.is_empty() && !types.iter().any(|t| *t == kind || (*t == "number" && kind == "integer")) {
+        return Err(format!("{at}: {kind} where the schema says {types:?}"));
+    }
+    if let Some(allowed) = schema["enum"].as_array().filter(|_| !v.is_null())
+        && !allowed.contains(v)
+    {
+        return Err(format!("{at}: {v} not in {allowed:?}"));
+    }
+    match v {
+        Value::Object(map) => {
+            let props = &schema["properties"];
+            for (k, value) in map {
+                match props.get(k) {
+                    Some(s) => fits(doc, s, value, &format!("{at}.{k}"), true)?,
+                    None if closed => return Err(format!("{at}.{k}: not in the schema")),
+                    None => {}
+                }
+            }
+            for k in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                if !map.contains_key(k) {
+                    return Err(format!("{at}.{k}: required, missing"));
+                }
+            }
+            Ok(())
+        }
+        Value::Array(items) => {
+            items.iter().enumerate().try_for_each(|(i, x)| fits(doc, &schema["items"], x, &format!("{at}[{i}]"), true))
+        }
+        _ => Ok(()),
+    }
+}

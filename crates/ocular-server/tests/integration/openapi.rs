@@ -9,7 +9,7 @@ use axum::http::Request;
 use ocular_server::Code;
 use ocular_server::openapi::{ROUTES, document};
 
-use crate::common::{TestApp, split, workspace_root};
+use crate::common::{TestApp, schema_fits, split, workspace_root};
 
 /// `(method, path)` of every `.route(..)` call in the crate's sources outside `web/` (HTML
 /// pages) and test modules: the router as written, so a route added anywhere is seen here.
@@ -192,98 +192,6 @@ fn the_committed_snapshot_is_the_generated_document() {
     }
 }
 
-/// The keys a schema declares, through `$ref`, `allOf`, `oneOf` and `anyOf` (a flattened
-/// struct or tagged enum is an `allOf` whose parts each declare some of the object's keys).
-fn declared_keys(doc: &serde_json::Value, schema: &serde_json::Value, out: &mut BTreeSet<String>) {
-    if let Some(r) = schema["$ref"].as_str() {
-        let name = r.trim_start_matches("#/components/schemas/");
-        return declared_keys(doc, &doc["components"]["schemas"][name], out);
-    }
-    for key in ["allOf", "oneOf", "anyOf"] {
-        for part in schema[key].as_array().into_iter().flatten() {
-            declared_keys(doc, part, out);
-        }
-    }
-    out.extend(schema["properties"].as_object().into_iter().flatten().map(|(k, _)| k.clone()));
-}
-
-/// Where `v` breaks `schema`: a key no part of the schema declares (`closed`: the whole
-/// object is this schema), a required key missing, a value of another type or outside its enum.
-fn fits(
-    doc: &serde_json::Value,
-    schema: &serde_json::Value,
-    v: &serde_json::Value,
-    at: &str,
-    closed: bool,
-) -> Result<(), String> {
-    use serde_json::Value;
-    if let Some(r) = schema["$ref"].as_str() {
-        let name = r.trim_start_matches("#/components/schemas/");
-        return fits(doc, &doc["components"]["schemas"][name], v, at, closed);
-    }
-    for key in ["oneOf", "anyOf"] {
-        if let Some(alternatives) = schema[key].as_array() {
-            let errors: Vec<String> = alternatives.iter().filter_map(|s| fits(doc, s, v, at, closed).err()).collect();
-            return if errors.len() < alternatives.len() { Ok(()) } else { Err(errors.join(" / ")) };
-        }
-    }
-    if let Some(parts) = schema["allOf"].as_array() {
-        parts.iter().try_for_each(|s| fits(doc, s, v, at, false))?;
-        if let (true, Some(map)) = (closed, v.as_object()) {
-            let mut declared = BTreeSet::new();
-            declared_keys(doc, schema, &mut declared);
-            if let Some(k) = map.keys().find(|k| !declared.contains(*k)) {
-                return Err(format!("{at}.{k}: not in the schema"));
-            }
-        }
-        return Ok(());
-    }
-    let kind = match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    };
-    let types: Vec<&str> = match &schema["type"] {
-        Value::String(t) => vec![t.as_str()],
-        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
-    };
-    if !types.is_empty() && !types.iter().any(|t| *t == kind || (*t == "number" && kind == "integer")) {
-        return Err(format!("{at}: {kind} where the schema says {types:?}"));
-    }
-    if let Some(allowed) = schema["enum"].as_array().filter(|_| !v.is_null())
-        && !allowed.contains(v)
-    {
-        return Err(format!("{at}: {v} not in {allowed:?}"));
-    }
-    match v {
-        Value::Object(map) => {
-            let props = &schema["properties"];
-            for (k, value) in map {
-                match props.get(k) {
-                    Some(s) => fits(doc, s, value, &format!("{at}.{k}"), true)?,
-                    None if closed => return Err(format!("{at}.{k}: not in the schema")),
-                    None => {}
-                }
-            }
-            for k in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
-                if !map.contains_key(k) {
-                    return Err(format!("{at}.{k}: required, missing"));
-                }
-            }
-            Ok(())
-        }
-        Value::Array(items) => {
-            items.iter().enumerate().try_for_each(|(i, x)| fits(doc, &schema["items"], x, &format!("{at}[{i}]"), true))
-        }
-        _ => Ok(()),
-    }
-}
-
 /// `/health`, `/health/ready` (short and verbose) and `GET /api/v1/analyses` answer what their
 /// typed schemas (`Health`, `AnalysisPage`) say, key by key.
 #[tokio::test]
@@ -313,7 +221,7 @@ async fn health_and_the_analysis_list_answer_their_schemas() {
         assert_eq!(status, 200, "{uri}: {body}");
         let schema = &doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
         assert!(schema["$ref"].is_string(), "{path}: not typed: {schema}");
-        if let Err(e) = fits(doc, schema, &body, uri, true) {
+        if let Err(e) = schema_fits(doc, schema, &body, uri) {
             panic!("{uri} does not answer its schema: {e}\n{body:#}");
         }
         if uri.contains("verbose") {
@@ -328,7 +236,7 @@ async fn health_and_the_analysis_list_answer_their_schemas() {
                 } else {
                     at[value] = json!(1)
                 }
-                assert!(fits(doc, schema, &wrong, uri, true).is_err(), "{uri}: {pointer} {value} passed");
+                assert!(schema_fits(doc, schema, &wrong, uri).is_err(), "{uri}: {pointer} {value} passed");
             }
         }
     }
@@ -347,7 +255,7 @@ async fn verbose_health_with_search_answers_its_schema() {
     let (_, ready) = app.get("/health?verbose=1").await;
     for (body, state) in [(loading, "loading"), (ready, "ready")] {
         assert_eq!(body["search"][0]["state"], state, "{body:#}");
-        if let Err(e) = fits(doc, schema, &body, state, true) {
+        if let Err(e) = schema_fits(doc, schema, &body, state) {
             panic!("/health?verbose=1 ({state}) does not answer its schema: {e}\n{body:#}");
         }
     }

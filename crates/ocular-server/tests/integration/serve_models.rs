@@ -323,66 +323,6 @@ fn a_prediction_reserves_memory_by_the_imported_graph() {
     assert!(bound >= estimate::analyze(&photo, &limits), "sklesion's bound {bound} is below its measured peak");
 }
 
-/// Where `v` breaks `schema` (resolved in the OpenAPI document `doc`): a key the schema does not
-/// list, a required key missing, a value of another type or outside its enum.
-fn conforms(doc: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), String> {
-    if let Some(r) = schema["$ref"].as_str() {
-        let name = r.trim_start_matches("#/components/schemas/");
-        return conforms(doc, &doc["components"]["schemas"][name], v, at);
-    }
-    for key in ["oneOf", "anyOf"] {
-        if let Some(alternatives) = schema[key].as_array() {
-            let errors: Vec<String> = alternatives.iter().filter_map(|s| conforms(doc, s, v, at).err()).collect();
-            return if errors.len() < alternatives.len() { Ok(()) } else { Err(errors.join(" / ")) };
-        }
-    }
-    if let Some(all) = schema["allOf"].as_array() {
-        return all.iter().try_for_each(|s| conforms(doc, s, v, at));
-    }
-    let kind = match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    };
-    let types: Vec<&str> = match &schema["type"] {
-        Value::String(t) => vec![t.as_str()],
-        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
-    };
-    let fits = |t: &&str| *t == kind || (*t == "number" && kind == "integer");
-    if !types.is_empty() && !types.iter().any(fits) {
-        return Err(format!("{at}: {kind} where the schema says {types:?}"));
-    }
-    if let Some(allowed) = schema["enum"].as_array().filter(|_| !v.is_null())
-        && !allowed.contains(v)
-    {
-        return Err(format!("{at}: {v} not in {allowed:?}"));
-    }
-    match v {
-        Value::Object(map) => {
-            let props = &schema["properties"];
-            for (k, value) in map {
-                let Some(s) = props.get(k) else { return Err(format!("{at}.{k}: not in the schema")) };
-                conforms(doc, s, value, &format!("{at}.{k}"))?;
-            }
-            for k in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
-                if !map.contains_key(k) {
-                    return Err(format!("{at}.{k}: required, missing"));
-                }
-            }
-            Ok(())
-        }
-        Value::Array(items) => {
-            items.iter().enumerate().try_for_each(|(i, x)| conforms(doc, &schema["items"], x, &format!("{at}[{i}]")))
-        }
-        _ => Ok(()),
-    }
-}
-
 /// The model routes answer what the OpenAPI document says, field by field: the cards of
 /// `GET /api/v1/models` (with an extra input, classes, Grad-CAM layer, source) and a prediction
 /// with Grad-CAM, against the typed schemas (`ModelList`, `PredictResponse`).
@@ -404,7 +344,7 @@ async fn the_model_routes_answer_what_their_openapi_schemas_say() {
 
     let (status, list) = app.get("/api/v1/models").await;
     assert_eq!(status, 200);
-    conforms(doc, &answer_schema("/api/v1/models", "get"), &list, "models").unwrap();
+    common::schema_fits(doc, &answer_schema("/api/v1/models", "get"), &list, "models").unwrap();
     let fields: Vec<(String, String)> = served.extras.iter().map(|(k, v)| (k.clone(), joined(v))).collect();
     let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let photo = std::fs::read(serve_dir().join(&served.cases[0].image)).unwrap();
@@ -412,9 +352,9 @@ async fn the_model_routes_answer_what_their_openapi_schemas_say() {
         app.post_form("/api/v1/models/x/predict?top_k=3&gradcam=true", &fields, Some(("image", &photo))).await;
     assert_eq!(status, 200, "{body}");
     assert!(body["gradcam"]["overlay_url"].is_string(), "{body}");
-    conforms(doc, &answer_schema("/api/v1/models/{name}/predict", "post"), &body, "predict").unwrap();
+    common::schema_fits(doc, &answer_schema("/api/v1/models/{name}/predict", "post"), &body, "predict").unwrap();
     // And the checker is not blind: a field the schema does not list is caught.
     let mut extra = body.clone();
     extra["predictions"][0]["surprise"] = Value::Bool(true);
-    assert!(conforms(doc, &answer_schema("/api/v1/models/{name}/predict", "post"), &extra, "p").is_err());
+    assert!(common::schema_fits(doc, &answer_schema("/api/v1/models/{name}/predict", "post"), &extra, "p").is_err());
 }
