@@ -358,13 +358,13 @@ pub(super) fn filter_sql(f: &ProductFilter, args: &mut Args) -> Result<String, S
         let test = match condition {
             AttributeCondition::Text(v) => {
                 no_nul("attributes", v)?;
-                format!("e = {}", args.push(serde_json::Value::String(v.clone())))
+                format!("elem = {}", args.push(serde_json::Value::String(v.clone())))
             }
-            AttributeCondition::Number(n) => format!("e = {}", args.push(serde_json::json!(n))),
+            AttributeCondition::Number(n) => format!("elem = {}", args.push(serde_json::json!(n))),
             // Both bounds on the same element: [30, 50] is not "within 35 to 45".
             AttributeCondition::Range(r) => {
-                let number = "(CASE WHEN jsonb_typeof(e) = 'number' THEN (e #>> '{}')::float8 END)";
-                let mut test = String::from("jsonb_typeof(e) = 'number'");
+                let number = "(CASE WHEN jsonb_typeof(elem) = 'number' THEN (elem #>> '{}')::float8 END)";
+                let mut test = String::from("jsonb_typeof(elem) = 'number'");
                 for (op, bound) in [(">=", r.min), ("<=", r.max)] {
                     if let Some(b) = bound {
                         test.push_str(&format!(" AND {number} {op} {}", args.push(b)));
@@ -373,7 +373,7 @@ pub(super) fn filter_sql(f: &ProductFilter, args: &mut Args) -> Result<String, S
                 test
             }
         };
-        sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM {elements} AS attr_elems(e) WHERE {test})"));
+        sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM {elements} AS attr_elems(elem) WHERE {test})"));
     }
     Ok(sql)
 }

@@ -6,7 +6,9 @@ use std::collections::HashSet;
 
 use ocular_index::{IndexError, VectorIndex};
 use ocular_store::postgres::{PgIndexConfig, PgSearchMode, PgStore, PgVectorIndex};
-use ocular_store::{Embedding, EmbeddingUpdate, NewProduct, ProductFilter, ProductWrite, Store};
+use ocular_store::{
+    AttributeCondition, AttributeRange, Embedding, EmbeddingUpdate, NewProduct, ProductFilter, ProductWrite, Store,
+};
 
 use super::{Schema, admin, url};
 use crate::conformance::{product, vector};
@@ -51,7 +53,11 @@ fn catalog(server: &str) -> Catalog {
                 } else {
                     "odd"
                 };
-                product(&format!("p{i}"), "Item", "", Some(cat), Some((i % 100) as f64))
+                let mut p = product(&format!("p{i}"), "Item", "", Some(cat), Some((i % 100) as f64));
+                // The category and price again, as an array and a nested attribute: attribute
+                // filters inside the pgvector query select what category and price select.
+                p.attributes = serde_json::json!({"tags": [cat, "all"], "dims": {"w": i % 100}});
+                p
             })
             .collect();
         let vectors: Vec<Vec<Embedding>> =
@@ -147,13 +153,21 @@ fn filters_in_sql_and_by_callback_agree_with_brute_force() {
         max_price: Some(30.0),
         ..Default::default()
     };
+    let attr_cheap_odd = ProductFilter {
+        attributes: [
+            ("tags".to_string(), AttributeCondition::Text("odd".into())),
+            ("dims.w".to_string(), AttributeCondition::Range(AttributeRange { min: Some(10.0), max: Some(30.0) })),
+        ]
+        .into(),
+        ..Default::default()
+    };
     let (mut found, mut wanted) = (0, 0);
     for q in queries().iter().take(20) {
-        for f in [&rare, &cheap_odd] {
+        for (f, same) in [(&rare, &rare), (&cheap_odd, &cheap_odd), (&attr_cheap_odd, &cheap_odd)] {
             let want = cat.brute(q, 10, |r| {
-                Some(&r.1) == f.category.as_ref()
-                    && f.min_price.is_none_or(|m| r.2 >= m)
-                    && f.max_price.is_none_or(|m| r.2 <= m)
+                Some(&r.1) == same.category.as_ref()
+                    && same.min_price.is_none_or(|m| r.2 >= m)
+                    && same.max_price.is_none_or(|m| r.2 <= m)
             });
             assert_exact(&exact.search_filtered(q, 10, f).unwrap(), &want);
             let got = hnsw.search_filtered(q, 10, f).unwrap();
