@@ -396,4 +396,17 @@ pub fn attribute_paths_and_arrays(s: Dyn) {
     // Combined with AND, each condition on its own elements.
     assert_eq!(ids(&[("colors", text("red")), ("dims.width", range(None, Some(40.0)))]), ["multi"]);
     assert_eq!(ids(&[("colors", text("red")), ("sizes", range(Some(44.0), Some(44.0)))]), ["single"]);
+    // The same conditions inside full-text search's query.
+    let hits = |q: &str, pairs: &[(&str, AttributeCondition)]| {
+        let f = ProductFilter {
+            attributes: pairs.iter().map(|(k, c)| (k.to_string(), c.clone())).collect(),
+            ..Default::default()
+        };
+        s.search_text(q, &f, 10).unwrap().len()
+    };
+    assert_eq!(hits("multi", &[("sizes", range(Some(39.0), Some(39.9)))]), 1);
+    assert_eq!(hits("multi", &[("dims.depth.cm", num(12.0)), ("colors", text("blue"))]), 1);
+    assert_eq!(hits("multi", &[("colors", text("Red"))]), 0);
+    assert_eq!(hits("single", &[("dims.tags", text("wide"))]), 1);
+    assert_eq!(hits("single", &[("dims.width", num(30.0))]), 0);
 }
