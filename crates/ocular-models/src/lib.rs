@@ -13,6 +13,7 @@ pub mod analysis;
 pub mod budget;
 pub mod classifier;
 pub mod clip;
+pub mod contract;
 pub mod digest;
 pub mod error;
 pub mod estimate;

@@ -29,6 +29,7 @@ use serde::Serialize;
 
 use crate::classifier::Classifier;
 use crate::clip::{ClipImageEncoder, ClipTextEncoder};
+pub use crate::contract::{LoadContext, Loadable};
 use crate::error::ModelError;
 use crate::fixture::FixtureModel;
 use crate::image_classifier::ImageClassifier;
@@ -70,22 +71,6 @@ pub struct ModelStatus {
     /// Why the last reload failed (the model loaded before it keeps serving); cleared by the
     /// next reload that succeeds.
     pub reload_error: Option<String>,
-}
-
-/// Everything a model needs to load itself.
-pub struct LoadContext<'a> {
-    pub dir: &'a Path,
-    pub manifest: &'a Manifest,
-    pub runtime: &'static OrtRuntime,
-    pub session: SessionOptions,
-}
-
-/// A model type the registry can load.
-pub trait Loadable: Send + Sync + Sized + 'static {
-    fn load(ctx: &LoadContext<'_>) -> Result<Self, ModelError>;
-    /// One inference on dummy input, so the first real request does not pay for lazy
-    /// allocations inside ONNX Runtime.
-    fn warm_up(&self) -> Result<(), ModelError>;
 }
 
 /// Process-wide loading settings shared by every slot.
