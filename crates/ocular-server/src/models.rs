@@ -21,6 +21,7 @@ use base64::Engine;
 use ocular_core::{Label, Manifest, ModelKind};
 use ocular_models::ModelState;
 use ocular_models::classifier::{self, Classifier, ExtraInput, PredictError, Prediction};
+use ocular_models::report::ImageSize;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, Code};
@@ -130,7 +131,7 @@ pub struct PredictQuery {
 pub struct PredictResponse {
     pub model: ModelRef,
     /// The `top_k` best classes, best first, with the model's output value as `probability`.
-    pub predictions: Vec<ClassScore>,
+    pub predictions: Vec<PredictedClass>,
     pub gradcam: Option<GradcamBody>,
     pub image: ImageSize,
     #[schema(value_type = StageTimings)]
@@ -143,8 +144,10 @@ pub struct ModelRef {
     pub version: String,
 }
 
+/// One class of a prediction (named apart from the analysis's `ClassScore`, which has no
+/// `index`: OpenAPI components are keyed by name).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ClassScore {
+pub struct PredictedClass {
     pub index: usize,
     pub code: String,
     pub name: String,
@@ -167,12 +170,6 @@ pub struct GradcamBody {
     pub overlay_url: Option<String>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ImageSize {
-    pub width: u32,
-    pub height: u32,
-}
-
 /// The answer for one prediction; `overlay` adds the overlay's `data:` URL.
 pub fn prediction_response(model: &Classifier, p: &Prediction, top_k: usize, overlay: bool) -> PredictResponse {
     let predictions = model
@@ -180,7 +177,7 @@ pub fn prediction_response(model: &Classifier, p: &Prediction, top_k: usize, ove
         .into_iter()
         .map(|(i, score)| {
             let l = &model.labels[i];
-            ClassScore {
+            PredictedClass {
                 index: i,
                 code: l.code.clone(),
                 name: l.name.clone(),

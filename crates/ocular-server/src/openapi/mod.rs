@@ -255,3 +255,19 @@ async fn serve() -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    /// Components are keyed by type name: two types of one name would silently replace each
+    /// other's schema (the analysis's `ClassScore` was once described by a prediction's).
+    #[test]
+    fn no_two_schemas_share_a_name() {
+        let mut seen = std::collections::HashMap::new();
+        for (name, schema) in super::schemas() {
+            let schema = serde_json::to_value(schema).unwrap();
+            if let Some(before) = seen.insert(name.clone(), schema.clone()) {
+                assert_eq!(before, schema, "two different schemas are both named {name}");
+            }
+        }
+    }
+}
