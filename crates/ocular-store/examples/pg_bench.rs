@@ -184,7 +184,13 @@ fn main() -> BoxResult<()> {
     }
 
     let hnsw = |ef_search| {
-        PgVectorIndex::new(pg.clone(), "image", MODEL, o.dim, PgIndexConfig { ef_search: Some(ef_search), ..Default::default() })
+        PgVectorIndex::new(
+            pg.clone(),
+            "image",
+            MODEL,
+            o.dim,
+            PgIndexConfig { ef_search: Some(ef_search), ..Default::default() },
+        )
     };
     let started = Instant::now();
     if hnsw(40)?.ensure_index()? {
