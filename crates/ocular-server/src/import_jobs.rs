@@ -272,6 +272,9 @@ async fn run(inner: Arc<Inner>, start: JobStart) {
         .map_err(|e| e.to_string())?
     }
     .await;
+    // The slot goes before the job reads as ended: a client that saw `done` and posts the next
+    // file must not be told `import_busy` by a job that has only bookkeeping left.
+    drop(slot);
     let run_state = set(&inner, &id, |r| match &outcome {
         Ok(report) => {
             r.state = Some(JobState::Done);
@@ -299,7 +302,6 @@ async fn run(inner: Arc<Inner>, start: JobStart) {
     }
     let _ = tokio::fs::remove_file(&spool).await;
     inner.live.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-    drop(slot);
 }
 
 fn apply(r: &mut RunState, report: &ImportReport) {
