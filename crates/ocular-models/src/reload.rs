@@ -2,7 +2,7 @@
 //!
 //! `ocular models import FILE --name N --replace`, run by another process, renames a complete
 //! new folder over the old one (`ocular_convert::install`); a running server notices nothing
-//! until it is asked to reload (`POST /api/v1/models/reload`, or SIGHUP). A reload reads every
+//! until it is asked to reload (`POST /api/v1/models:reload` or `POST /api/v1/models/{name}/reload`, or SIGHUP). A reload reads every
 //! manifest again and, for each imported classifier and for the skin model whose manifest
 //! changed:
 //!
