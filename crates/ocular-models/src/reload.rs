@@ -2,9 +2,9 @@
 //!
 //! `ocular models import FILE --name N --replace`, run by another process, renames a complete
 //! new folder over the old one (`ocular_convert::install`); a running server notices nothing
-//! until it is asked to reload (`POST /api/v1/models:reload` or `POST /api/v1/models/{name}/reload`, or SIGHUP). A reload reads every
-//! manifest again and, for each imported classifier and for the skin model whose manifest
-//! changed:
+//! until it is asked to reload (`POST /api/v1/models:reload`, `POST /api/v1/models/{name}/reload`
+//! or SIGHUP). A reload reads every manifest again and, for each imported classifier and for the
+//! skin model whose manifest changed:
 //!
 //! - loads the new model **beside** the old one, inside the same single flight as a lazy load
 //!   (a request that needs a load meanwhile waits for the reload instead of loading twice) and
