@@ -6,18 +6,7 @@ use std::time::Duration;
 use super::*;
 
 fn server() -> Option<String> {
-    let found = match std::env::var("OCULAR_TEST_DATABASE_URL") {
-        Ok(url) if !url.trim().is_empty() => Ok(url.trim().to_string()),
-        _ => std::process::Command::new("bash")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pg-test-server.sh"))
-            .arg("url")
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .ok_or("no PostgreSQL for the statement-timeout test"),
-    };
-    ocular_test_support::Need::Postgres.available(found)
+    test_server("statement-timeout")
 }
 
 /// A statement past the timeout is cancelled by the server, the error says so, and the
