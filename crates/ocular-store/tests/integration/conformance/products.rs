@@ -211,21 +211,8 @@ pub fn attribute_filters(s: Dyn) {
         ("odd", json!({"color": ["red"], "size": {"eu": 42}, "flag": true})),
         ("bare", json!({})),
     ];
-    for (id, attributes) in rows {
-        let mut p = product(id, id, "", Some("shoes"), Some(10.0));
-        p.attributes = attributes;
-        s.create_product(&p, &[]).unwrap();
-    }
-    let ids = |pairs: &[(&str, AttributeCondition)]| -> Vec<String> {
-        let f = ProductFilter {
-            attributes: pairs.iter().map(|(k, c)| (k.to_string(), c.clone())).collect(),
-            ..Default::default()
-        };
-        let page = s.list_products(&f, 0, 100).unwrap();
-        let keys = s.product_keys(&f).unwrap();
-        assert_eq!(keys, page.items.iter().map(|p| p.key).collect::<Vec<_>>(), "product_keys agrees with listing");
-        page.items.into_iter().map(|p| p.id).collect()
-    };
+    seed_shoes(s, &rows);
+    let ids = |pairs: &[(&str, AttributeCondition)]| filtered_ids(s, pairs);
     let text = |v: &str| AttributeCondition::Text(v.into());
     let range = |min, max| AttributeCondition::Range(AttributeRange { min, max });
     // Equality is typed and exact: "Red" and a missing attribute do not match "red"; an array
@@ -349,21 +336,8 @@ pub fn attribute_paths_and_arrays(s: Dyn) {
         ("flat", json!({"dims.width": 30, "colors": {"red": "red"}})),
         ("bare", json!({})),
     ];
-    for (id, attributes) in rows {
-        let mut p = product(id, id, "", Some("shoes"), Some(10.0));
-        p.attributes = attributes;
-        s.create_product(&p, &[]).unwrap();
-    }
-    let ids = |pairs: &[(&str, AttributeCondition)]| -> Vec<String> {
-        let f = ProductFilter {
-            attributes: pairs.iter().map(|(k, c)| (k.to_string(), c.clone())).collect(),
-            ..Default::default()
-        };
-        let page = s.list_products(&f, 0, 100).unwrap();
-        let keys = s.product_keys(&f).unwrap();
-        assert_eq!(keys, page.items.iter().map(|p| p.key).collect::<Vec<_>>(), "product_keys agrees with listing");
-        page.items.into_iter().map(|p| p.id).collect()
-    };
+    seed_shoes(s, &rows);
+    let ids = |pairs: &[(&str, AttributeCondition)]| filtered_ids(s, pairs);
     let text = |v: &str| AttributeCondition::Text(v.into());
     let num = AttributeCondition::Number;
     let range = |min, max| AttributeCondition::Range(AttributeRange { min, max });
@@ -409,4 +383,26 @@ pub fn attribute_paths_and_arrays(s: Dyn) {
     assert_eq!(hits("multi", &[("colors", text("Red"))]), 0);
     assert_eq!(hits("single", &[("dims.tags", text("wide"))]), 1);
     assert_eq!(hits("single", &[("dims.width", num(30.0))]), 0);
+}
+
+/// Stores one product in `shoes` per row, with the row's attributes.
+fn seed_shoes(s: Dyn<'_>, rows: &[(&str, serde_json::Value)]) {
+    for (id, attributes) in rows {
+        let mut p = product(id, id, "", Some("shoes"), Some(10.0));
+        p.attributes = attributes.clone();
+        s.create_product(&p, &[]).unwrap();
+    }
+}
+
+/// The ids of the products the attribute conditions `pairs` let through, checking on the way
+/// that `product_keys` agrees with the listing.
+fn filtered_ids(s: Dyn<'_>, pairs: &[(&str, AttributeCondition)]) -> Vec<String> {
+    let f = ProductFilter {
+        attributes: pairs.iter().map(|(k, c)| (k.to_string(), c.clone())).collect(),
+        ..Default::default()
+    };
+    let page = s.list_products(&f, 0, 100).unwrap();
+    let keys = s.product_keys(&f).unwrap();
+    assert_eq!(keys, page.items.iter().map(|p| p.key).collect::<Vec<_>>(), "product_keys agrees with listing");
+    page.items.into_iter().map(|p| p.id).collect()
 }
