@@ -9,23 +9,9 @@ use std::sync::Arc;
 
 use ocular_store::{Location, Store};
 
-use crate::common;
-
 /// The server's URL; `None` (after saying why) when there is none and none is required.
 fn server() -> Option<String> {
-    let found = match std::env::var("OCULAR_TEST_DATABASE_URL") {
-        Ok(url) if !url.trim().is_empty() => Ok(url.trim().to_string()),
-        _ => std::process::Command::new("bash")
-            .arg(common::root().join("scripts/pg-test-server.sh"))
-            .arg("url")
-            .output()
-            .ok()
-            .filter(|out| out.status.success())
-            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
-            .filter(|url| !url.is_empty())
-            .ok_or("no PostgreSQL for the search tests"),
-    };
-    ocular_test_support::Need::Postgres.available(found)
+    ocular_test_support::postgres_url("search tests")
 }
 
 fn admin(server: &str, sql: &str) {

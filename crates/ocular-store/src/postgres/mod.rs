@@ -261,21 +261,8 @@ mod hnsw_tests;
 #[cfg(test)]
 mod options_tests;
 
-/// The PostgreSQL test server for this module's unit tests (`OCULAR_TEST_DATABASE_URL`, else
-/// `scripts/pg-test-server.sh url`), under the require-or-skip rule; `what` names the test in
-/// the skip message.
+/// The PostgreSQL test server for this module's unit tests; `what` names the test.
 #[cfg(test)]
 fn test_server(what: &str) -> Option<String> {
-    let found = match std::env::var("OCULAR_TEST_DATABASE_URL") {
-        Ok(url) if !url.trim().is_empty() => Ok(url.trim().to_string()),
-        _ => std::process::Command::new("bash")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pg-test-server.sh"))
-            .arg("url")
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .ok_or(format!("no PostgreSQL for the {what} test")),
-    };
-    ocular_test_support::Need::Postgres.available(found)
+    ocular_test_support::postgres_url(&format!("{what} test"))
 }

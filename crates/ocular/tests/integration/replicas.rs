@@ -17,18 +17,7 @@ fn workspace() -> PathBuf {
 
 /// The server's URL; `None` (after saying why) when there is none and none is required.
 fn database_url() -> Option<String> {
-    let found = match std::env::var("OCULAR_TEST_DATABASE_URL") {
-        Ok(url) if !url.trim().is_empty() => Ok(url.trim().to_string()),
-        _ => Command::new(workspace().join("scripts/pg-test-server.sh"))
-            .arg("url")
-            .output()
-            .ok()
-            .filter(|out| out.status.success())
-            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
-            .filter(|url| !url.is_empty())
-            .ok_or("no PostgreSQL for the replica test"),
-    };
-    ocular_test_support::Need::Postgres.available(found)
+    ocular_test_support::postgres_url("replica test")
 }
 
 /// A fresh schema so the test never meets another test's rows.
