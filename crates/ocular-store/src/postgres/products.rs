@@ -341,20 +341,28 @@ pub(super) fn filter_sql(f: &ProductFilter, args: &mut Args) -> Result<String, S
         sql.push_str(&format!(" AND p.price <= {}", args.push(max)));
     }
     // Typed as on SQLite: jsonb equality compares a string with a string and a number with a
-    // number (numerically: 42 = 42.0), never "42" with 42. The path is a chain of `->` with
-    // text keys (never `#>`, which would read `a.0` as an array index). A scalar there is
-    // checked as a one-element array, an array element by element (nested arrays and objects
-    // never equal a scalar). The range's cast sits in a CASE because PostgreSQL does not
-    // promise to test `jsonb_typeof` before casting "red".
+    // number (numerically: 42 = 42.0), never "42" with 42. Each step is `->` with a text key
+    // (never `#>`, which would read `a.0` as an array index). Every step's value is walked as
+    // an array (a scalar or object as a one-element one): before the last step, an object
+    // element is looked into (`variants.size` reads each variant) and anything else gives NULL
+    // (`->` with a text key on a scalar or an array), which matches nothing; at the last step
+    // each element is tested (nested arrays and objects never equal a scalar). The range's cast
+    // sits in a CASE because PostgreSQL does not promise to test `jsonb_typeof` before casting
+    // "red". Fan-out is bounded by MAX_ATTRIBUTE_DEPTH steps over one bounded object.
     for (key, condition) in &f.attributes {
-        let mut value = String::from("p.attributes");
-        for step in key.split('.') {
-            value.push_str(&format!(" -> {}", args.push(step.to_string())));
+        let steps: Vec<&str> = key.split('.').collect();
+        let mut from = Vec::new();
+        let mut object = String::from("p.attributes");
+        for (i, step) in steps.iter().enumerate() {
+            let value = format!("{object} -> {}", args.push(step.to_string()));
+            let name = if i + 1 == steps.len() { String::from("elem") } else { format!("attr_{i}") };
+            from.push(format!(
+                "jsonb_array_elements(CASE WHEN jsonb_typeof({value}) = 'array' THEN {value} \
+                 ELSE jsonb_build_array({value}) END) AS attr_elems_{i}({name})"
+            ));
+            object = name;
         }
-        let elements = format!(
-            "jsonb_array_elements(CASE WHEN jsonb_typeof({value}) = 'array' THEN {value} \
-             ELSE jsonb_build_array({value}) END)"
-        );
+        let elements = from.join(" CROSS JOIN LATERAL ");
         let test = match condition {
             AttributeCondition::Text(v) => {
                 no_nul("attributes", v)?;
@@ -373,7 +381,7 @@ pub(super) fn filter_sql(f: &ProductFilter, args: &mut Args) -> Result<String, S
                 test
             }
         };
-        sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM {elements} AS attr_elems(elem) WHERE {test})"));
+        sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM {elements} WHERE {test})"));
     }
     Ok(sql)
 }

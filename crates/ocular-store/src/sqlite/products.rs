@@ -256,12 +256,13 @@ pub(super) fn delete(c: &Connection, id: &str) -> Result<ProductKey, StoreError>
     product_key(seq)
 }
 
-/// The `AND …` conditions of a filter on table alias `p`, with their parameters.
-/// `dims.width` as the SQLite JSON path `$."dims"."width"` (steps are validated plain names).
-fn json_path(key: &str) -> String {
-    key.split('.').fold(String::from("$"), |path, step| format!("{path}.\"{step}\""))
+/// One step of an attribute path as the SQLite JSON path `$."width"` (steps are validated
+/// plain names, and a quoted step is always an object key, never an array index).
+fn json_step(step: &str) -> SqlValue {
+    SqlValue::Text(format!("$.\"{step}\""))
 }
 
+/// The `AND …` conditions of a filter on table alias `p`, with their parameters.
 pub(super) fn filter_sql(f: &ProductFilter) -> Result<(String, Vec<SqlValue>), StoreError> {
     validate::filter(f)?;
     let mut sql = String::new();
@@ -279,23 +280,43 @@ pub(super) fn filter_sql(f: &ProductFilter) -> Result<(String, Vec<SqlValue>), S
         sql.push_str(" AND p.price <= ?");
         args.push(SqlValue::Real(max));
     }
-    // A key is a dotted path of plain names (validated), each quoted as one object-key step, so
-    // `a.0` never indexes an array. The value there passes when it is the right JSON type and
-    // equal/in range, or when it is an array one of whose elements is: the type test up front
-    // keeps objects out (json_each would walk their members) and `"42"` from matching 42 (and
-    // `true`, which SQLite reads as 1), so both backends agree on what passes. json_each yields
-    // an array's elements, or a scalar itself; nested arrays have type 'array' and never pass.
+    // A key is a dotted path of plain names (validated), each step an object-key lookup. A step
+    // before the last fans out: an object there is looked into, an array of objects has each
+    // object element looked into (`variants.size`), anything else (a scalar, an array inside
+    // the array) ends that branch. The step's values go through json_each as a JSON array
+    // (an object wrapped as `[{…}]`); `o{i}` holds the object the next step reads, or `{}`, so
+    // json_type/json_each never see a bare scalar's text. At the last step the value passes
+    // when it is the right JSON type and equal/in range, or an array one of whose elements is:
+    // the type test keeps objects out (json_each would walk their members) and `"42"` from
+    // matching 42 (and `true`, which SQLite reads as 1), so both backends agree on what
+    // passes. Fan-out is bounded: at most MAX_ATTRIBUTE_DEPTH steps, and every branch reads a
+    // different part of an attributes object of at most MAX_ATTRIBUTE_BYTES.
     for (key, condition) in &f.attributes {
-        let path = SqlValue::Text(json_path(key));
+        let (before, last): (Vec<&str>, &str) = match key.rsplit_once('.') {
+            Some((before, last)) => (before.split('.').collect(), last),
+            None => (Vec::new(), key.as_str()),
+        };
+        let mut from = Vec::new();
+        let mut object = String::from("p.attributes");
+        for (i, step) in before.iter().enumerate() {
+            from.push(format!(
+                "json_each(CASE json_type({object}, ?) WHEN 'array' THEN json_extract({object}, ?) \
+                 WHEN 'object' THEN '[' || json_extract({object}, ?) || ']' END) o{i}"
+            ));
+            args.extend([json_step(step), json_step(step), json_step(step)]);
+            object = format!("(CASE WHEN o{i}.type = 'object' THEN o{i}.value ELSE '{{}}' END)");
+        }
+        from.push(format!("json_each({object}, ?) j"));
+        args.push(json_step(last));
         let (types, element) = match condition {
             AttributeCondition::Text(_) => ("'text', 'array'", "j.type = 'text'"),
             _ => ("'integer', 'real', 'array'", "j.type IN ('integer', 'real')"),
         };
         sql.push_str(&format!(
-            " AND json_type(p.attributes, ?) IN ({types}) \
-             AND EXISTS (SELECT 1 FROM json_each(p.attributes, ?) j WHERE {element}"
+            " AND EXISTS (SELECT 1 FROM {} WHERE json_type({object}, ?) IN ({types}) AND {element}",
+            from.join(", ")
         ));
-        args.extend([path.clone(), path]);
+        args.push(json_step(last));
         match condition {
             AttributeCondition::Text(v) => {
                 sql.push_str(" AND j.value = ?");

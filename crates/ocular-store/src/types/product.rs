@@ -248,7 +248,8 @@ pub struct ProductFilter {
     #[serde(default)]
     pub max_price: Option<f64>,
     /// Conditions on the product's `attributes`, keyed by a name or a dotted path into nested
-    /// objects (`dims.width`, at most [`MAX_ATTRIBUTE_DEPTH`] steps), all of which must hold
+    /// objects and arrays of objects (`dims.width`, `variants.size`, at most
+    /// [`MAX_ATTRIBUTE_DEPTH`] steps), all of which must hold
     /// (at most [`MAX_ATTRIBUTE_FILTERS`]; see [`AttributeCondition`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, AttributeCondition>,
@@ -278,6 +279,9 @@ pub const MAX_ATTRIBUTE_VALUE: usize = 200;
 /// it, `{"min": a, "max": b}` (inclusive, either optional) matches a number attribute within
 /// it. An array attribute (`["red", "blue"]`, `[38, 39]`) passes when any one of its elements
 /// would (for a range, one element within both bounds); arrays nested in it are not searched.
+/// A path step before the last looks into an object, or into every object element of an
+/// array (`variants.size` passes when any variant's `size` would; each condition finds its own
+/// element); a scalar or array element there is skipped.
 /// A product without the attribute, or with another JSON type there (an object, a boolean,
 /// `"42"` for `42`), never passes, just as an unpriced product never passes a price bound.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -163,7 +163,9 @@ pub fn filter(f: &ProductFilter) -> Result<(), StoreError> {
 /// Bounds attribute conditions: they come from requests and each becomes SQL (parameters,
 /// never text), so their number, paths and values are capped, and a path is 1 to
 /// [`MAX_ATTRIBUTE_DEPTH`] plain names joined by `.`, so each step is one object-key lookup on
-/// both backends (no quoting, wildcards or array indexes to interpret differently).
+/// both backends (no quoting, wildcards or array indexes to interpret differently; an array
+/// of objects on the way is looked into element by element, bounded by the depth and by
+/// [`MAX_ATTRIBUTES_BYTES`] of stored attributes).
 ///
 /// [`MAX_ATTRIBUTE_DEPTH`]: super::product::MAX_ATTRIBUTE_DEPTH
 pub fn attribute_filters(f: &ProductFilter) -> Result<(), StoreError> {

@@ -335,6 +335,18 @@ pub fn attribute_paths_and_arrays(s: Dyn) {
         ),
         ("flat", json!({"dims.width": 30, "colors": {"red": "red"}})),
         ("bare", json!({})),
+        (
+            "variants",
+            json!({"variants": [
+                {"size": 38, "color": "red"},
+                {"size": [40, 41], "color": "blue", "stock": {"eu": 3}},
+                "loose",
+                [{"size": 99}],
+                7,
+                {"size": {"eu": 45}}
+            ]}),
+        ),
+        ("deep", json!({"groups": [{"items": [{"sku": "A1"}, {"sku": "B2"}]}, {"items": {"sku": "C3"}}]})),
     ];
     seed_shoes(s, &rows);
     let ids = |pairs: &[(&str, AttributeCondition)]| filtered_ids(s, pairs);
@@ -355,9 +367,10 @@ pub fn attribute_paths_and_arrays(s: Dyn) {
     assert_eq!(ids(&[("sizes", range(Some(41.0), None))]), ["single", "apart"]);
     assert!(ids(&[("sizes", range(Some(35.0), Some(37.0)))]).is_empty(), "[30, 50] has nothing in 35..37");
     assert_eq!(ids(&[("sizes", range(None, Some(38.0)))]), ["multi", "apart"]);
-    // Dotted paths step through objects only: never into an array, never a key holding a dot.
-    assert_eq!(ids(&[("dims.width", num(30.0))]), ["multi"]);
-    assert_eq!(ids(&[("dims.width", range(Some(30.0), Some(60.0)))]), ["multi", "single"]);
+    // Dotted paths step through objects, and through arrays of objects (any element's field):
+    // `nested`'s dims is [{"width": 30}]; never a key holding a dot.
+    assert_eq!(ids(&[("dims.width", num(30.0))]), ["multi", "nested"]);
+    assert_eq!(ids(&[("dims.width", range(Some(30.0), Some(60.0)))]), ["multi", "single", "nested"]);
     assert_eq!(ids(&[("dims.width", text("30"))]), ["apart"]);
     assert_eq!(ids(&[("dims.depth.cm", num(12.0))]), ["multi"]);
     assert_eq!(ids(&[("dims.tags", text("oak"))]), ["single"], "an array at the end of a path");
@@ -367,7 +380,24 @@ pub fn attribute_paths_and_arrays(s: Dyn) {
     assert_eq!(ids(&[("colors.red", text("red"))]), ["flat"]);
     assert!(ids(&[("dims.width.cm", num(30.0))]).is_empty(), "past a scalar there is nothing");
     assert!(ids(&[("a.b.c.d", text("x"))]).is_empty(), "the deepest path allowed");
-    // Combined with AND, each condition on its own elements.
+    // Paths into arrays of objects: each object element is looked into; scalars, arrays inside
+    // the array and objects at the end are skipped; an array at the end matches by element.
+    assert_eq!(ids(&[("variants.size", num(38.0))]), ["variants"]);
+    assert_eq!(ids(&[("variants.size", num(41.0))]), ["variants"], "an array field of one element");
+    assert!(ids(&[("variants.size", num(99.0))]).is_empty(), "an array inside the array is not searched");
+    assert!(ids(&[("variants.size", num(7.0))]).is_empty(), "a scalar element has no fields");
+    assert!(ids(&[("variants.size", num(45.0))]).is_empty(), "an object at the end never equals a number");
+    assert_eq!(ids(&[("variants.size.eu", num(45.0))]), ["variants"]);
+    assert_eq!(ids(&[("variants.size", range(Some(39.0), Some(40.0)))]), ["variants"]);
+    assert!(ids(&[("variants.size", range(Some(38.5), Some(39.5)))]).is_empty(), "38 and 40 straddle it");
+    assert_eq!(ids(&[("variants.color", text("blue"))]), ["variants"]);
+    assert!(ids(&[("variants.color", text("loose"))]).is_empty(), "a string element has no `color`");
+    assert_eq!(ids(&[("variants.stock.eu", num(3.0))]), ["variants"]);
+    assert_eq!(ids(&[("groups.items.sku", text("B2"))]), ["deep"], "arrays of objects at two steps");
+    assert_eq!(ids(&[("groups.items.sku", text("C3"))]), ["deep"], "an object among the elements");
+    assert!(ids(&[("variants.0.size", num(38.0))]).is_empty(), "a step is a key, never an index");
+    // Combined with AND, each condition on its own elements: red is one variant, 41 another.
+    assert_eq!(ids(&[("variants.color", text("red")), ("variants.size", num(41.0))]), ["variants"]);
     assert_eq!(ids(&[("colors", text("red")), ("dims.width", range(None, Some(40.0)))]), ["multi"]);
     assert_eq!(ids(&[("colors", text("red")), ("sizes", range(Some(44.0), Some(44.0)))]), ["single"]);
     // The same conditions inside full-text search's query.
@@ -383,6 +413,9 @@ pub fn attribute_paths_and_arrays(s: Dyn) {
     assert_eq!(hits("multi", &[("colors", text("Red"))]), 0);
     assert_eq!(hits("single", &[("dims.tags", text("wide"))]), 1);
     assert_eq!(hits("single", &[("dims.width", num(30.0))]), 0);
+    assert_eq!(hits("variants", &[("variants.size", num(41.0))]), 1);
+    assert_eq!(hits("variants", &[("variants.size", num(99.0))]), 0);
+    assert_eq!(hits("deep", &[("groups.items.sku", text("A1"))]), 1);
 }
 
 /// Stores one product in `shoes` per row, with the row's attributes.

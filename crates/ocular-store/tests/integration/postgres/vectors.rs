@@ -54,9 +54,14 @@ fn catalog(server: &str) -> Catalog {
                     "odd"
                 };
                 let mut p = product(&format!("p{i}"), "Item", "", Some(cat), Some((i % 100) as f64));
-                // The category and price again, as an array and a nested attribute: attribute
-                // filters inside the pgvector query select what category and price select.
-                p.attributes = serde_json::json!({"tags": [cat, "all"], "dims": {"w": i % 100}});
+                // The category and price again, as an array, a nested attribute and a field of
+                // an array of objects: attribute filters inside the pgvector query select what
+                // category and price select.
+                p.attributes = serde_json::json!({
+                    "tags": [cat, "all"],
+                    "dims": {"w": i % 100},
+                    "variants": [{"w": 1000}, {"w": i % 100}, "loose"],
+                });
                 p
             })
             .collect();
@@ -161,9 +166,18 @@ fn filters_in_sql_and_by_callback_agree_with_brute_force() {
         .into(),
         ..Default::default()
     };
+    let mut variants_cheap_odd = attr_cheap_odd.clone();
+    let w = variants_cheap_odd.attributes.remove("dims.w").unwrap();
+    variants_cheap_odd.attributes.insert("variants.w".to_string(), w);
     let (mut found, mut wanted) = (0, 0);
     for q in queries().iter().take(20) {
-        for (f, same) in [(&rare, &rare), (&cheap_odd, &cheap_odd), (&attr_cheap_odd, &cheap_odd)] {
+        let cases = [
+            (&rare, &rare),
+            (&cheap_odd, &cheap_odd),
+            (&attr_cheap_odd, &cheap_odd),
+            (&variants_cheap_odd, &cheap_odd),
+        ];
+        for (f, same) in cases {
             let want = cat.brute(q, 10, |r| {
                 Some(&r.1) == same.category.as_ref()
                     && same.min_price.is_none_or(|m| r.2 >= m)
