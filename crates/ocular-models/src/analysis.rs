@@ -45,7 +45,8 @@ pub enum AnalyzeError {
     Model(#[from] ModelError),
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+/// Milliseconds per stage of an analysis or a prediction.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Timings {
     pub decode: f64,
     pub check: f64,

@@ -1,5 +1,5 @@
 //! Skin-lesion analysis over HTTP: `POST /api/v1/analyze` (and `/upload` for the original
-//! clients), stored analyses, their images, and the model card.
+//! clients), stored analyses and their images (the model card: [`crate::skin_card`]).
 //!
 //! Stored analyses are private (see [`crate::access`]): creating one answers its capability
 //! token, which (or the API key) every later read, download and delete needs; listing them all
@@ -32,7 +32,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/analyses/{id}", get(show).delete(remove))
         .route("/api/v1/analyses/{id}/heatmap.jpg", get(heatmap))
         .route("/api/v1/analyses/{id}/image.jpg", get(photo))
-        .route("/api/v1/models/skin", get(model_card))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -355,24 +354,4 @@ async fn heatmap(State(state): State<AppState>, access: AnalysisAccess) -> Resul
 
 async fn photo(State(state): State<AppState>, access: AnalysisAccess) -> Result<Response, ApiError> {
     image(state, access, AnalysisImage::Thumbnail).await
-}
-
-/// `GET /api/v1/models/skin`: what the model is, how good it is, and what it is not.
-async fn model_card(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let slot = state.registry.skin.clone().ok_or_else(|| not_configured("sklesion"))?;
-    let m = slot.manifest();
-    Ok(Json(json!({
-        "name": m.name,
-        "version": m.version,
-        "source": m.source,
-        "classes": m.labels,
-        "training_data": m.extra["training_data"],
-        "test_report": m.extra["test_report"],
-        // An image-only skin model takes no metadata: the /analyze page then hides the fields.
-        "uses_metadata": m.inputs.iter().any(|i| i.shape.len() == 2),
-        "metadata": m.extra["metadata"],
-        "intended_use": m.extra["intended_use"],
-        "not_a_diagnosis": analysis::DISCLAIMER,
-        "input": { "image": m.image, "gradcam_layer": m.gradcam.as_ref().map(|g| &g.layer) },
-    })))
 }

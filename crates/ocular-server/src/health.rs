@@ -192,9 +192,21 @@ pub async fn ready(
     (status, Json(v))
 }
 
-/// `GET /api/v1/health`: the body the original search service's clients expect.
-pub async fn legacy() -> impl IntoResponse {
-    Json(json!({ "status": "healthy", "message": "API is running" }))
+// Fields in alphabetical order: the bytes stay those of the `json!` map (sorted keys) this
+// route answered before it was typed.
+
+/// `GET /api/v1/health`: the body the original search service's clients expect, always the same.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LegacyHealth {
+    /// Always `API is running`.
+    message: &'static str,
+    /// Always `healthy`.
+    status: &'static str,
+}
+
+/// `GET /api/v1/health`.
+pub async fn legacy() -> Json<LegacyHealth> {
+    Json(LegacyHealth { message: "API is running", status: "healthy" })
 }
 
 /// `/health?verbose=1`'s `search_models`: the choice, the spaces no installed model fills,

@@ -32,6 +32,7 @@ pub mod reload;
 pub mod retention;
 pub mod routes;
 pub mod search;
+pub mod skin_card;
 pub mod state;
 pub mod trace;
 pub mod web;
@@ -65,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::router())
         .merge(analyze::router())
         .merge(models::router())
+        .merge(skin_card::router())
         .merge(reload::router())
         .merge(products::router())
         .merge(bulk::router())

@@ -20,8 +20,8 @@ use axum::{Json, Router};
 use base64::Engine;
 use ocular_core::{Label, Manifest, ModelKind};
 use ocular_models::ModelState;
-use ocular_models::classifier::{self, Classifier, ExtraInput, PredictError, Prediction};
-use ocular_models::report::ImageSize;
+use ocular_models::classifier::{self, ExtraInput, PredictError};
+use ocular_models::report::PredictReport;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, Code};
@@ -89,19 +89,6 @@ pub struct ModelSource {
     pub sha256: String,
 }
 
-/// The schema of [`ocular_models::analysis::Timings`], in milliseconds.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct StageTimings {
-    pub decode: f64,
-    pub check: f64,
-    pub preprocess: f64,
-    pub inference: f64,
-    pub gradcam: f64,
-    pub render: f64,
-    pub total: f64,
-}
-
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CardInput {
     pub width: u32,
@@ -124,85 +111,6 @@ pub struct PredictQuery {
     pub top_k: Option<usize>,
     /// Compute Grad-CAM (default: the server's `--enable-gradcam`).
     pub gradcam: Option<bool>,
-}
-
-/// `POST /api/v1/models/{name}/predict` answer (also `ocular predict --json`).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PredictResponse {
-    pub model: ModelRef,
-    /// The `top_k` best classes, best first, with the model's output value as `probability`.
-    pub predictions: Vec<PredictedClass>,
-    pub gradcam: Option<GradcamBody>,
-    pub image: ImageSize,
-    #[schema(value_type = StageTimings)]
-    pub timings_ms: ocular_models::analysis::Timings,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ModelRef {
-    pub name: String,
-    pub version: String,
-}
-
-/// One class of a prediction (named apart from the analysis's `ClassScore`, which has no
-/// `index`: OpenAPI components are keyed by name).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PredictedClass {
-    pub index: usize,
-    pub code: String,
-    pub name: String,
-    pub probability: f32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub malignant: Option<bool>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct GradcamBody {
-    /// Code of the class it explains (the top one).
-    pub class: String,
-    pub width: usize,
-    pub height: usize,
-    /// `height` rows of `width` values in [0, 1].
-    pub grid: Vec<Vec<f32>>,
-    /// The overlay on the photo (≤ 640 px), as a `data:image/jpeg;base64,` URL; absent from
-    /// `ocular predict --json` (it writes `--heatmap FILE` instead).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub overlay_url: Option<String>,
-}
-
-/// The answer for one prediction; `overlay` adds the overlay's `data:` URL.
-pub fn prediction_response(model: &Classifier, p: &Prediction, top_k: usize, overlay: bool) -> PredictResponse {
-    let predictions = model
-        .top(&p.scores, top_k)
-        .into_iter()
-        .map(|(i, score)| {
-            let l = &model.labels[i];
-            PredictedClass {
-                index: i,
-                code: l.code.clone(),
-                name: l.name.clone(),
-                probability: score,
-                malignant: l.malignant,
-            }
-        })
-        .collect();
-    let gradcam =
-        p.gradcam.as_ref().map(|g| GradcamBody {
-            class: model.labels.get(g.class).map_or_else(|| g.class.to_string(), |l| l.code.clone()),
-            width: g.width,
-            height: g.height,
-            grid: g.values.chunks(g.width.max(1)).map(<[f32]>::to_vec).collect(),
-            overlay_url: p.heatmap_jpeg.as_ref().filter(|_| overlay).map(|jpeg| {
-                format!("data:image/jpeg;base64,{}", base64::engine::general_purpose::STANDARD.encode(jpeg))
-            }),
-        });
-    PredictResponse {
-        model: ModelRef { name: model.name.clone(), version: model.version.clone() },
-        predictions,
-        gradcam,
-        image: ImageSize { width: p.width, height: p.height },
-        timings_ms: p.timings.clone(),
-    }
 }
 
 impl From<PredictError> for ApiError {
@@ -300,6 +208,11 @@ async fn predict(
         })
         .await?;
     crate::metrics::record_inference(&model.name, started.elapsed().as_secs_f64());
-    let body = prediction_response(&model, &p, top_k, true);
+    let mut body = PredictReport::new(&model, &p, top_k);
+    // Predictions are not stored, so the overlay travels inline.
+    if let (Some(g), Some(jpeg)) = (body.gradcam.as_mut(), &p.heatmap_jpeg) {
+        g.overlay_url =
+            Some(format!("data:image/jpeg;base64,{}", base64::engine::general_purpose::STANDARD.encode(jpeg)));
+    }
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)))
 }

@@ -76,6 +76,8 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     let mut out = Vec::new();
     add::<crate::error::ErrorBody>(&mut out);
     add::<crate::health::Health>(&mut out);
+    add::<crate::health::LegacyHealth>(&mut out);
+    add::<crate::skin_card::SkinCard>(&mut out);
     add::<crate::analyze::AnalysisPage>(&mut out);
     add::<ocular_models::report::SkinReport>(&mut out);
     add::<ocular_search::SearchResults>(&mut out);
@@ -92,7 +94,7 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<crate::routes::FixtureRequest>(&mut out);
     add::<crate::reload::ReloadReport>(&mut out);
     add::<crate::models::ModelList>(&mut out);
-    add::<crate::models::PredictResponse>(&mut out);
+    add::<ocular_models::report::PredictReport>(&mut out);
     out
 }
 

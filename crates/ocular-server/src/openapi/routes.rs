@@ -67,7 +67,7 @@ pub const ROUTES: &[Route] = &[
         summary: "The original clients' health check",
         query: &[],
         body: Body::None,
-        answer: Answer::Object("{\"status\":\"healthy\",\"message\":\"API is running\"}"),
+        answer: Answer::Json(200, "LegacyHealth"),
         key: false,
     },
     Route {
@@ -180,7 +180,7 @@ pub const ROUTES: &[Route] = &[
         summary: "The skin model's card (labels, metrics, intended use)",
         query: &[],
         body: Body::None,
-        answer: Answer::Object("the model card from its manifest"),
+        answer: Answer::Json(200, "SkinCard"),
         key: false,
     },
     Route {
@@ -379,7 +379,7 @@ pub const ROUTES: &[Route] = &[
             ("gradcam", "boolean", "compute Grad-CAM (default: the server's --enable-gradcam)"),
         ],
         body: Body::Form(&[("image", "the photo")]),
-        answer: Answer::Json(200, "PredictResponse"),
+        answer: Answer::Json(200, "PredictReport"),
         key: false,
     },
     Route {

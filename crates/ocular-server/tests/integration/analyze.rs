@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::common::{TestApp, photo, workspace_root};
+use crate::common::{TestApp, photo, schema_fits, workspace_root};
 
 fn ellipse() -> Vec<u8> {
     std::fs::read(workspace_root().join("fixtures/keras/sklesion/ellipse.png")).expect("ellipse fixture")
@@ -192,6 +192,20 @@ async fn model_card_reports_the_published_metrics() {
     assert!(card["test_report"]["per_class"]["mel"]["recall"].is_number());
     assert!(card["not_a_diagnosis"].as_str().unwrap().contains("not a diagnosis"));
     assert_eq!(card["uses_metadata"], json!(true), "sklesion takes age, sex and site");
+    // Every key of the real card is in its OpenAPI schema (`SkinCard`), and the check can fail:
+    // a key the test report's classes do not have, a wrong type in the metadata encoding.
+    let doc = ocular_server::openapi::document();
+    let schema =
+        &doc["paths"]["/api/v1/models/skin"]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+    assert!(schema["$ref"].is_string(), "not typed: {schema}");
+    schema_fits(doc, schema, &card, "card")
+        .unwrap_or_else(|e| panic!("the card does not answer its schema: {e}\n{card:#}"));
+    for (pointer, value) in [("/test_report/per_class/mel/auc", json!(0.9)), ("/metadata/age_max", json!("90"))] {
+        let mut wrong = card.clone();
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        wrong.pointer_mut(parent).unwrap()[key] = value;
+        assert!(schema_fits(doc, schema, &wrong, "card").is_err(), "{pointer} passed");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -277,10 +277,13 @@ fn fits(
         Value::Object(map) => {
             let props = &schema["properties"];
             for (k, value) in map {
-                match props.get(k) {
-                    Some(s) => fits(doc, s, value, &format!("{at}.{k}"), true)?,
-                    None if closed => return Err(format!("{at}.{k}: not in the schema")),
-                    None => {}
+                match (props.get(k), &schema["additionalProperties"]) {
+                    (Some(s), _) => fits(doc, s, value, &format!("{at}.{k}"), true)?,
+                    // A map (`BTreeMap<String, T>`): every value is a `T`.
+                    (None, s @ Value::Object(_)) => fits(doc, s, value, &format!("{at}.{k}"), true)?,
+                    (None, Value::Bool(true)) => {}
+                    (None, _) if closed => return Err(format!("{at}.{k}: not in the schema")),
+                    (None, _) => {}
                 }
             }
             for k in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {

@@ -192,8 +192,8 @@ fn the_committed_snapshot_is_the_generated_document() {
     }
 }
 
-/// `/health`, `/health/ready` (short and verbose) and `GET /api/v1/analyses` answer what their
-/// typed schemas (`Health`, `AnalysisPage`) say, key by key.
+/// `/api/v1/health`, `/health`, `/health/ready` (short and verbose) and `GET /api/v1/analyses`
+/// answer what their typed schemas (`LegacyHealth`, `Health`, `AnalysisPage`) say, key by key.
 #[tokio::test]
 async fn health_and_the_analysis_list_answer_their_schemas() {
     use serde_json::json;
@@ -208,6 +208,7 @@ async fn health_and_the_analysis_list_answer_their_schemas() {
     a.thumbnail_jpeg = Some(vec![0xFF, 0xD8, 0xFF, 0xD9]);
     app.state.store.insert_analysis(&a).expect("insert");
     for (path, uri, key) in [
+        ("/api/v1/health", "/api/v1/health", false),
         ("/health", "/health", false),
         ("/health", "/health?verbose=1", false),
         ("/health/ready", "/health/ready?verbose=1", false),

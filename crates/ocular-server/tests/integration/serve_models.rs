@@ -246,6 +246,13 @@ async fn an_image_only_skin_model_serves_analyze_with_its_own_labels() {
 
     let (status, card) = app.get("/api/v1/models/skin").await;
     assert_eq!((status, &card["uses_metadata"]), (200, &Value::Bool(false)), "{card}");
+    // An imported card has no test report, training data or intended use; it still answers its
+    // schema (`SkinCard`), nulls and all.
+    assert!(card["test_report"].is_null() && card["metadata"].is_object(), "{card}");
+    let doc = ocular_server::openapi::document();
+    let schema =
+        &doc["paths"]["/api/v1/models/skin"]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+    common::schema_fits(doc, schema, &card, "card").unwrap_or_else(|e| panic!("{e}\n{card:#}"));
     let case = &served.cases[1];
     let photo = std::fs::read(serve_dir().join(&case.image)).unwrap();
     let mut answers = Vec::new();
@@ -325,7 +332,7 @@ fn a_prediction_reserves_memory_by_the_imported_graph() {
 
 /// The model routes answer what the OpenAPI document says, field by field: the cards of
 /// `GET /api/v1/models` (with an extra input, classes, Grad-CAM layer, source) and a prediction
-/// with Grad-CAM, against the typed schemas (`ModelList`, `PredictResponse`).
+/// with Grad-CAM, against the typed schemas (`ModelList`, `PredictReport`).
 #[tokio::test]
 async fn the_model_routes_answer_what_their_openapi_schemas_say() {
     let r = reference();

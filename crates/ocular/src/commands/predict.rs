@@ -61,7 +61,7 @@ pub fn run(config: &Config, args: PredictArgs) -> anyhow::Result<()> {
     }
     let top = model.top(&p.scores, args.top_k.max(1));
     if args.json {
-        let body = ocular_server::models::prediction_response(&model, &p, args.top_k.max(1), false);
+        let body = ocular_models::report::PredictReport::new(&model, &p, args.top_k);
         println!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(());
     }

@@ -1,6 +1,7 @@
 //! docs/ARCHITECTURE.md draws the crate graph; this keeps the drawing true. Each crate's
 //! `[dependencies]` on workspace crates must equal its row in the table between the
-//! `crate graph` markers, and every crate under `crates/` must have a row.
+//! `crate graph` markers, and every crate under `crates/` must have a row. The binary's admin
+//! commands stay off the web crate: only `serve` names `ocular_server`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -76,4 +77,24 @@ fn dependency_lines_are_read_only_from_the_dependencies_table() {
     let manifest = "[package]\nname = \"x\"\n\n[dependencies]\nocular-core.workspace = true\n\
                     ocular-fetch = { workspace = true }\nserde = \"1\"\n\n[dev-dependencies]\nocular-image.workspace = true\n";
     assert_eq!(dependencies(manifest), BTreeSet::from(["ocular-core".to_string(), "ocular-fetch".to_string()]));
+}
+
+/// Admin commands print the HTTP API's bodies from `ocular-models`' report types and build
+/// everything else through `ocular-app`; `serve` alone runs the web crate (comments may name it).
+#[test]
+fn only_serve_uses_the_web_crate() {
+    let commands = root().join("crates/ocular/src/commands");
+    let mut users = Vec::new();
+    let mut files: Vec<PathBuf> = vec![root().join("crates/ocular/src/main.rs")];
+    for entry in std::fs::read_dir(&commands).expect("commands/") {
+        files.push(entry.expect("entry").path());
+    }
+    assert!(files.len() > 8, "read the commands: {files:?}");
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("source");
+        if text.lines().filter(|l| !l.trim_start().starts_with("//")).any(|l| l.contains("ocular_server")) {
+            users.push(file.file_name().expect("name").to_string_lossy().into_owned());
+        }
+    }
+    assert_eq!(users, ["serve.rs"], "only `ocular serve` may use ocular-server");
 }
