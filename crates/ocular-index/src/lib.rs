@@ -9,8 +9,13 @@
 //! file, and a shortlist sized by statistical error intervals, so its recall is measured
 //! (`examples/bench_compact.rs`), not proven (see [`compact`]).
 //!
-//! The server depends only on the [`VectorIndex`] trait, so an approximate index or
-//! PostgreSQL with pgvector can replace the in-memory one by configuration.
+//! [`VectorIndex`] is the contract the index kinds share: top-k cosine, ties to the smaller id,
+//! filters that see ids. `ocular-search`'s sharded index holds either kind here through it,
+//! and tests and benchmarks hold each kind (and `ocular-store`'s pgvector index) to it. It is
+//! not where the backend is chosen: a search space picks in-memory or pgvector once, as an
+//! explicit enum (`ocular-search/src/space.rs`, `Backend`), because the two differ in more than
+//! this trait says (pgvector searches the store's own rows, written by the store, and filters
+//! in SQL; only an in-memory index is loaded, saved and kept in step with the store).
 //!
 //! ```
 //! use ocular_index::{QuantizedConfig, QuantizedIndex, VectorIndex};

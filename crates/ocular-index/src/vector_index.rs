@@ -1,6 +1,9 @@
-//! The contract every vector index implements, so the server can hold an
-//! `Arc<dyn VectorIndex>` and not care whether the vectors live in this process
-//! ([`crate::QuantizedIndex`]), in an ANN graph, or in PostgreSQL with pgvector.
+//! The contract every vector index implements ([`crate::QuantizedIndex`],
+//! [`crate::CompactIndex`], and `ocular-store`'s pgvector index), so one sharded index can hold
+//! either in-memory kind and tests and benchmarks can hold each to the same answers.
+//! Which backend serves a search space is not decided through this trait: `ocular-search`
+//! chooses in-memory or pgvector once, as an explicit enum (`space.rs`), since the backends
+//! differ in how they are loaded, written and filtered, not only in how they search.
 
 use crate::IndexError;
 
