@@ -13,6 +13,7 @@ mod hostile;
 mod hostile_corpus;
 mod hostile_urls;
 mod imports;
+mod keras_reference;
 mod limits;
 mod memory_budget;
 mod openapi;

@@ -13,51 +13,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use ocular_convert::import::ImportOptions;
 use ocular_server::AppState;
-use serde::Deserialize;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::{self, TestApp, workspace_root};
+use crate::keras_reference::{Served, serve_dir, served};
 
 const KEY: &str = "reload-test-key-0123456789";
-
-#[derive(Deserialize)]
-struct Reference {
-    models: Vec<Served>,
-}
-
-#[derive(Deserialize, Clone)]
-struct Served {
-    fixture: String,
-    width: u32,
-    height: u32,
-    scale: f32,
-    mean: f32,
-    std: f32,
-    cases: Vec<Case>,
-}
-
-#[derive(Deserialize, Clone)]
-struct Case {
-    image: String,
-    output: Vec<f32>,
-}
-
-fn serve_dir() -> std::path::PathBuf {
-    workspace_root().join("fixtures/keras/serve")
-}
-
-fn served(fixture: &str) -> Served {
-    let r: Reference =
-        serde_json::from_str(&std::fs::read_to_string(serve_dir().join("reference.json")).unwrap()).unwrap();
-    r.models.into_iter().find(|m| m.fixture == fixture).unwrap()
-}
 
 /// `ocular models import fixtures/keras/FIXTURE.keras --name NAME --replace` with the recipe the
 /// reference script applied.
 fn import(models: &Path, name: &str, m: &Served) {
-    let mut opts = ImportOptions::new(name);
-    (opts.scale, opts.mean, opts.std, opts.size) = (m.scale, [m.mean; 3], [m.std; 3], Some((m.width, m.height)));
+    let mut opts = m.import_options(name);
     opts.replace = true;
     let file = workspace_root().join("fixtures/keras").join(format!("{}.keras", m.fixture));
     ocular_convert::install::import_keras(&file, models, &opts).unwrap_or_else(|e| panic!("{}: {e}", file.display()));

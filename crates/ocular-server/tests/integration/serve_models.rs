@@ -10,51 +10,10 @@
 
 use ocular_convert::import::ImportOptions;
 use ocular_server::AppState;
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::common::{self, TestApp, workspace_root};
-
-#[derive(Deserialize)]
-struct Reference {
-    models: Vec<Served>,
-}
-
-#[derive(Deserialize)]
-struct Served {
-    fixture: String,
-    width: u32,
-    height: u32,
-    scale: f32,
-    mean: f32,
-    std: f32,
-    extras: std::collections::BTreeMap<String, Vec<f32>>,
-    cases: Vec<Case>,
-}
-
-#[derive(Deserialize)]
-struct Case {
-    image: String,
-    output: Vec<f32>,
-    gradcam: Option<RefGradcam>,
-}
-
-#[derive(Deserialize)]
-struct RefGradcam {
-    layer: String,
-    class: usize,
-    width: usize,
-    height: usize,
-    grid: Vec<f32>,
-}
-
-fn serve_dir() -> std::path::PathBuf {
-    workspace_root().join("fixtures/keras/serve")
-}
-
-fn reference() -> Reference {
-    serde_json::from_str(&std::fs::read_to_string(serve_dir().join("reference.json")).unwrap()).unwrap()
-}
+use crate::keras_reference::{Reference, reference, serve_dir};
 
 /// Imports every reference fixture from both formats into a fresh models folder and builds an
 /// app over it (with the fixture model too, so other routes keep working).
@@ -63,11 +22,7 @@ fn app(r: &Reference) -> (AppState, tempfile::TempDir, tempfile::TempDir) {
     let data = tempfile::tempdir().unwrap();
     for m in &r.models {
         for ext in ["keras", "h5"] {
-            let mut opts = ImportOptions::new(format!("{}-{ext}", m.fixture));
-            opts.scale = m.scale;
-            opts.mean = [m.mean; 3];
-            opts.std = [m.std; 3];
-            opts.size = Some((m.width, m.height));
+            let opts = m.import_options(format!("{}-{ext}", m.fixture));
             let file = workspace_root().join("fixtures/keras").join(format!("{}.{ext}", m.fixture));
             ocular_convert::install::import_keras(&file, models.path(), &opts)
                 .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
