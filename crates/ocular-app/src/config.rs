@@ -200,6 +200,18 @@ pub struct Config {
     #[arg(long, env = "OCULAR_HEADER_TIMEOUT_MS", default_value_t = 10_000, global = true)]
     pub header_timeout_ms: u64,
 
+    /// Longest pause, in milliseconds, between two pieces of a request body while the server
+    /// waits for them; also the grace before `BODY_MIN_RATE` applies. A slower upload is cut
+    /// with 408 `body_timeout` and its share of the in-flight body budget goes back at once.
+    #[arg(long, env = "OCULAR_BODY_TIMEOUT_MS", default_value_t = 5_000, global = true)]
+    pub body_timeout_ms: u64,
+
+    /// Slowest average rate, in bytes per second, at which a request body may arrive (after the
+    /// `BODY_TIMEOUT_MS` grace); 0 turns the rule off. A client trickling a byte now and then
+    /// would otherwise hold a connection and its body's memory until the request deadline.
+    #[arg(long, env = "OCULAR_BODY_MIN_RATE", default_value_t = 4096, global = true)]
+    pub body_min_rate: u64,
+
     /// Memory the process may use, e.g. `400MiB` or `1GiB`; each request reserves its estimated
     /// peak from it and waits or gets 503 `memory_budget_exceeded` instead of the kernel killing
     /// the process. `auto`: the cgroup memory limit minus 10% (at least 32 MiB), none without
@@ -400,6 +412,9 @@ impl Config {
         if self.request_timeout_s == 0 || self.header_timeout_ms == 0 || self.queue_timeout_ms == 0 {
             problems.push("request_timeout_s, header_timeout_ms and queue_timeout_ms must be at least 1".into());
         }
+        if self.body_timeout_ms == 0 {
+            problems.push("body_timeout_ms must be at least 1".into());
+        }
         if self.queue_timeout_ms >= self.request_timeout_s.saturating_mul(1000) {
             problems.push(format!(
                 "queue_timeout_ms {} is not below the request deadline ({} s): a queued request would time out \
@@ -505,6 +520,10 @@ impl Config {
 
     pub fn header_timeout(&self) -> Duration {
         Duration::from_millis(self.header_timeout_ms.max(1))
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms.max(1))
     }
 
     /// The configuration as JSON for the start-up log, secrets replaced.

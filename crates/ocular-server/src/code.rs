@@ -73,6 +73,8 @@ codes! {
     NoRoute = (NOT_FOUND, "no_route", "No route has this path.");
     ModelNotConfigured = (NOT_FOUND, "model_not_configured", "The model this route needs is not installed.");
     MethodNotAllowed = (METHOD_NOT_ALLOWED, "method_not_allowed", "The route exists but not with this method.");
+    // 408
+    BodyTimeout = (REQUEST_TIMEOUT, "body_timeout", "The request body stopped arriving, or arrived slower than the minimum rate.");
     // 409
     Conflict = (CONFLICT, "conflict", "The write conflicts with stored data.");
     ReindexRequired = (CONFLICT, "reindex_required", "Stored embeddings come from another model; run `ocular reindex`.");

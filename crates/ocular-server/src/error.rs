@@ -48,6 +48,12 @@ pub enum ApiError {
     /// Request bodies being received right now already hold the whole in-flight budget.
     #[error("the server is receiving too much data at once; retry in 1 s")]
     BodyBudget,
+    /// The client stopped sending its body, or sent it too slowly (`limits::Pace`).
+    #[error(
+        "the request body stopped arriving, or arrived slower than this server accepts \
+         (OCULAR_BODY_TIMEOUT_MS without a byte, or under OCULAR_BODY_MIN_RATE bytes/s on average)"
+    )]
+    BodyTimeout,
     /// A `Host` this server does not answer to (DNS rebinding, see `limits`).
     #[error("this server does not answer to the host {0:?}; list it in OCULAR_ALLOWED_HOSTS if it should")]
     HostNotAllowed(String),
@@ -117,6 +123,7 @@ impl ApiError {
             ApiError::Unauthorized | ApiError::AdminOnly { .. } => Code::Unauthorized,
             ApiError::UnsupportedContentType { .. } => Code::UnsupportedContentType,
             ApiError::BodyBudget => Code::BodyBudgetExceeded,
+            ApiError::BodyTimeout => Code::BodyTimeout,
             ApiError::CrossSite(_) => Code::CrossSiteRequest,
             ApiError::HostNotAllowed(_) => Code::HostNotAllowed,
             ApiError::PreconditionFailed(_) => Code::PreconditionFailed,

@@ -27,6 +27,8 @@ pub struct Form {
 fn multipart_error(e: MultipartError, max: usize) -> ApiError {
     if crate::limits::is_budget_error(&e) {
         ApiError::BodyBudget
+    } else if crate::limits::is_timeout_error(&e) {
+        ApiError::BodyTimeout
     } else if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge { max }
     } else {

@@ -61,6 +61,7 @@ pub async fn read_capped(req: Request, max: usize) -> Result<Bytes, ApiError> {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::PayloadTooLarge { max }),
         Err(e) if crate::limits::is_budget_error(e.as_ref()) => Err(ApiError::BodyBudget),
+        Err(e) if crate::limits::is_timeout_error(e.as_ref()) => Err(ApiError::BodyTimeout),
         Err(e) => Err(ApiError::bad_request(Code::InvalidBody, format!("the body cannot be read: {e}"))),
     }
 }

@@ -11,7 +11,15 @@
 //!   received is counted against it as it arrives and given back when its request ends; a
 //!   chunk that finds the budget spent fails the request with `503 body_budget_exceeded` +
 //!   `Retry-After`. Counting what really arrived, rather than what a client declares, means a
-//!   slow client that announces 20 MB and trickles bytes holds only what it has sent;
+//!   slow client that announces 20 MB and trickles bytes holds only what it has sent. A
+//!   declared `Content-Length` that does not fit in what is left of the budget right now is
+//!   refused the same way before a byte is read;
+//! - **a read-progress deadline** ([`Pace`]): while a handler waits for body bytes, a pause
+//!   longer than `OCULAR_BODY_TIMEOUT_MS`, or an average rate below `OCULAR_BODY_MIN_RATE`
+//!   after that grace, fails the request with `408 body_timeout`. Without it a flood of clients
+//!   that each send part of an upload and then trickle a byte now and then held their bytes,
+//!   their connections and the budget until the 30 s request deadline, and every real upload
+//!   meanwhile got 503 (docs/DEPLOY.md, "Slow uploads", has the measurement);
 //! - **a cross-site write refusal**: a browser marks every request with `Sec-Fetch-Site`;
 //!   a state-changing request (`POST`, `PUT`, `PATCH`, `DELETE`) from another site is
 //!   `403 cross_site_request` unless that origin is allowed by `OCULAR_CORS_ORIGINS`. A
@@ -26,9 +34,11 @@
 //!
 //! The connection cap is in [`crate::listen`].
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -40,6 +50,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, Sleep};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -70,6 +81,90 @@ impl BodyBudget {
     pub fn limit_bytes(&self) -> usize {
         self.total_units * UNIT
     }
+
+    /// Bytes of the budget free right now.
+    pub fn available_bytes(&self) -> usize {
+        self.units.available_permits() * UNIT
+    }
+}
+
+/// The error a body yields when its client stops sending, or sends too slowly ([`Pace`]);
+/// found again in error chains by [`is_timeout_error`].
+#[derive(Debug, thiserror::Error)]
+#[error("the request body stopped arriving (no progress within {0:?}, or slower than the minimum rate)")]
+pub struct BodyStalled(Duration);
+
+/// Whether `e` or one of its sources is [`BodyStalled`].
+pub fn is_timeout_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    chain_has::<BodyStalled>(e)
+}
+
+fn chain_has<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<E>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// The read-progress rule of one body: the next bytes are due within `idle` of the last ones
+/// (or of the first read), and by `first + idle + received / min_rate` in any case. The clock
+/// runs only while a handler is waiting for bytes, from its first read: a request queued for
+/// admission before it reads its body is not the client's delay.
+pub struct Pace {
+    idle: Duration,
+    /// Bytes per second; 0: no rate rule.
+    min_rate: u64,
+    first: Option<Instant>,
+    last: Instant,
+    received: u64,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl Pace {
+    pub fn new(idle: Duration, min_rate: u64) -> Self {
+        Self { idle, min_rate, first: None, last: Instant::now(), received: 0, timer: None }
+    }
+
+    /// When the next bytes are due.
+    fn due(&self) -> Instant {
+        let first = self.first.unwrap_or(self.last);
+        let gap = self.last + self.idle;
+        if self.min_rate == 0 {
+            return gap;
+        }
+        let allowance = Duration::from_secs_f64(self.received as f64 / self.min_rate as f64);
+        gap.min(first + self.idle + allowance)
+    }
+
+    /// Called before each read of the body.
+    fn start(&mut self) {
+        if self.first.is_none() {
+            let now = Instant::now();
+            self.first = Some(now);
+            self.last = now;
+        }
+    }
+
+    /// `bytes` arrived: the deadline moves on.
+    fn progress(&mut self, bytes: usize) {
+        self.received += bytes as u64;
+        self.last = Instant::now();
+        self.timer = None;
+    }
+
+    /// The body is waiting for the client: `Ready` once the deadline has passed.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let due = self.due();
+        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        if timer.deadline() != due {
+            timer.as_mut().reset(due);
+        }
+        timer.as_mut().poll(cx)
+    }
 }
 
 /// The error a budgeted body yields when the budget is spent; found again in error chains by
@@ -80,14 +175,7 @@ pub struct BudgetSpent;
 
 /// Whether `e` or one of its sources is [`BudgetSpent`].
 pub fn is_budget_error(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if err.is::<BudgetSpent>() {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
+    chain_has::<BudgetSpent>(e)
 }
 
 /// What one request holds of the budget, given back when the last reference drops (the
@@ -100,6 +188,7 @@ struct Budgeted<B> {
     inner: B,
     budget: Arc<Semaphore>,
     held: Held,
+    pace: Pace,
 }
 
 impl<B> HttpBody for Budgeted<B>
@@ -112,15 +201,22 @@ where
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let this = &mut *self;
+        this.pace.start();
         let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => frame,
             Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(axum::Error::new(e)))),
             Poll::Ready(None) => return Poll::Ready(None),
-            Poll::Pending => return Poll::Pending,
+            Poll::Pending => {
+                return match this.pace.poll_expired(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new(BodyStalled(this.pace.idle))))),
+                    Poll::Pending => Poll::Pending,
+                };
+            }
         };
         if let Some(data) = frame.data_ref()
             && !data.is_empty()
         {
+            this.pace.progress(data.len());
             let spent = || Poll::Ready(Some(Err(axum::Error::new(BudgetSpent))));
             let Ok(units) = u32::try_from(data.len().div_ceil(UNIT)) else { return spent() };
             match this.budget.clone().try_acquire_many_owned(units) {
@@ -165,6 +261,11 @@ pub async fn bound_bodies(State(state): State<AppState>, req: Request, next: Nex
     if !spooled && declared.is_some_and(|n| n > max as u64) {
         return ApiError::PayloadTooLarge { max }.into_response();
     }
+    // A body that cannot fit in what is left of the budget now would be refused part-way
+    // through: refuse it before its bytes cross the network (it may fit in a moment).
+    if !spooled && declared.is_some_and(|n| n > state.body_budget.available_bytes() as u64) {
+        return ApiError::BodyBudget.into_response();
+    }
     if writes(req.method())
         && let Some(site) = cross_site(&state, req.headers())
     {
@@ -175,7 +276,8 @@ pub async fn bound_bodies(State(state): State<AppState>, req: Request, next: Nex
     }
     let held: Held = Arc::new(Mutex::new(None));
     let (parts, body) = req.into_parts();
-    let body = Budgeted { inner: body, budget: state.body_budget.units.clone(), held: held.clone() };
+    let pace = Pace::new(state.config.body_timeout(), state.config.body_min_rate);
+    let body = Budgeted { inner: body, budget: state.body_budget.units.clone(), held: held.clone(), pace };
     let resp = next.run(Request::from_parts(parts, Body::new(body))).await;
     // The handler is done with the body (it has answered): its bytes go back to the budget.
     drop(held);
@@ -272,7 +374,8 @@ mod tests {
         let budget = BodyBudget::new(8 * UNIT);
         let held: Held = Arc::new(Mutex::new(None));
         let chunks = [3 * UNIT, 10, 5 * UNIT].map(|n| Bytes::from(vec![0u8; n]));
-        let body = Budgeted { inner: Chunks(chunks.into()), budget: budget.units.clone(), held: held.clone() };
+        let pace = Pace::new(Duration::from_secs(60), 0);
+        let body = Budgeted { inner: Chunks(chunks.into()), budget: budget.units.clone(), held: held.clone(), pace };
         let err = body.collect().await.map(|_| ()).expect_err("3 + 1 + 5 units do not fit in 8");
         assert!(is_budget_error(&err), "{err}");
         assert_eq!(budget.in_use_bytes(), 4 * UNIT, "what arrived is held until the request ends");
