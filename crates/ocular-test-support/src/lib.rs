@@ -141,9 +141,13 @@ fn say_once(line: String) {
 /// The PostgreSQL test server's URL: `OCULAR_TEST_DATABASE_URL`, else what
 /// `scripts/pg-test-server.sh url` prints; `None` (after saying why, under [`Need::available`])
 /// when there is none and none is required. `what` names the tests in the skip message.
+///
+/// Looked up once per test binary: a suite of 60 PostgreSQL tests runs the script once, not 60
+/// times.
 pub fn postgres_url(what: &str) -> Option<String> {
-    let found = match std::env::var("OCULAR_TEST_DATABASE_URL") {
-        Ok(url) if !url.trim().is_empty() => Ok(url.trim().to_string()),
+    static SERVER: OnceLock<Option<String>> = OnceLock::new();
+    let server = SERVER.get_or_init(|| match std::env::var("OCULAR_TEST_DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url.trim().to_string()),
         _ => std::process::Command::new("bash")
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pg-test-server.sh"))
             .arg("url")
@@ -151,10 +155,9 @@ pub fn postgres_url(what: &str) -> Option<String> {
             .ok()
             .filter(|out| out.status.success())
             .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
-            .filter(|url| !url.is_empty())
-            .ok_or(format!("no PostgreSQL for the {what}")),
-    };
-    Need::Postgres.available(found)
+            .filter(|url| !url.is_empty()),
+    });
+    Need::Postgres.available(server.clone().ok_or(format!("no PostgreSQL for the {what}")))
 }
 
 #[cfg(test)]

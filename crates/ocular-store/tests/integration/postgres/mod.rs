@@ -13,34 +13,17 @@ mod tls;
 mod vectors;
 
 use std::ops::Deref;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use ocular_store::postgres::{PgOptions, PgStore};
 use ocular_store::{Location, Store};
 
 use crate::conformance::conformance_tests;
 
-/// The server's URL, or why there is none (computed once per test binary).
-fn server() -> &'static Result<String, String> {
-    static SERVER: OnceLock<Result<String, String>> = OnceLock::new();
-    SERVER.get_or_init(|| {
-        if let Ok(url) = std::env::var("OCULAR_TEST_DATABASE_URL")
-            && !url.trim().is_empty()
-        {
-            return Ok(url.trim().to_string());
-        }
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pg-test-server.sh");
-        match std::process::Command::new("bash").arg(script).arg("url").output() {
-            Ok(out) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout).trim().to_string()),
-            _ => Err("no PostgreSQL for the storage suite".into()),
-        }
-    })
-}
-
 /// The server's URL; `None` (after saying so once, past the test harness's capture) when there
-/// is none and none is required (`ocular_test_support::Need`).
+/// is none and none is required (`ocular_test_support::postgres_url`, looked up once).
 pub fn url() -> Option<String> {
-    ocular_test_support::Need::Postgres.available(server().clone())
+    ocular_test_support::postgres_url("storage suite")
 }
 
 /// Runs one SQL batch on the server as an administrator (outside any test schema).
