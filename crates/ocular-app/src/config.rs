@@ -200,15 +200,17 @@ pub struct Config {
     #[arg(long, env = "OCULAR_HEADER_TIMEOUT_MS", default_value_t = 10_000, global = true)]
     pub header_timeout_ms: u64,
 
-    /// Longest pause, in milliseconds, between two pieces of a request body while the server
-    /// waits for them; also the grace before `BODY_MIN_RATE` applies. A slower upload is cut
-    /// with 408 `body_timeout` and its share of the in-flight body budget goes back at once.
+    /// Read-progress window for request bodies, in milliseconds: while the server waits for a
+    /// body, each window must bring `BODY_MIN_RATE` bytes/s' worth (any byte when that is 0).
+    /// A slower upload is cut with 408 `body_timeout` and its share of the in-flight body
+    /// budget goes back at once.
     #[arg(long, env = "OCULAR_BODY_TIMEOUT_MS", default_value_t = 5_000, global = true)]
     pub body_timeout_ms: u64,
 
-    /// Slowest average rate, in bytes per second, at which a request body may arrive (after the
-    /// `BODY_TIMEOUT_MS` grace); 0 turns the rule off. A client trickling a byte now and then
-    /// would otherwise hold a connection and its body's memory until the request deadline.
+    /// Slowest rate, in bytes per second, at which a request body may arrive, measured over
+    /// each `BODY_TIMEOUT_MS` window; 0: only a window without any byte is cut. A client that
+    /// sends part of a body and then trickles a byte now and then would otherwise hold a
+    /// connection and its body's memory until the request deadline.
     #[arg(long, env = "OCULAR_BODY_MIN_RATE", default_value_t = 4096, global = true)]
     pub body_min_rate: u64,
 

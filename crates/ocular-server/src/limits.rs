@@ -14,9 +14,9 @@
 //!   slow client that announces 20 MB and trickles bytes holds only what it has sent. A
 //!   declared `Content-Length` that does not fit in what is left of the budget right now is
 //!   refused the same way before a byte is read;
-//! - **a read-progress deadline** ([`Pace`]): while a handler waits for body bytes, a pause
-//!   longer than `OCULAR_BODY_TIMEOUT_MS`, or an average rate below `OCULAR_BODY_MIN_RATE`
-//!   after that grace, fails the request with `408 body_timeout`. Without it a flood of clients
+//! - **a read-progress deadline** ([`Pace`]): while a handler waits for body bytes, every
+//!   `OCULAR_BODY_TIMEOUT_MS` must bring `OCULAR_BODY_MIN_RATE` bytes/s' worth (any byte when
+//!   the rate is 0), else the request fails with `408 body_timeout`. Without it a flood of clients
 //!   that each send part of an upload and then trickle a byte now and then held their bytes,
 //!   their connections and the budget until the 30 s request deadline, and every real upload
 //!   meanwhile got 503 (docs/DEPLOY.md, "Slow uploads", has the measurement);
@@ -91,7 +91,7 @@ impl BodyBudget {
 /// The error a body yields when its client stops sending, or sends too slowly ([`Pace`]);
 /// found again in error chains by [`is_timeout_error`].
 #[derive(Debug, thiserror::Error)]
-#[error("the request body stopped arriving (no progress within {0:?}, or slower than the minimum rate)")]
+#[error("the request body stopped arriving, or arrived slower than the minimum rate (window {0:?})")]
 pub struct BodyStalled(Duration);
 
 /// Whether `e` or one of its sources is [`BodyStalled`].
@@ -110,59 +110,48 @@ fn chain_has<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'stati
     false
 }
 
-/// The read-progress rule of one body: the next bytes are due within `idle` of the last ones
-/// (or of the first read), and by `first + idle + received / min_rate` in any case. The clock
-/// runs only while a handler is waiting for bytes, from its first read: a request queued for
-/// admission before it reads its body is not the client's delay.
+/// The read-progress rule of one body: while a handler waits for it, each window of `idle`
+/// must bring at least `min_rate × idle` bytes (any byte at all when `min_rate` is 0). A
+/// window starts at the first read and again each time its quota has arrived. A sliding quota
+/// rather than an average since the start, so bytes sent early buy no right to stall later:
+/// a client that sent 1 MB and then trickled a byte every second would otherwise keep its
+/// megabyte in the budget until the request deadline. The clock starts at the handler's first
+/// read: a request queued for admission before it reads its body is not the client's delay.
 pub struct Pace {
     idle: Duration,
-    /// Bytes per second; 0: no rate rule.
-    min_rate: u64,
-    first: Option<Instant>,
-    last: Instant,
-    received: u64,
+    /// Bytes each window must bring (at least 1).
+    quota: u64,
+    window: Option<Instant>,
+    got: u64,
     timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl Pace {
+    /// `min_rate` in bytes per second.
     pub fn new(idle: Duration, min_rate: u64) -> Self {
-        Self { idle, min_rate, first: None, last: Instant::now(), received: 0, timer: None }
-    }
-
-    /// When the next bytes are due.
-    fn due(&self) -> Instant {
-        let first = self.first.unwrap_or(self.last);
-        let gap = self.last + self.idle;
-        if self.min_rate == 0 {
-            return gap;
-        }
-        let allowance = Duration::from_secs_f64(self.received as f64 / self.min_rate as f64);
-        gap.min(first + self.idle + allowance)
+        let quota = (min_rate as f64 * idle.as_secs_f64()).ceil().max(1.0) as u64;
+        Self { idle, quota, window: None, got: 0, timer: None }
     }
 
     /// Called before each read of the body.
     fn start(&mut self) {
-        if self.first.is_none() {
-            let now = Instant::now();
-            self.first = Some(now);
-            self.last = now;
-        }
+        self.window.get_or_insert_with(Instant::now);
     }
 
-    /// `bytes` arrived: the deadline moves on.
+    /// `bytes` arrived: once the window's quota is in, the next window starts.
     fn progress(&mut self, bytes: usize) {
-        self.received += bytes as u64;
-        self.last = Instant::now();
-        self.timer = None;
+        self.got += bytes as u64;
+        if self.got >= self.quota {
+            self.got = 0;
+            self.window = Some(Instant::now());
+            self.timer = None;
+        }
     }
 
     /// The body is waiting for the client: `Ready` once the deadline has passed.
     fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let due = self.due();
+        let due = *self.window.get_or_insert_with(Instant::now) + self.idle;
         let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
-        if timer.deadline() != due {
-            timer.as_mut().reset(due);
-        }
         timer.as_mut().poll(cx)
     }
 }

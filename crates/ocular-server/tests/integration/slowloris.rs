@@ -180,15 +180,19 @@ fn deadlines_default_to_10_s_for_headers_and_30_s_per_request() {
     assert_eq!((config.header_timeout(), config.request_timeout()), (Duration::from_secs(10), Duration::from_secs(30)));
 }
 
-/// The read-progress rule: a body trickled a byte every 200 ms never pauses longer than the
-/// 500 ms allowed, but falls below the minimum average rate (1,000 bytes/s after the grace) and
-/// is cut with `408 body_timeout` long before the request deadline (30 s here) would end it.
+/// The read-progress rule: a client sends 40 KB of its body at once, then trickles a byte
+/// every 200 ms. It never pauses longer than the 500 ms window, but no window after the first
+/// brings the 500 bytes a 1,000 bytes/s minimum asks, so it is cut with `408 body_timeout`;
+/// the bytes it sent early buy it no right to stall (an average since the start would have let
+/// it hold them 40 s, past the 30 s request deadline).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trickled_body_is_cut_by_the_minimum_rate() {
     let flags = ["--preload", "false", "--body-timeout-ms", "500", "--body-min-rate", "1000"];
     let server = Server::start_with(TestApp::real(&flags)).await;
-    let (head, body) = upload(4000, 4000);
-    let (sent, answer) = dribble(server.addr, head.as_bytes(), &body[..200]).await;
+    let (head, body) = upload(60_000, 40_200);
+    let mut prefix = head.into_bytes();
+    prefix.extend_from_slice(&body[..40_000]);
+    let (sent, answer) = dribble(server.addr, &prefix, &body[40_000..]).await;
     assert!(sent < 200, "cut off before the body was complete ({sent} bytes)");
     let text = String::from_utf8_lossy(&answer);
     assert_eq!(status_of(&answer), Some(408), "{text}");
