@@ -66,6 +66,7 @@ pub fn catalog(config: &Config, registry: &Registry, store: &Arc<dyn Store>) -> 
         precision,
         image_limits: ocular_image::Limits { max_bytes: config.max_body_bytes, max_pixels: config.max_image_pixels },
         index_dir: index_dir(config),
+        max_photos: config.max_photos_per_product(),
         ..CatalogOptions::default()
     };
     match Catalog::new(store.clone(), provider, options) {

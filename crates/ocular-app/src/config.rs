@@ -191,6 +191,14 @@ pub struct Config {
     #[arg(long, env = "OCULAR_MAX_IMPORT_JOBS", default_value_t = 1, global = true)]
     pub max_import_jobs: usize,
 
+    /// Photos a product may have, the main one included (1 to 16, the store's ceiling): each
+    /// is an embedding at write time and an index entry per photo space. Import keeps the
+    /// first ones of a longer list, HTTP writes refuse more (400 `invalid_product`), reindex
+    /// embeds only these.
+    #[arg(long, env = "OCULAR_MAX_PHOTOS_PER_PRODUCT", default_value_t = ocular_search::DEFAULT_MAX_PHOTOS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=ocular_store::MAX_PHOTOS as u64), global = true)]
+    pub max_photos_per_product: u64,
+
     /// Deadline for a whole request, in seconds.
     #[arg(long, env = "OCULAR_REQUEST_TIMEOUT_S", default_value_t = 30, global = true)]
     pub request_timeout_s: u64,
@@ -507,6 +515,12 @@ impl Config {
         self.intra_threads.unwrap_or_else(|| ocular_models::session::SessionOptions::default().intra_threads)
     }
 
+    /// `OCULAR_MAX_PHOTOS_PER_PRODUCT` (bounded by its parser to the store's ceiling).
+    pub fn max_photos_per_product(&self) -> usize {
+        usize::try_from(self.max_photos_per_product)
+            .map_or(ocular_store::MAX_PHOTOS, |n| n.min(ocular_store::MAX_PHOTOS))
+    }
+
     pub fn listen_addr(&self) -> SocketAddr {
         SocketAddr::new(self.host, self.port)
     }
@@ -628,5 +642,30 @@ mod tests {
         for (id, var) in ["pg_ef_search", "pg_hnsw_m", "pg_ef_construction"].into_iter().zip(vars) {
             assert_eq!(env_of(id), Some(var.into()), "{id}");
         }
+    }
+
+    #[test]
+    fn photos_per_product_is_a_bounded_setting_with_its_variable() {
+        let var = "OCULAR_MAX_PHOTOS_PER_PRODUCT";
+        if std::env::var_os(var).is_some() {
+            panic!("unset {var} to run this test");
+        }
+        assert_eq!(parse(&[]).expect("defaults").max_photos_per_product(), ocular_search::DEFAULT_MAX_PHOTOS);
+        let most = ocular_store::MAX_PHOTOS.to_string();
+        for (value, want) in [("1", 1), ("3", 3), (most.as_str(), ocular_store::MAX_PHOTOS)] {
+            let c = parse(&["--max-photos-per-product", value]).expect("within bounds");
+            assert_eq!((c.max_photos_per_product(), c.validate()), (want, Ok(())));
+        }
+        let above = (ocular_store::MAX_PHOTOS + 1).to_string();
+        for value in ["0", above.as_str(), "-1", "eight"] {
+            let err = parse(&[&format!("--max-photos-per-product={value}")])
+                .err()
+                .unwrap_or_else(|| panic!("{value} accepted"))
+                .to_string();
+            assert!(err.contains("--max-photos-per-product"), "{err}");
+        }
+        let command = Cli::command();
+        let env = command.get_arguments().find(|a| a.get_id() == "max_photos_per_product").and_then(|a| a.get_env());
+        assert_eq!(env, Some(std::ffi::OsStr::new(var)));
     }
 }

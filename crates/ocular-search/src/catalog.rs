@@ -42,7 +42,15 @@ pub struct CatalogOptions {
     /// unnamed files in `TMPDIR` and rebuilds at every start. Used only when this process can
     /// lock it (a second process falls back to `None`).
     pub index_dir: Option<PathBuf>,
+    /// The most photos a product keeps vectors for, the main one included (1 to
+    /// [`MAX_PHOTOS`](crate::photos::MAX_PHOTOS), default [`DEFAULT_MAX_PHOTOS`]): import keeps
+    /// the first ones of a longer list, HTTP writes refuse more, reindex embeds only these.
+    pub max_photos: usize,
 }
+
+/// Photos per product by default: each is an embedding at write time and an index entry per
+/// photo space, and shops show a handful.
+pub const DEFAULT_MAX_PHOTOS: usize = 8;
 
 impl Default for CatalogOptions {
     fn default() -> Self {
@@ -52,6 +60,7 @@ impl Default for CatalogOptions {
             recheck: RECHECK,
             shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
             index_dir: None,
+            max_photos: DEFAULT_MAX_PHOTOS,
         }
     }
 }
@@ -69,6 +78,7 @@ pub struct Catalog {
     last_recheck: Mutex<Option<Instant>>,
     recheck: Duration,
     pub(crate) limits: Limits,
+    max_photos: usize,
 }
 
 /// One space in `/health?verbose=1`.
@@ -122,11 +132,19 @@ impl Catalog {
             last_recheck: Mutex::new(None),
             recheck: options.recheck,
             limits: options.image_limits,
+            // The store's ceiling bounds it whatever the caller passed (Config checks first).
+            max_photos: options.max_photos.clamp(1, crate::photos::MAX_PHOTOS),
         })
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The most photos a product keeps vectors for, the main one included
+    /// ([`CatalogOptions::max_photos`]).
+    pub fn max_photos(&self) -> usize {
+        self.max_photos
     }
 
     /// The configured model of every space the provider fills.

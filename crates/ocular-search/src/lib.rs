@@ -41,7 +41,7 @@ pub mod search;
 pub mod sharded;
 pub mod space;
 
-pub use catalog::{Catalog, CatalogOptions, SpaceStatus};
+pub use catalog::{Catalog, CatalogOptions, DEFAULT_MAX_PHOTOS, SpaceStatus};
 pub use embed::{EmbedderProvider, Embedders, SpaceModel};
 pub use error::{Fault, SearchError};
 pub use ingest::{ImageChange, ImageInput, WriteMode};

@@ -5,9 +5,10 @@
 //! of the configured model (`products_needing_embeddings`, paged by key), re-embeds them from
 //! every stored photo (the main one and each further photo, photo `i` from its own stored
 //! bytes or, failing that, the URL it came from, as ingest embedded it) and their text, and
-//! replaces the old vectors, one per (product, space, photo). A photo that can no longer be
-//! read loses its stale image vectors rather than blocking the space forever; the report
-//! lists it.
+//! replaces the old vectors, one per (product, space, photo). Only the first
+//! [`Catalog::max_photos`] photos are embedded: a product stored under a higher limit keeps
+//! its further photos listed, without vectors. A photo that can no longer be read loses its
+//! stale image vectors rather than blocking the space forever; the report lists it.
 
 use std::time::Instant;
 
@@ -75,8 +76,10 @@ pub fn reindex(
             let Some(last) = batch.last() else { break };
             after = Some(last.key);
             // Products without a photo have no image vector to make; skipping them is right.
-            let batch: Vec<Product> =
-                batch.into_iter().filter(|p| space == TEXT || !photo_refs(p).is_empty()).collect();
+            let batch: Vec<Product> = batch
+                .into_iter()
+                .filter(|p| space == TEXT || !photo_refs(p, catalog.max_photos()).is_empty())
+                .collect();
             let (products, vectors) = reindex_batch(catalog, embedders, loader, which, &batch, &mut report.failures)?;
             report.products += products;
             report.vectors += vectors;
@@ -114,7 +117,7 @@ fn reindex_batch(
     let mut owners: Vec<(usize, u16)> = Vec::new();
     let mut read = vec![0usize; batch.len()];
     for (i, p) in batch.iter().enumerate() {
-        let refs = photo_refs(p);
+        let refs = photo_refs(p, catalog.max_photos());
         for (number, sha, url) in &refs {
             match photo(catalog, loader, sha.as_deref(), url.as_deref())
                 .and_then(|input| catalog.decode(embedders, &input.bytes))
@@ -160,14 +163,15 @@ fn reindex_batch(
     Ok((products, vectors))
 }
 
-/// A product's photos as (photo number, stored digest, source URL): 0 for the main photo,
-/// `i` for `images[i - 1]`.
-fn photo_refs(p: &Product) -> Vec<(u16, Option<String>, Option<String>)> {
+/// A product's first `most` photos as (photo number, stored digest, source URL): 0 for the
+/// main photo, `i` for `images[i - 1]`.
+fn photo_refs(p: &Product, most: usize) -> Vec<(u16, Option<String>, Option<String>)> {
     let main =
         (p.image_sha256.is_some() || p.image_url.is_some()).then(|| (0, p.image_sha256.clone(), p.image_url.clone()));
     // At most `MAX_PHOTOS` (the store refuses more), so the numbers fit.
     let further = p.images.iter().enumerate().map(|(i, im)| (i as u16 + 1, im.sha256.clone(), im.url.clone()));
-    main.into_iter().chain(further).collect()
+    // Numbered before the cut, so photo `i` keeps its number whatever the limit.
+    main.into_iter().chain(further).filter(|(number, ..)| usize::from(*number) < most).collect()
 }
 
 /// One photo's bytes: the stored copy, else the URL it came from.

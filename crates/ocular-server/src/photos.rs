@@ -1,6 +1,7 @@
 //! A product's further photos over HTTP (`images`: photos after the main `image_url`).
 //!
-//! A client writes them as a list of URLs. A URL the product already shows (as it was given,
+//! A client writes them as a list of URLs: a JSON array in a JSON body, that array's JSON text
+//! in a multipart form's `images` field. A URL the product already shows (as it was given,
 //! or as the stored copy's path that product JSON reports) keeps that photo and its vectors;
 //! any other is fetched here, through `ocular-fetch` like `image_url`, before the write runs,
 //! and embedded once by the catalog (`ocular_search::ingest`). `GET
@@ -10,7 +11,7 @@ use std::collections::HashMap;
 
 use ocular_search::ImageInput;
 use ocular_search::query::photo_path;
-use ocular_store::{MAX_PHOTOS, Product, ProductImage};
+use ocular_store::{Product, ProductImage};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -28,23 +29,35 @@ pub struct PhotoQuery {
     pub photo: Option<usize>,
 }
 
-/// Reads a write's `images` (absent: `None`): a JSON array of URL strings.
-pub fn parse_images(v: Option<Value>) -> Result<Option<Vec<String>>, ApiError> {
+/// Reads a write's `images` (absent: `None`): a JSON array of URL strings, at most
+/// `max_photos - 1` of them (the main photo is the first of `max_photos`).
+pub fn parse_images(v: Option<Value>, max_photos: usize) -> Result<Option<Vec<String>>, ApiError> {
     let Some(v) = v else { return Ok(None) };
     if v.is_null() {
         return Ok(Some(Vec::new()));
     }
     let urls: Vec<String> = serde_json::from_value(v)
         .map_err(|_| ApiError::bad_request(Code::InvalidProduct, "images must be an array of URLs"))?;
-    check_count(&urls)?;
+    check_count(&urls, max_photos)?;
     Ok(Some(urls))
 }
 
-/// Refuses more further photos than a product may have, before anything is fetched.
-pub fn check_count(urls: &[String]) -> Result<(), ApiError> {
-    if urls.len() >= MAX_PHOTOS {
-        let most = MAX_PHOTOS - 1;
-        return Err(ApiError::bad_request(Code::InvalidProduct, format!("images: at most {most} further photos")));
+/// A multipart form's `images` field: the JSON text of the array a JSON body would carry, as
+/// that JSON, so the write checks it exactly as it checks a JSON body's `images`.
+pub fn images_field(text: &str) -> Result<Value, ApiError> {
+    serde_json::from_str(text)
+        .map_err(|e| ApiError::bad_request(Code::InvalidProduct, format!("images must be a JSON array of URLs: {e}")))
+}
+
+/// Refuses more further photos than a product may have (`OCULAR_MAX_PHOTOS_PER_PRODUCT`, the
+/// main one included), before anything is fetched.
+pub fn check_count(urls: &[String], max_photos: usize) -> Result<(), ApiError> {
+    if urls.len() >= max_photos {
+        let most = max_photos.saturating_sub(1);
+        return Err(ApiError::bad_request(
+            Code::InvalidProduct,
+            format!("images: at most {most} further photos ({max_photos} photos per product)"),
+        ));
     }
     Ok(())
 }

@@ -67,7 +67,8 @@ pub(crate) struct ProductBody {
     price: Option<f64>,
     currency: Option<String>,
     image_url: Option<String>,
-    /// Further photos after the main one, as URLs (module `photos`); JSON bodies only.
+    /// Further photos after the main one, as URLs (module `photos`); in a multipart form, one
+    /// `images` field holding the JSON array. At most OCULAR_MAX_PHOTOS_PER_PRODUCT - 1.
     images: Option<Vec<String>>,
     #[schema(value_type = Option<Object>)]
     attributes: Option<Value>,
@@ -132,6 +133,10 @@ async fn read_body(state: &AppState, req: Request) -> Result<(Value, Option<Byte
         });
         if let Some(a) = body.attributes {
             v["attributes"] = a;
+        }
+        // Further photo URLs, then checked by the write as a JSON body's `images` are.
+        if let Some(text) = form.text("images") {
+            v["images"] = crate::photos::images_field(text)?;
         }
         // A form cannot send null: for a PATCH, absent fields stay as they are.
         let has_description = form.fields.contains_key("description");
@@ -251,7 +256,7 @@ async fn write(state: &AppState, mode: WriteMode, path_id: Option<String>, req: 
     let mut body: ProductBody = serde_json::from_value(value)
         .map_err(|e| ApiError::bad_request(Code::InvalidProduct, format!("invalid product: {e}")))?;
     let images = body.images.take().unwrap_or_default();
-    crate::photos::check_count(&images)?;
+    crate::photos::check_count(&images, catalog.max_photos())?;
     let id = match (path_id, body.id.clone()) {
         (Some(p), Some(b)) if p != b => {
             return Err(ApiError::bad_request(
@@ -315,7 +320,7 @@ async fn patch(
         map.remove(k);
     }
     let image_url = map.remove("image_url").map(|v| v.as_str().map(str::to_string));
-    let images = crate::photos::parse_images(map.remove("images"))?;
+    let images = crate::photos::parse_images(map.remove("images"), catalog.max_photos())?;
     let mut patch: ProductPatch = serde_json::from_value(value)
         .map_err(|e| ApiError::bad_request(Code::InvalidProduct, format!("invalid patch: {e}")))?;
     let existing = current(&state, &id).await?.ok_or_else(|| ApiError::NotFound(format!("product {id}")))?;

@@ -231,8 +231,9 @@ pub(crate) struct SearchBody {
     max_price: Option<f64>,
     offset: Option<usize>,
     /// Attribute filters, all of which must hold: `{"color": "red", "size": {"min": 38},
-    /// "dims.width": 30}`. A dotted name (up to 4 steps) reaches into nested objects; an array
-    /// attribute passes when any one element does.
+    /// "dims.width": 30}`. A dotted name (up to 4 steps) reaches into nested objects and arrays
+    /// of objects (`variants.size`: any element's field); an array attribute passes when any one
+    /// element does.
     #[serde(default, deserialize_with = "attributes_object_or_text")]
     #[schema(value_type = Option<Object>)]
     attributes: Option<AttributeFilters>,

@@ -10,7 +10,8 @@
 //! - the photo: `image` (else `image_url`, `image_path`, or the first of `images`): an
 //!   `http(s)://` URL, or a path relative to the catalog file;
 //! - further photos: the rest of `images` (a JSON array; in CSV one cell, the photos separated
-//!   by `|`), kept up to [`MAX_IMPORT_PHOTOS`] photos in all, each embedded once;
+//!   by `|`), kept up to [`MAX_PHOTOS`] photos in all (the store's ceiling; the import keeps
+//!   the first [`Catalog::max_photos`](crate::Catalog::max_photos) of them), each embedded once;
 //! - `attributes` (an object; in CSV, a JSON cell), plus every other field, so nothing the
 //!   shop exported is lost. Mongo extended JSON is unwrapped everywhere (`$date` → its value).
 //!
@@ -59,14 +60,11 @@ pub enum ImageRef {
 pub struct Parsed {
     pub product: NewProduct,
     pub image: Option<ImageRef>,
-    /// Further photos after `image`, in order (at most [`MAX_IMPORT_PHOTOS`] - 1).
+    /// Further photos after `image`, in order (at most [`MAX_PHOTOS`] - 1).
     pub further: Vec<ImageRef>,
 }
 
-/// The most photos an import keeps per product, the main one included: the rest of a long
-/// `images` array is left out (each photo kept costs an embedding at import and an index
-/// entry per photo space).
-pub const MAX_IMPORT_PHOTOS: usize = 8;
+pub use ocular_store::MAX_PHOTOS;
 
 /// One record of the file: `number` counts records from 1 (the import bookkeeping's unit),
 /// `line` is where it starts, for people.
@@ -162,7 +160,7 @@ pub fn to_record(value: Value, base: &Path) -> Result<Parsed, String> {
         } else {
             ImageRef::Path(base.join(s))
         };
-        if !refs.contains(&r) && refs.len() < MAX_IMPORT_PHOTOS {
+        if !refs.contains(&r) && refs.len() < MAX_PHOTOS {
             refs.push(r);
         }
     }

@@ -114,15 +114,15 @@ fn formats_resolve_from_flags_and_names() {
 
 #[test]
 fn several_photos_from_json_arrays_and_csv_cells() {
-    use super::parse::MAX_IMPORT_PHOTOS;
+    use super::parse::MAX_PHOTOS;
     let url = |i: usize| format!("https://img.example/{i}.jpg");
-    let many: Vec<String> = (0..12).map(url).collect();
+    let many: Vec<String> = (0..MAX_PHOTOS + 4).map(url).collect();
     let line = json!({"id": "a", "title": "A", "image": url(0), "images": many}).to_string();
     let records = parse(&line, Format::Jsonl, Path::new(BASE)).unwrap();
     let a = ok(&records, 0);
     assert_eq!(a.image, Some(ImageRef::Url(url(0))));
-    let further: Vec<ImageRef> = (1..MAX_IMPORT_PHOTOS).map(|i| ImageRef::Url(url(i))).collect();
-    assert_eq!(a.further, further, "the main photo once, then the rest up to the limit");
+    let further: Vec<ImageRef> = (1..MAX_PHOTOS).map(|i| ImageRef::Url(url(i))).collect();
+    assert_eq!(a.further, further, "the main photo once, then the rest up to the store's ceiling");
 
     let text = "id,title,images\nb,B,front.jpg| https://img.example/back.jpg |\n";
     let records = parse(text, Format::Csv, Path::new(BASE)).unwrap();

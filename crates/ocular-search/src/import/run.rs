@@ -291,10 +291,12 @@ fn plan(catalog: &Catalog, embedders: &dyn Embedders, loader: &ImageLoader, r: &
             return Plan::Unchanged(product.id);
         }
     }
-    // Further photos: one that cannot be read is left out; the product keeps the others.
+    // Further photos: the first ones up to the catalog's limit (the rest of a long list is
+    // left out unread); one that cannot be read is left out, the product keeps the others.
     let further: Vec<ImageInput> = parsed
         .further
         .iter()
+        .take(catalog.max_photos() - 1)
         .filter_map(|r| {
             loader
                 .load(r)

@@ -106,3 +106,36 @@ fn an_import_keeps_every_photo_of_an_images_array() {
         .expect("import");
     assert_eq!((again.written, again.unchanged), (0, 2), "{again:?}");
 }
+
+/// An import keeps the first `CatalogOptions::max_photos` photos of a longer `images` array
+/// (OCULAR_MAX_PHOTOS_PER_PRODUCT), embeds those and leaves the rest unread.
+#[test]
+fn an_import_keeps_photos_up_to_the_catalog_limit() {
+    use ocular_search::CatalogOptions;
+    use ocular_search::import::{Format, ImportOptions, import_file};
+    let (store, dir) = common::store();
+    let catalog = common::catalog_with(store.clone(), CatalogOptions { max_photos: 2, ..CatalogOptions::default() });
+    let emb = common::embedders();
+    let photos = common::root().join("models/photos");
+    let images: Vec<String> = ["coffee.png", "chelsea.png", "motorcycle_left.png", "no-such-photo.png"]
+        .iter()
+        .map(|p| photos.join(p).display().to_string())
+        .collect();
+    let file = dir.path().join("catalog.jsonl");
+    std::fs::write(&file, serde_json::json!({"id": "cup", "title": "Cup", "images": images}).to_string())
+        .expect("write");
+    let options = ImportOptions { format: Format::Jsonl, batch_size: 8, shared: false };
+    let report = import_file(&catalog, emb.as_ref(), &common::loader(), &file, &options, &mut common::Quiet::default())
+        .expect("import");
+    assert_eq!((report.written, report.failed), (1, 0), "{:?}", report.failures);
+    let cup = store.get_product("cup").expect("get").expect("cup");
+    assert_eq!(cup.images.len(), 1, "the main photo and one more: {cup:?}");
+    let most = store.embeddings_of(cup.key).expect("vectors").iter().map(|e| e.photo).max();
+    assert_eq!(most, Some(1));
+    catalog.load_now().expect("load");
+    let results = catalog.search_image(emb.as_ref(), &bytes("chelsea.png"), &SearchOptions::new(1, -1.0));
+    let top = &results.expect("search").results[0];
+    assert_eq!(top.photo.as_ref().map(|p| p.index), Some(1), "the kept further photo is embedded");
+    let results = catalog.search_image(emb.as_ref(), &bytes("motorcycle_right.png"), &SearchOptions::new(1, -1.0));
+    assert!(results.expect("search").results[0].score < 0.5, "the third photo was left out");
+}

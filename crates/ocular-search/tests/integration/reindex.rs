@@ -123,3 +123,48 @@ fn keeps_every_photo(store: Arc<dyn Store>) {
     assert!(top.score > 0.9, "{}", top.score);
     assert_eq!(top.photo.as_ref().map(|p| p.index), Some(1), "{results:#?}");
 }
+
+/// Under a lower photo limit (`CatalogOptions::max_photos`, OCULAR_MAX_PHOTOS_PER_PRODUCT) a
+/// reindex embeds only the first photos: the product keeps its further photo listed, and the
+/// photo's stale vectors go, so no search can match by it.
+#[test]
+fn a_reindex_embeds_only_the_photos_within_the_limit() {
+    let (store, _dir) = common::store();
+    let emb = common::embedders();
+    let writer = common::catalog(store.clone());
+    let bytes = |name: &str| std::fs::read(common::photo(name)).expect("photo");
+    let url = "https://shop.example/bike.png";
+    let fetched =
+        HashMap::from([(url.to_string(), ImageInput { bytes: bytes("motorcycle_left.png"), source_url: None })]);
+    let cup = NewProduct {
+        images: vec![ProductImage { url: Some(url.into()), sha256: None }],
+        ..NewProduct::new("cup", "Cup")
+    };
+    let main = ImageChange::New(ImageInput { bytes: bytes("coffee.png"), source_url: None });
+    writer.upsert_from(emb.as_ref(), WriteMode::Create, None, cup, main, &fetched).expect("create");
+    let key = store.get_product("cup").expect("get").expect("cup").key;
+    let stale: Vec<Embedding> =
+        (0..2).map(|photo| Embedding::new(embed::IMAGE, "old-model@0.9", vec![0.5; 1280]).of_photo(photo)).collect();
+    store.set_embeddings(key, EmbeddingUpdate::Merge(&stale)).expect("stale vectors");
+
+    let one = common::catalog_with(store.clone(), CatalogOptions { max_photos: 1, ..CatalogOptions::default() });
+    assert_eq!(one.max_photos(), 1);
+    let report =
+        reindex(&one, emb.as_ref(), &common::loader(), Which::Image, 8, &mut Quiet::default()).expect("reindex");
+    assert_eq!((report.products, report.vectors), (1, 2), "photo 0 in image and image_text: {report:?}");
+    let mut photos: Vec<(String, u16)> = store
+        .embeddings_of(key)
+        .expect("vectors")
+        .into_iter()
+        .filter(|e| e.space != embed::TEXT)
+        .map(|e| (e.space, e.photo))
+        .collect();
+    photos.sort();
+    assert_eq!(photos, [(embed::IMAGE.to_string(), 0), (embed::IMAGE_TEXT.to_string(), 0)]);
+    assert_eq!(store.get_product("cup").expect("get").expect("cup").images.len(), 1, "still listed");
+    let server = common::catalog(store.clone());
+    server.load_now().expect("load");
+    let results = server.search_image(emb.as_ref(), &bytes("motorcycle_right.png"), &SearchOptions::new(1, -1.0));
+    let top = &results.expect("search").results[0];
+    assert!(top.score < 0.5 && top.photo.as_ref().map(|p| p.index) == Some(0), "{top:#?}");
+}

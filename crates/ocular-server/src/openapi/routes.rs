@@ -14,7 +14,8 @@ const SEARCH_FIELDS: &[(&str, &str)] = &[
     (
         "attributes",
         "attribute filters as JSON text: {\"colour\": \"red\", \"size\": {\"min\": 38, \"max\": 42}, \"dims.width\": 30} \
-         (a dotted name, up to 4 steps, reaches into nested objects; an array attribute passes when any element does)",
+         (a dotted name, up to 4 steps, reaches into nested objects and arrays of objects, variants.size; \
+         an array attribute passes when any element does)",
     ),
 ];
 const ANALYZE_FIELDS: &[(&str, &str)] = &[
@@ -32,6 +33,11 @@ const PRODUCT_FIELDS: &[(&str, &str)] = &[
     ("price", "price"),
     ("currency", "currency"),
     ("attributes", "JSON object"),
+    (
+        "images",
+        "further photo URLs as the JSON text of an array, [\"https://shop.example/back.jpg\"] \
+         (at most OCULAR_MAX_PHOTOS_PER_PRODUCT - 1, checked as a JSON body's images)",
+    ),
 ];
 const PAGE: &[(&str, &str, &str)] =
     &[("offset", "integer", "items to skip (at most 1000)"), ("limit", "integer", "items per page, 1 to 100 (20)")];

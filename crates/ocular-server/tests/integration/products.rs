@@ -251,3 +251,62 @@ async fn stored_product_photos_lose_their_metadata() {
     let pixels = |b: &[u8]| ocular_image::image::load_from_memory(b).unwrap().to_rgb8();
     assert!(pixels(&served) == pixels(&upload), "the same image, not a re-encoding");
 }
+
+/// Further photos (`images`) in a multipart write, checked as a JSON body's are, within
+/// `OCULAR_MAX_PHOTOS_PER_PRODUCT` (here 3: the main photo and two more) on every write route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_writes_send_further_photos_within_the_configured_limit() {
+    let server = ImageServer::start(photo("coffee.png")).await;
+    let app = CatalogApp::new(&["--url-allow", "127.0.0.1", "--max-photos-per-product", "3"]).loaded().await;
+    let (a, b, c) = (server.url("/a.png"), server.url("/b.png"), server.url("/c.png"));
+    let two = json!([a, b]).to_string();
+    let bike = motorcycle_query();
+    // The main photo is a motorcycle upload, the further ones cups fetched by URL.
+    let fields = [("id", "mug"), ("title", "Item 1"), ("images", two.as_str())];
+    let (status, body) = app.form("POST", "/api/v1/products", &fields, Some(&bike)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["images"], json!([a, b]));
+    assert_eq!(server.accepted(), 2);
+    let (status, body) =
+        app.form("POST", "/api/v1/products", &[("id", "bike"), ("title", "Item 2")], Some(&bike)).await;
+    assert_eq!(status, 201, "{body}");
+    let resp = app.send(Request::get("/api/v1/products/mug/image?photo=2").body(Body::empty()).unwrap()).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    // A cup finds the product by a further photo: they were embedded, not only listed.
+    let (status, body) = app.form("POST", "/api/v1/search", &[], Some(&photo("coffee.png"))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids(&body).first().map(String::as_str), Some("mug"), "{body}");
+    assert!(body["results"][0]["photo"]["index"].as_u64().is_some_and(|i| i >= 1), "{body}");
+
+    // One photo too many, in a form or a JSON body, on POST, PUT and PATCH: refused before
+    // anything is fetched.
+    let three = json!([a, b, c]).to_string();
+    let too_many = [
+        app.form("POST", "/api/v1/products", &[("id", "x"), ("title", "x"), ("images", &three)], Some(&bike)).await,
+        app.form("PUT", "/api/v1/products/mug", &[("title", "x"), ("images", &three)], Some(&bike)).await,
+        app.form("PATCH", "/api/v1/products/mug", &[("images", &three)], None).await,
+        app.json("PATCH", "/api/v1/products/mug", json!({"images": [a, b, c]})).await,
+        app.json("POST", "/api/v1/products", json!({"id": "y", "title": "y", "images": [a, b, c]})).await,
+    ];
+    for (status, body) in too_many {
+        assert_eq!((status, body["error"]["code"].clone()), (400, json!("invalid_product")), "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("at most 2 further photos"), "{body}");
+    }
+    assert_eq!(server.accepted(), 2, "nothing fetched for a refused write");
+    // The same shape rules as a JSON body's `images`: an array of URL strings.
+    for bad in ["not json", "[1]", r#"{"url": "x"}"#, r#""https://shop.example/a.png""#] {
+        let (status, body) =
+            app.form("PUT", "/api/v1/products/mug", &[("title", "x"), ("images", bad)], Some(&bike)).await;
+        assert_eq!((status, body["error"]["code"].clone()), (400, json!("invalid_product")), "{bad}: {body}");
+    }
+    // A form PUT replaces the list; a form PATCH with `[]` clears it, without one keeps it.
+    let one = json!([c]).to_string();
+    let (status, body) =
+        app.form("PUT", "/api/v1/products/mug", &[("title", "Item 1"), ("images", &one)], Some(&bike)).await;
+    assert_eq!((status, body["images"].clone()), (200, json!([c])), "{body}");
+    let (status, body) = app.form("PATCH", "/api/v1/products/mug", &[("title", "Item 1b")], None).await;
+    assert_eq!((status, body["images"].clone()), (200, json!([c])), "{body}");
+    let (status, body) = app.form("PATCH", "/api/v1/products/mug", &[("images", "[]")], None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("images").is_none(), "{body}");
+}
