@@ -6,7 +6,7 @@
 //! needs the key. Their JSON and images are never cached (`no-store`), and the images are
 //! served so that a browser can only ever show them as images (`nosniff`, a sandbox CSP).
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -78,15 +78,17 @@ fn parse_meta(form: &form::Form) -> Result<SkinMeta, ApiError> {
     Ok(SkinMeta { age, sex, location })
 }
 
-/// Takes the raw request: axum's `Query` and `Multipart` rejections are plain text, and every
-/// refusal here must carry the JSON envelope's stable code.
-async fn analyze(State(state): State<AppState>, req: Request) -> Result<impl IntoResponse, ApiError> {
-    let Query(q) = Query::<AnalyzeQuery>::try_from_uri(req.uri())
-        .map_err(|e| ApiError::bad_request(Code::InvalidQuery, e.body_text()))?;
+/// Takes the raw request for its multipart body (`crate::form`, whose refusals are the
+/// envelope), after the query (`ApiQuery`, likewise).
+async fn analyze(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<AnalyzeQuery>,
+    req: Request,
+) -> Result<impl IntoResponse, ApiError> {
     // Refusals that need no photo come before reading it: no model, a full queue.
     state.registry.skin.as_ref().ok_or_else(|| not_configured("sklesion"))?;
     state.admission.check_room()?;
-    let mut form = crate::search::read_form(req, &state, "image").await?;
+    let mut form = crate::form::read_form(req, &state, "image").await?;
     let meta = parse_meta(&form)?;
     let bytes = form.require_file("image")?;
     let opts =

@@ -23,8 +23,9 @@ use ocular_search::embed::{IMAGE, LabelScore, TEXT, model_of};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, Code};
+use crate::form::read_form;
 use crate::json::ApiJson;
-use crate::search::{api_error, read_form, require_catalog};
+use crate::search::{api_error, require_catalog};
 use crate::search_models::SearchModels;
 use crate::state::AppState;
 

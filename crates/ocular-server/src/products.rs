@@ -24,7 +24,8 @@ use serde_json::{Map, Value, json};
 use crate::error::{ApiError, Code};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::form::Form;
-use crate::search::{api_error, fetch, parse_field, parse_json, read_form, require_catalog};
+use crate::form::{parse_field, read_form};
+use crate::search::{api_error, fetch, require_catalog};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -153,7 +154,7 @@ async fn read_body(state: &AppState, req: Request) -> Result<(Value, Option<Byte
         }
         other => other,
     })?;
-    let v: Value = parse_json(&bytes)?;
+    let v: Value = crate::json::parse(&bytes)?;
     if !v.is_object() {
         return Err(ApiError::bad_request(Code::InvalidJson, "the body must be a JSON object"));
     }

@@ -19,14 +19,11 @@ use bytes::Bytes;
 use ocular_search::{Catalog, SearchError, SearchOptions, SearchResults};
 use ocular_store::{AttributeCondition, ProductFilter};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
 use crate::config::Config;
 use crate::error::{ApiError, Code};
 use crate::extract::{ApiPath, ApiQuery};
-use crate::form::Form;
-// Form helpers moved to `crate::form`; re-exported for handlers that import them from here.
-pub use crate::form::{parse_field, read_form};
+use crate::form::{Form, parse_field, read_form};
 use crate::json::ApiJson;
 use crate::state::AppState;
 
@@ -187,11 +184,6 @@ impl OptionsBody {
                 .map_err(|e| ApiError::bad_request(Code::InvalidRequest, e))?,
         })
     }
-}
-
-/// A JSON body parsed into the envelope's errors (axum's own rejection is plain text).
-pub fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    crate::json::parse(body)
 }
 
 /// Runs a photo search on a blocking thread after admission.

@@ -9,11 +9,11 @@
 
 use std::sync::LazyLock;
 
-use axum::extract::Path;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
+use crate::extract::ApiPath;
 
 /// One compiled-in file.
 pub(super) struct Asset {
@@ -71,7 +71,9 @@ fn find(path: &str) -> Option<&'static Asset> {
 }
 
 /// `GET /assets/{version}/{*path}`.
-pub(super) async fn serve(Path((version, path)): Path<(String, String)>) -> Result<Response, ApiError> {
+/// Takes [`ApiPath`]: a path that does not decode (`%FF`) is refused in the envelope, not in
+/// axum's plain text.
+pub(super) async fn serve(ApiPath((version, path)): ApiPath<(String, String)>) -> Result<Response, ApiError> {
     let asset = find(&path).ok_or_else(|| ApiError::NotFound(format!("asset {}", truncate(&path))))?;
     let cache = if version == *VERSION { "public, max-age=31536000, immutable" } else { "no-cache" };
     Ok(respond(asset, cache))

@@ -3,12 +3,12 @@
 //! turn API data into markup.
 
 use axum::body::to_bytes;
-use axum::extract::Path;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
 
 use super::assets::{self, ASSETS, VERSION};
 use super::pages::{self, PAGES};
+use crate::extract::ApiPath;
 
 fn asset_exists(path: &str) -> bool {
     ASSETS.iter().any(|a| a.path == path)
@@ -62,19 +62,19 @@ fn no_script_builds_markup_from_strings() {
 
 #[tokio::test]
 async fn assets_are_typed_and_cached_for_a_year_under_the_current_version() {
-    let resp = assets::serve(Path((VERSION.clone(), "js/api.js".into()))).await.unwrap();
+    let resp = assets::serve(ApiPath((VERSION.clone(), "js/api.js".into()))).await.unwrap();
     assert_eq!(resp.headers()[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
     assert_eq!(resp.headers()[header::CACHE_CONTROL], "public, max-age=31536000, immutable");
     assert!(body(resp).await.contains("export async function api"));
 
-    let css = assets::serve(Path((VERSION.clone(), "app.css".into()))).await.unwrap();
+    let css = assets::serve(ApiPath((VERSION.clone(), "app.css".into()))).await.unwrap();
     assert_eq!(css.headers()[header::CONTENT_TYPE], "text/css; charset=utf-8");
 
     // A page from an older binary still gets the file, but never caches it under that name.
-    let stale = assets::serve(Path(("0000".into(), "app.css".into()))).await.unwrap();
+    let stale = assets::serve(ApiPath(("0000".into(), "app.css".into()))).await.unwrap();
     assert_eq!(stale.headers()[header::CACHE_CONTROL], "no-cache");
 
-    let missing = assets::serve(Path((VERSION.clone(), "../Cargo.toml".into()))).await.unwrap_err();
+    let missing = assets::serve(ApiPath((VERSION.clone(), "../Cargo.toml".into()))).await.unwrap_err();
     assert_eq!(missing.status_code().0, StatusCode::NOT_FOUND);
 }
 
@@ -107,7 +107,7 @@ async fn the_api_reference_is_a_page_under_the_same_policy() {
     let script = format!("{}/js/apidocs.js", assets::prefix());
     assert!(html.contains(&script), "{html}");
     assert!(!html.contains("https://"), "no third-party host");
-    let js = assets::serve(Path((VERSION.clone(), "js/apidocs.js".into()))).await.unwrap();
+    let js = assets::serve(ApiPath((VERSION.clone(), "js/apidocs.js".into()))).await.unwrap();
     assert_eq!(js.status(), 200);
     assert!(body(js).await.contains("/api/v1/openapi.json"));
 }

@@ -45,6 +45,9 @@ async fn bad_query_strings_are_the_envelope_not_plain_text() {
     // A path parameter that is not UTF-8 once decoded (axum's `Path` said so in plain text).
     let (status, body) = app.get("/api/v1/products/%FF").await;
     assert_envelope(status, &body, Code::InvalidPath);
+    // The pages' assets too (their route is not under /api, its refusals are still the envelope).
+    let (status, body) = app.get("/assets/x/%FF.js").await;
+    assert_envelope(status, &body, Code::InvalidPath);
     // And well-formed ones still work.
     let (status, _) = app.get("/api/v1/products?limit=5&offset=0").await;
     assert_eq!(status, 200);
