@@ -3,6 +3,7 @@
 //! Handlers translate requests into calls on models and storage and results into responses;
 //! they hold no model or storage logic themselves.
 
+#![forbid(unsafe_code)]
 // Outside tests a panic is a bug report, not error handling (docs/TESTING.md, Lint policy).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 

@@ -98,3 +98,43 @@ fn only_serve_uses_the_web_crate() {
     }
     assert_eq!(users, ["serve.rs"], "only `ocular serve` may use ocular-server");
 }
+
+/// docs/TESTING.md's lint policy: a crate with no unsafe code says `#![forbid(unsafe_code)]` at
+/// its root, so the first `unsafe` block needs a deliberate change there (and its `// SAFETY:`).
+#[test]
+fn crates_without_unsafe_code_forbid_it() {
+    fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("source dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let uses_unsafe = |text: &str| {
+        text.lines().map(str::trim_start).filter(|l| !l.starts_with("//")).any(|l| {
+            ["unsafe {", "unsafe fn", "unsafe impl", "unsafe extern", "unsafe trait"].iter().any(|u| l.contains(u))
+        })
+    };
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root().join("crates")).expect("crates/") {
+        let src = entry.expect("entry").path().join("src");
+        let Some(crate_root) = ["lib.rs", "main.rs"].map(|f| src.join(f)).into_iter().find(|p| p.exists()) else {
+            continue;
+        };
+        let mut files = Vec::new();
+        sources(&src, &mut files);
+        if files.iter().any(|f| uses_unsafe(&std::fs::read_to_string(f).expect("source"))) {
+            continue;
+        }
+        checked += 1;
+        if !std::fs::read_to_string(&crate_root).expect("crate root").contains("#![forbid(unsafe_code)]") {
+            missing.push(crate_root.display().to_string());
+        }
+    }
+    assert!(checked >= 8, "found the crates without unsafe code: {checked}");
+    assert!(missing.is_empty(), "no unsafe code, yet no #![forbid(unsafe_code)]: {missing:?}");
+}
