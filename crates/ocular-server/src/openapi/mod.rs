@@ -43,7 +43,7 @@ pub enum Body {
 pub enum Answer {
     /// `200` (or `status`) with JSON of this component schema.
     Json(u16, &'static str),
-    /// `200` JSON whose shape is described, not typed (the model card, the fixture's output).
+    /// `200` JSON whose shape is described, not typed (only the OpenAPI document itself).
     Object(&'static str),
     /// `204`, no body.
     Empty,
@@ -92,6 +92,7 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<crate::embed::ImageEmbedding>(&mut out);
     add::<crate::embed::TextEmbedding>(&mut out);
     add::<crate::routes::FixtureRequest>(&mut out);
+    add::<crate::routes::FixtureOutput>(&mut out);
     add::<crate::reload::ReloadReport>(&mut out);
     add::<crate::models::ModelList>(&mut out);
     add::<ocular_models::report::PredictReport>(&mut out);

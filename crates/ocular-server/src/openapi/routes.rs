@@ -103,7 +103,7 @@ pub const ROUTES: &[Route] = &[
         summary: "Runs the test fixture model (test installs only)",
         query: &[],
         body: Body::Json("FixtureRequest"),
-        answer: Answer::Object("{\"output\": [number]}"),
+        answer: Answer::Json(200, "FixtureOutput"),
         key: false,
     },
     Route {

@@ -243,6 +243,18 @@ async fn health_and_the_analysis_list_answer_their_schemas() {
     }
 }
 
+/// The test fixture's route answers its schema (`FixtureOutput`).
+#[tokio::test]
+async fn the_fixture_route_answers_its_schema() {
+    let doc = document();
+    let app = TestApp::new(&["--preload", "false"]);
+    let (status, body) = app.post_json("/api/v1/fixture", serde_json::json!({ "input": [1.0, 2.0, 3.0, 4.0] })).await;
+    assert_eq!(status, 200, "{body}");
+    let schema = &doc["paths"]["/api/v1/fixture"]["post"]["responses"]["200"]["content"]["application/json"]["schema"];
+    assert!(schema["$ref"].is_string(), "not typed: {schema}");
+    schema_fits(doc, schema, &body, "fixture").unwrap_or_else(|e| panic!("{e}: {body}"));
+}
+
 /// With search on (the real search models), `/health?verbose=1`'s `search` (per-space
 /// `SpaceStatus`, its state flattened in) answers its schema while loading and once ready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
