@@ -13,7 +13,9 @@
 //! `--dir=` (where the vector file lives; the system's temporary directory by default),
 //! `--cap=` (at most this many rows rescored from the f32 file per search; a list sweeps it),
 //! `--refine=on,off` (with and without the 4-bit refinement stage, one after the other on the
-//! same index, so the two are compared within one run).
+//! same index, so the two are compared within one run), `--kernel=avx512,avx2,portable` (the
+//! one-bit scan's kernels, likewise). `CPU p50` is the thread's own CPU time per search (from
+//! the scheduler), less disturbed than wall-clock time on a loaded machine.
 
 #[path = "../tests/integration/catalogs.rs"]
 mod catalogs;
@@ -36,6 +38,9 @@ struct Options {
     caps: Vec<usize>,
     /// Whether the 4-bit refinement stage runs (`--refine=on,off` compares both on one index).
     refine: Vec<bool>,
+    /// One-bit scan kernels to compare on one index (`--kernel=avx512,avx2,portable`); the
+    /// fastest available when empty.
+    kernels: Vec<String>,
 }
 
 fn list<T: std::str::FromStr>(v: &str) -> Vec<T> {
@@ -56,6 +61,7 @@ fn options() -> Options {
         dir: None,
         caps: vec![usize::MAX],
         refine: vec![true],
+        kernels: Vec::new(),
     };
     for arg in std::env::args().skip(1) {
         let (k, v) = arg.split_once('=').unwrap_or((arg.as_str(), ""));
@@ -70,6 +76,7 @@ fn options() -> Options {
             "--dir" => o.dir = Some(v.to_string()),
             "--cap" => o.caps = list(v),
             "--refine" => o.refine = v.split(',').map(|x| x == "on").collect(),
+            "--kernel" => o.kernels = list(v),
             _ => panic!("unknown option {arg}"),
         }
     }
@@ -85,6 +92,17 @@ fn catalog(name: &str, rows: usize) -> Catalog {
         "clustered-384" => Catalog::clustered(384, rows, 100, 5),
         _ => panic!("unknown catalog {name}"),
     }
+}
+
+/// CPU time this thread has run, in ms: on a shared, loaded machine wall-clock latency
+/// also measures the wait for a core, CPU time only the work.
+fn thread_cpu_ms() -> f64 {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `t` is a valid, writable timespec; the clock id is a constant Linux knows.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
+        return f64::NAN;
+    }
+    t.tv_sec as f64 * 1e3 + t.tv_nsec as f64 / 1e6
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -104,9 +122,9 @@ fn main() {
         .unwrap_or_default();
     println!("cpu: {cpu}; z = {:?}, centroids = {}, k-means sample = {}, one thread", o.z, o.centroids, o.sample);
     println!(
-        "| catalog | rows | bits | z | cap | refine | build s | B/row (heap) | file MB | p50 ms | p95 ms | recall@10 mean / min | filtered recall | shortlist p50 | refined p50 | rescored p50 |"
+        "| catalog | rows | bits | z | cap | refine | scan | build s | B/row (heap) | file MB | p50 ms | p95 ms | CPU p50 ms | recall@10 mean / min | filtered recall | shortlist p50 | refined p50 | rescored p50 |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &rows in &o.rows {
         for name in &o.catalogs {
             let dim = catalog(name, rows).dim;
@@ -156,12 +174,17 @@ fn run(o: &Options, name: &str, rows: usize, bits: usize) {
     for q in &queries {
         index.search(q, 10, None).expect("warm-up");
     }
+    let kernels =
+        if o.kernels.is_empty() { vec![CompactIndex::scan_kernels()[0].to_string()] } else { o.kernels.clone() };
     for &z in &o.z {
         for &cap in &o.caps {
             for &refine in &o.refine {
-                index.set_refine(refine);
-                let run = Run { name: &source.name, rows, bits, z, cap, refine };
-                measure(&index, &run, (build, train_s), &queries, (&exact, &exact_filtered));
+                for kernel in &kernels {
+                    assert!(index.set_scan_kernel(kernel), "this CPU has no {kernel} kernel");
+                    index.set_refine(refine);
+                    let run = Run { name: &source.name, rows, bits, z, cap, refine, kernel };
+                    measure(&index, &run, (build, train_s), &queries, (&exact, &exact_filtered));
+                }
             }
         }
     }
@@ -175,22 +198,25 @@ struct Run<'a> {
     z: f32,
     cap: usize,
     refine: bool,
+    kernel: &'a str,
 }
 
 fn measure(
     index: &CompactIndex,
-    &Run { name, rows, bits, z, cap, refine }: &Run<'_>,
+    &Run { name, rows, bits, z, cap, refine, kernel }: &Run<'_>,
     (build, train_s): (f64, f64),
     queries: &[Vec<f32>],
     (exact, exact_filtered): (&[ExactTopK], &[ExactTopK]),
 ) {
     let filter = |id: u64| id % 10 == 3;
     let (mut lat, mut recall, mut frecall, mut short, mut resc) = (vec![], vec![], vec![], vec![], vec![]);
+    let mut cpu = vec![];
     let mut refined = vec![];
     for (q, (e, f)) in queries.iter().zip(exact.iter().zip(exact_filtered)) {
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), thread_cpu_ms());
         let (hits, stats) = index.search_capped(q, 10, None, z, cap).expect("search");
         lat.push(t.elapsed().as_secs_f64() * 1e3);
+        cpu.push(thread_cpu_ms() - c);
         let want = e.ids();
         recall.push(want.iter().filter(|id| hits.iter().any(|h| h.id == **id)).count() as f64 / want.len() as f64);
         short.push(stats.shortlisted as f64);
@@ -206,7 +232,7 @@ fn measure(
     sorted.sort_by(f64::total_cmp);
     let p95 = sorted[((sorted.len() - 1) as f64 * 0.95).round() as usize];
     println!(
-        "| {name} | {rows} | {bits} | {z} | {} | {} | {:.1} (+{:.1} k-means) | {} | {:.0} | {:.2} | {:.2} | {:.4} / {:.2} | {:.4} | {:.0} | {:.0} | {:.0} |",
+        "| {name} | {rows} | {bits} | {z} | {} | {} | {kernel} | {:.1} (+{:.1} k-means) | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.4} / {:.2} | {:.4} | {:.0} | {:.0} | {:.0} |",
         if cap == usize::MAX { "-".to_string() } else { cap.to_string() },
         if refine { "4-bit" } else { "off" },
         build,
@@ -215,6 +241,7 @@ fn measure(
         index.mapped_bytes() as f64 / 1e6,
         median(&mut lat),
         p95,
+        median(&mut cpu),
         mean(&recall),
         min(&recall),
         mean(&frecall),

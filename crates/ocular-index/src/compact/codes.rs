@@ -35,6 +35,7 @@
 use half::f16;
 
 use super::projection::Projection;
+use super::signs::SignKernel;
 
 /// Rounding of f16 (11 significant bits).
 pub(crate) const F16_ROUNDING: f32 = 1.0 / 2048.0;
@@ -147,12 +148,12 @@ fn round_up(v: f64) -> f16 {
 }
 
 /// A query prepared for scanning codes: `⟨Pq, s⟩` for a code `s` is
-/// `2·Σ_j table_j[byte_j] − Σ Pq`, one table read per code byte.
+/// `2·Σ_{s_i = +1} Pq_i − Σ Pq`, the first sum taken by the kernels of `signs.rs`.
 pub(crate) struct QueryTables {
-    /// `bits / 8` tables of 256 entries: entry `b` of table `j` sums `Pq_{8j+t}` over the bits
-    /// `t` set in `b`.
-    tables: Vec<f32>,
+    /// `Pq`, `bits` values.
+    pq: Vec<f32>,
     sum: f32,
+    kernel: SignKernel,
     /// `q·c` per centroid.
     pub shared: Vec<f32>,
     /// `max(‖q − c‖, ‖P(q − c)‖)` per centroid: what every row's `σ` is scaled by.
@@ -160,17 +161,10 @@ pub(crate) struct QueryTables {
 }
 
 impl QueryTables {
-    pub(crate) fn new(coder: &Coder, unit: &[f32]) -> Self {
+    pub(crate) fn new(coder: &Coder, unit: &[f32], kernel: SignKernel) -> Self {
         let bits = coder.projection.bits();
         let mut pq = vec![0.0; bits];
         coder.projection.apply(unit, &mut Vec::new(), &mut pq);
-        let mut tables = vec![0.0f32; bits / 8 * 256];
-        for (table, coords) in tables.chunks_exact_mut(256).zip(pq.chunks_exact(8)) {
-            for b in 1..256usize {
-                let low = b.trailing_zeros() as usize;
-                table[b] = table[b & (b - 1)] + coords[low];
-            }
-        }
         let q_sq = dot(unit, unit);
         let mut shared = Vec::with_capacity(coder.count());
         let mut distance = Vec::with_capacity(coder.count());
@@ -181,20 +175,21 @@ impl QueryTables {
             shared.push(qc);
             distance.push((q_sq - 2.0 * qc + coder.norms_sq[j]).max(projected).max(0.0).sqrt());
         }
-        Self { tables, sum: pq.iter().sum(), shared, distance }
+        Self { sum: pq.iter().sum(), pq, kernel, shared, distance }
+    }
+
+    /// `⟨Pq, s⟩` for each of the `out.len()` codes in `codes` (`bits / 8` bytes each).
+    pub(crate) fn signed_dots(&self, codes: &[u8], out: &mut [f32]) {
+        self.kernel.sums(&self.pq, codes, out);
+        out.iter_mut().for_each(|v| *v = 2.0 * *v - self.sum);
     }
 
     /// `⟨Pq, s⟩` for one row's code bytes.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn signed_dot(&self, code: &[u8]) -> f32 {
-        // Four partial sums break the dependency chain of the adds.
-        let mut acc = [0.0f32; 4];
-        for (j4, bytes) in code.chunks_exact(4).enumerate() {
-            for (t, (&byte, a)) in bytes.iter().zip(acc.iter_mut()).enumerate() {
-                *a += self.tables[(4 * j4 + t) * 256 + byte as usize];
-            }
-        }
-        2.0 * (acc[0] + acc[1] + (acc[2] + acc[3])) - self.sum
+        let mut out = [0.0];
+        self.signed_dots(code, &mut out);
+        out[0]
     }
 }
 
@@ -213,7 +208,7 @@ mod tests {
         let q = unit((0..64).map(|i| (i as f32 * 0.37).sin()).collect());
         let mut pq = vec![0.0; 64];
         p.apply(&q, &mut Vec::new(), &mut pq);
-        let tables = QueryTables::new(&Coder::new(p, &[vec![0.0; 64]], 64), &q);
+        let tables = QueryTables::new(&Coder::new(p, &[vec![0.0; 64]], 64), &q, SignKernel::detect());
         let code: Vec<u8> = (0..8).map(|i| (i * 53 + 11) as u8).collect();
         let direct: f32 = (0..64).map(|i| if code[i / 8] >> (i % 8) & 1 == 1 { pq[i] } else { -pq[i] }).sum();
         assert!((tables.signed_dot(&code) - direct).abs() < 1e-4);
@@ -241,7 +236,7 @@ mod tests {
             let x = unit((0..dim).map(|i| rand() * 0.3 + wx * near[i] * 8.0).collect());
             let q = unit((0..dim).map(|i| rand() * 0.3 + wq * near[i] * 8.0).collect());
             let code = coder.encode(&x);
-            let t = QueryTables::new(&coder, &q);
+            let t = QueryTables::new(&coder, &q, SignKernel::detect());
             let j = code.centroid as usize;
             let estimate = t.shared[j] + code.offset.to_f32() + code.factor.to_f32() * t.signed_dot(&code.bytes);
             let exact: f32 = q.iter().zip(&x).map(|(a, b)| a * b).sum();

@@ -54,6 +54,7 @@
 pub(crate) mod codes;
 mod fine;
 mod projection;
+mod signs;
 mod snapshot;
 mod vectors;
 
@@ -73,6 +74,7 @@ use crate::{Filter, Hit, IndexError, VectorIndex};
 use codes::{Coder, F16_ROUNDING, QueryTables};
 use fine::FineQuery;
 use projection::Projection;
+use signs::SignKernel;
 use vectors::VectorFile;
 
 /// Rows per segment: segments are allocated whole, so growth never copies codes and never
@@ -435,6 +437,9 @@ pub struct CompactIndex {
     read_budget: usize,
     /// Off: shortlisted rows go straight to the f32 rescoring ([`Self::set_refine`]).
     refine: std::sync::atomic::AtomicBool,
+    /// The one-bit scan's kernel (`signs.rs`): the fastest the CPU has, unless
+    /// [`Self::set_scan_kernel`] chose another.
+    kernel: parking_lot::Mutex<SignKernel>,
     rows: RwLock<Rows>,
 }
 
@@ -470,6 +475,7 @@ impl CompactIndex {
             dither: fine::dither(config.dim, config.seed),
             read_budget: config.read_budget,
             refine: std::sync::atomic::AtomicBool::new(true),
+            kernel: parking_lot::Mutex::new(SignKernel::detect()),
             rows: RwLock::new(rows),
         }
     }
@@ -523,6 +529,25 @@ impl CompactIndex {
         self.refine.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// The one-bit scan kernels this CPU can run, fastest first (`avx512`, `avx2`,
+    /// `portable`); all give bit-identical results.
+    pub fn scan_kernels() -> Vec<&'static str> {
+        SignKernel::available().into_iter().map(SignKernel::name).collect()
+    }
+
+    /// Scans with the named kernel (one of [`Self::scan_kernels`]) instead of the fastest:
+    /// for comparing them on one index, as `examples/bench_compact.rs` does. `false` (and
+    /// nothing changed) when this CPU cannot run it.
+    pub fn set_scan_kernel(&self, name: &str) -> bool {
+        match SignKernel::available().into_iter().find(|k| k.name() == name) {
+            Some(k) => {
+                *self.kernel.lock() = k;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// [`Self::search_bounded`] with another confidence `z` than the configured one.
     pub fn search_capped(
         &self,
@@ -544,7 +569,7 @@ impl CompactIndex {
         max_rescored: usize,
     ) -> Result<(Vec<Hit>, CompactStats), IndexError> {
         let unit = normalized(query, self.dim)?;
-        let tables = QueryTables::new(&self.coder, &unit);
+        let tables = QueryTables::new(&self.coder, &unit, *self.kernel.lock());
         let rows = self.rows.read();
         let mut stats = CompactStats::default();
         let k = k.min(rows.len);
@@ -556,6 +581,7 @@ impl CompactIndex {
         // The f16 columns are widened a block at a time (F16C where the CPU has it): per row,
         // software conversion would cost as much as the code's table reads.
         let (mut factors, mut offsets, mut sigmas) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
+        let mut dots = [0.0f32; BLOCK];
         for (seg_index, seg) in rows.segments.iter().enumerate() {
             for start in (0..seg.ids.len()).step_by(BLOCK) {
                 let n = BLOCK.min(seg.ids.len() - start);
@@ -563,11 +589,11 @@ impl CompactIndex {
                 seg.factors[range.clone()].convert_to_f32_slice(&mut factors[..n]);
                 seg.offsets[range.clone()].convert_to_f32_slice(&mut offsets[..n]);
                 seg.sigmas[range].convert_to_f32_slice(&mut sigmas[..n]);
-                let codes = seg.codes[start * b..(start + n) * b].chunks_exact(b);
-                for (i, code) in codes.enumerate() {
+                tables.signed_dots(&seg.codes[start * b..(start + n) * b], &mut dots[..n]);
+                for (i, &signed_dot) in dots[..n].iter().enumerate() {
                     let row = start + i;
                     let j = seg.centroids[row] as usize;
-                    let estimate = tables.shared[j] + offsets[i] + factors[i] * tables.signed_dot(code);
+                    let estimate = tables.shared[j] + offsets[i] + factors[i] * signed_dot;
                     let margin = z * sigmas[i] * tables.distance[j] + F16_ROUNDING * offsets[i].abs();
                     if estimate + margin < band.floor {
                         continue;
