@@ -60,7 +60,7 @@ pub async fn read(mut mp: Multipart, file_field: &str, max: usize) -> Result<For
                     format!("more than one `{file_field}` field"),
                 ));
             }
-            form.file = Some(field.bytes().await.map_err(|e| multipart_error(e, max))?);
+            form.file = Some(collect(field).await.map_err(|e| multipart_error(e, max))?);
             continue;
         }
         let bytes = field.bytes().await.map_err(|e| multipart_error(e, max))?;
@@ -75,6 +75,28 @@ pub async fn read(mut mp: Multipart, file_field: &str, max: usize) -> Result<For
         form.fields.insert(name, text);
     }
     Ok(form)
+}
+
+/// A file field's bytes: its chunks are kept as they arrive and joined once at the end, into a
+/// buffer of exactly their size. `Field::bytes` grows one buffer by doubling instead, so a
+/// stalled upload held up to twice what it had sent, and the in-flight body budget counts
+/// each byte once (docs/DEPLOY.md, "Slow uploads").
+async fn collect(mut field: axum::extract::multipart::Field<'_>) -> Result<Bytes, MultipartError> {
+    let mut chunks: Vec<Bytes> = Vec::new();
+    while let Some(chunk) = field.chunk().await? {
+        chunks.push(chunk);
+    }
+    Ok(match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().unwrap_or_default(),
+        _ => {
+            let mut all = Vec::with_capacity(chunks.iter().map(Bytes::len).sum());
+            for chunk in chunks.drain(..) {
+                all.extend_from_slice(&chunk);
+            }
+            Bytes::from(all)
+        }
+    })
 }
 
 /// A typed multipart text field; absent or blank is `None`.

@@ -27,6 +27,13 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+/// The most one connection's read buffer grows to (hyper's default is about 400 KiB). A body's
+/// chunks are slices of this buffer until the handler copies them, and it is memory outside
+/// the in-flight body budget for as long as the connection lives: 200 connections uploading
+/// at once held ~80 MB in these buffers alone (docs/DEPLOY.md, "Slow uploads"). 64 KiB still
+/// reads a 20 MB upload in a few hundred reads; request heads must fit in it.
+pub const READ_BUFFER: usize = 64 * 1024;
+
 /// What one connection may hold.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
@@ -72,6 +79,7 @@ pub async fn serve_until(
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_timeout)
+            .max_buf_size(READ_BUFFER)
             .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
