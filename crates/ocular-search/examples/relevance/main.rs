@@ -6,6 +6,7 @@
 //! cargo run --release -p ocular-search --example relevance            # the report
 //! cargo run --release -p ocular-search --example relevance -- --write-hard=DIR   # the hard catalog as JSONL + photos
 //! cargo run --release -p ocular-search --example relevance -- --labels # what ImageNet sees in each photo
+//! cargo run --release -p ocular-search --example relevance -- --query-prompt   # A/B of the image_text query text
 //! ```
 //!
 //! Text search is scored under reciprocal rank fusion (the fusion before issue 19) and under
@@ -15,6 +16,7 @@
 
 mod eval;
 mod hard;
+mod prompt_ab;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,6 +38,7 @@ struct Options {
     judgements: PathBuf,
     write_hard: Option<PathBuf>,
     labels: bool,
+    query_prompt: bool,
     speed_rounds: usize,
 }
 
@@ -44,6 +47,7 @@ fn parse_options() -> Options {
         judgements: root().join("bench/relevance/judgements.json"),
         write_hard: None,
         labels: false,
+        query_prompt: false,
         speed_rounds: 20,
     };
     for arg in std::env::args().skip(1) {
@@ -52,6 +56,7 @@ fn parse_options() -> Options {
             "--judgements" => o.judgements = v.into(),
             "--write-hard" => o.write_hard = Some(v.into()),
             "--labels" => o.labels = true,
+            "--query-prompt" => o.query_prompt = true,
             "--speed-rounds" => o.speed_rounds = v.parse().expect("--speed-rounds needs a number"),
             _ => panic!("unknown option {arg}"),
         }
@@ -100,9 +105,12 @@ fn main() {
         judgements.len()
     );
     let catalogs = [("demo", &demo), ("hard", &hard_catalog)];
+    if opts.query_prompt {
+        prompt_ab::run(&catalogs, emb.as_ref(), &judgements);
+        return;
+    }
     let cases: Vec<Vec<TextCase>> =
         catalogs.iter().map(|(name, b)| eval::text_cases(b, emb.as_ref(), &judgements, name)).collect();
-
     let best = tune(&catalogs, &cases, &judgements);
     println!(
         "grid search on the train split: best {best:?}{}",

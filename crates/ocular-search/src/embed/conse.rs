@@ -31,9 +31,26 @@ pub const TOP_T: usize = 10;
 /// small enough that padding to the longest prompt wastes little.
 const PROMPT_BATCH: usize = 64;
 
+/// What every class name is embedded inside: "a photo of a {class}".
+const PHOTO_OF: &str = "a photo of";
+
 /// The prompt for one class name.
 pub fn prompt(class: &str) -> String {
-    format!("a photo of a {class}")
+    format!("{PHOTO_OF} a {class}")
+}
+
+/// A text query put in the class prompts' frame ("a kitten": "a photo of a kitten", not "a photo
+/// of a a kitten"). Only the relevance benchmark's `--query-prompt` A/B uses it: the server
+/// embeds the bare query for `image_text`, because the prompted query lost on the hard
+/// catalog's held-out queries (docs/BENCHMARKS.md, "Relevance (issue 19)").
+pub fn query_prompt(query: &str) -> String {
+    let query = query.trim();
+    let lower = query.to_lowercase();
+    if ["a ", "an ", "the "].iter().any(|a| lower.starts_with(a)) {
+        format!("{PHOTO_OF} {query}")
+    } else {
+        prompt(query)
+    }
 }
 
 /// The embeddings of every class prompt, row-major (`classes × dim`).
