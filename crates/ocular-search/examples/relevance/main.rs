@@ -155,11 +155,19 @@ fn main() {
             let s = eval::score(j, &got, &b.concepts);
             if s.ndcg < 0.9 {
                 let top: Vec<String> = got.iter().take(3).map(|id| format!("{id} ({})", b.concepts[id])).collect();
+                // Where the first right answer stands in each signal: a fusion error is an answer
+                // some signal ranks first that the fused list does not.
+                let rank = |list: &[(u64, f32)]| {
+                    prompt_ab::first_answer(b, j, list.iter().map(|(k, _)| *k)).map_or("-".into(), |r| r.to_string())
+                };
                 println!(
-                    "below 0.9: {name} {:?} nDCG {:.2}: {}",
+                    "below 0.9: {name} {:?} nDCG {:.2}: {} (answer's rank: text {}, image_text {}, keyword {})",
                     j.text.as_deref().unwrap_or(""),
                     s.ndcg,
-                    top.join(", ")
+                    top.join(", "),
+                    rank(&c.pool.text),
+                    rank(&c.pool.image_text),
+                    rank(&c.pool.keyword)
                 );
             }
         }

@@ -74,7 +74,7 @@ impl Embedders for Variant<'_> {
 }
 
 /// Where the first product graded 2 stands (1-based) in a ranking of store keys, if anywhere.
-fn first_answer(b: &Built, j: &Judgement, keys: impl Iterator<Item = u64>) -> Option<usize> {
+pub fn first_answer(b: &Built, j: &Judgement, keys: impl Iterator<Item = u64>) -> Option<usize> {
     keys.filter_map(|k| b.ids.get(&k)).position(|id| eval::grade(j, id, &b.concepts[id]) == 2).map(|p| p + 1)
 }
 
