@@ -136,9 +136,10 @@ pub struct Config {
     pub model_idle_unload_s: u64,
 
     /// Most requests one inference may serve together, for every model (inference lanes,
-    /// docs/BENCHMARKS.md, "Serving engine"); 1 turns batching off. Unset: 8 for the search and
-    /// ImageNet models, 1 for the skin model (a batch gained it no throughput on 2 cores and
-    /// raises peak memory by ~40 MB a row).
+    /// docs/BENCHMARKS.md, "Serving engine"); 1 turns batching off. Unset: 8 for the text model;
+    /// 1 for the image model (EfficientNet-Lite0: a batch's activations leave the reused heap,
+    /// docs/BENCHMARKS.md, "Fourth round") and for the skin model (a batch gained it no
+    /// throughput on 2 cores and raises peak memory by ~40 MB a row).
     #[arg(long, env = "OCULAR_INFERENCE_BATCH", global = true)]
     pub inference_batch: Option<usize>,
 

@@ -231,8 +231,9 @@ pub fn spawn_idle_trim() -> std::io::Result<()> {
 /// (sklesion's 124×124×128 floats, 7.9 MB), so inference stops faulting (measured: 0 faults per
 /// run, `ocular-models/examples/bench_bare.rs`), while photo-sized buffers (a 12 MP decode is
 /// 36 MB) stay mapped and go back at once; 32 MiB (glibc's maximum) kept more of a 12 MP burst
-/// resident (docs/BENCHMARKS.md, "Serving engine").
-pub const MMAP_THRESHOLD: i32 = 8 << 20;
+/// resident (docs/BENCHMARKS.md, "Serving engine"). The models' batch caps are derived from the
+/// same figure (`ocular_models::session::HEAP_BLOCK_BYTES`), so a batched run stays on the heap.
+pub const MMAP_THRESHOLD: i32 = ocular_models::session::HEAP_BLOCK_BYTES as i32;
 
 /// Tunes glibc's malloc to give memory back; call first thing in `main`, before threads start.
 /// Measured under 20 analyses of a 12 MP photo (docs/DEPLOY.md, "Memory"): RSS 10 s after the

@@ -11,7 +11,7 @@ use ocular_image::image::RgbImage;
 
 use crate::error::ModelError;
 use crate::registry::{LoadContext, Loadable};
-use crate::session::{Input, OnnxSession};
+use crate::session::{self, Input, OnnxSession};
 
 const FEATURES: &str = "features";
 const PROBABILITIES: &str = "probabilities";
@@ -90,6 +90,24 @@ impl ImageClassifier {
     }
 }
 
+/// Bytes of the largest activation one image makes in the served image model, EfficientNet-Lite0:
+/// its second block expands 16 channels to 96 at half the input's resolution, 96 × 112 × 112
+/// f32 values (4.8 MB) at 224 px.
+pub fn largest_activation_per_image(p: &ImagePreprocess) -> u64 {
+    96 * u64::from(p.width.div_ceil(2)) * u64::from(p.height.div_ceil(2)) * 4
+}
+
+/// Rows a batch of this model may hold unless the operator sets `--inference-batch`: as many as
+/// keep its largest activation on the allocator's reused heap ([`session::rows_within`]). For
+/// EfficientNet-Lite0 at 224 px that is 1: two rows (9.6 MB) pass the 8 MiB heap block, and
+/// every batched run mapped and faulted in its activations. Measured (docs/BENCHMARKS.md,
+/// "Fourth round"): 10-client photo search at 10k products ran 23.6 req/s unbatched against
+/// 16.6 with batches of up to 8 (1.42×), with 140 minor faults per request instead of 1,387 and
+/// a peak RSS of 366 MB instead of 422. Imports still embed their batches as one run each.
+pub fn default_batch(p: &ImagePreprocess) -> usize {
+    session::rows_within(session::DEFAULT_MAX_BATCH, largest_activation_per_image(p), session::HEAP_BLOCK_BYTES)
+}
+
 impl Loadable for ImageClassifier {
     fn load(ctx: &LoadContext<'_>) -> Result<Self, ModelError> {
         let m = ctx.manifest;
@@ -98,7 +116,8 @@ impl Loadable for ImageClassifier {
         let input = m.inputs.first().ok_or_else(|| invalid("no input"))?.name.clone();
         let dim = m.output(FEATURES).and_then(|o| o.shape.last().copied()).filter(|d| *d > 0);
         let dim = dim.ok_or_else(|| invalid("no `features` output with a fixed width"))? as usize;
-        let session = OnnxSession::load(ctx.runtime, &m.name, &ctx.dir.join(&m.onnx), ctx.session)?;
+        let session = OnnxSession::load(ctx.runtime, &m.name, &ctx.dir.join(&m.onnx), ctx.session)?
+            .with_max_batch(default_batch(&preprocess));
         Ok(Self {
             session,
             input,

@@ -41,6 +41,12 @@ fn photo(name: &str) -> RgbImage {
 fn concurrent_photo_embeddings_run_as_one_batch_each_with_its_own_answer() {
     let registry = own_registry("efficientnet-lite0");
     let model = block(registry.image.as_ref().expect("efficientnet installed").get()).expect("loads");
+    // Unbatched by default: two rows of its largest activation would leave the reused heap
+    // (ocular_models::image_classifier::default_batch); an operator's --inference-batch turns
+    // batching on, and then batching must not mix answers.
+    assert_eq!(model.session().max_batch(), 1);
+    assert_eq!(ocular_models::image_classifier::default_batch(&model.preprocess), 1);
+    model.session().set_max_batch(ocular_models::session::DEFAULT_MAX_BATCH);
     let photos: Arc<Vec<RgbImage>> =
         Arc::new(["coffee.png", "motorcycle_left.png", "motorcycle_right.png", "chelsea.png"].map(photo).to_vec());
     let alone: Vec<_> = photos.iter().map(|p| model.run(&[p]).expect("run").remove(0)).collect();
