@@ -53,8 +53,12 @@ case $bin_dir in /*) ;; *) bin_dir=./$bin_dir ;; esac
 bin=$bin_dir/ocular
 load=$bin_dir/ocular-load
 
-log "models"
-"$bin" models fetch --models-dir ./models
+# OCULAR_LOAD_MODELS_READY=1: the models in ./models are installed already (by someone else
+# on a shared machine): no `ocular models fetch`.
+if [[ -z ${OCULAR_LOAD_MODELS_READY:-} ]]; then
+    log "models"
+    "$bin" models fetch --models-dir ./models
+fi
 
 # OCULAR_LOAD_DATA_DIR=DIR: serve an existing catalog (e.g. a million products written by
 # `bench_catalog`) instead of importing the demo one; DIR is used in place and kept.

@@ -78,8 +78,12 @@ use signs::SignKernel;
 use vectors::VectorFile;
 
 /// Rows per segment: segments are allocated whole, so growth never copies codes and never
-/// leaves more than one segment of slack.
-const SEGMENT_ROWS: usize = 4096;
+/// leaves more than one segment of slack. 1024 rather than 4096: a shard's last segment is
+/// slack of up to `SEGMENT_ROWS` rows in each space: with 4096 (and the id table's growth by
+/// a quarter) a 100k-product catalog in two shards took 161.6 B per product, now 150.9
+/// (docs/BENCHMARKS.md, "Whole server at 1M"). A multiple of `BLOCK`, so the scan's blocks
+/// are unchanged.
+const SEGMENT_ROWS: usize = 1024;
 
 /// Rows whose f16 columns are widened together during a scan.
 const BLOCK: usize = 256;
@@ -324,8 +328,10 @@ impl Rows {
         match self.cell(id) {
             Some(cell) => {
                 if cell >= self.table.len() {
-                    // Exact growth by a quarter: the table's slack stays below 25 %.
-                    let want = (cell + 1).max(self.table.len() + self.table.len() / 4);
+                    // Exact growth by 1/32 of the table, where growth by a quarter left up to
+                    // a quarter of it as slack (docs/BENCHMARKS.md, "Whole server at 1M").
+                    // Still geometric, so the copies stay linear in the table's size.
+                    let want = (cell + 1).max(self.table.len() + self.table.len() / 32);
                     self.table.reserve_exact(want - self.table.len());
                     self.table.resize(want, EMPTY);
                 }
