@@ -7,7 +7,9 @@
 //! cargo run --release -p ocular-models --example bench_bare -- MODEL_DIR [ITERATIONS] [options]
 //!   --graph=FILE         another graph in MODEL_DIR (e.g. model.int8.onnx; default: the manifest's)
 //!   --threads=N          intra-op threads (default: cores)
-//!   --batch=N            batch size (default 1)
+//!   --batch=N[,N...]     batch size (default 1); several sizes are run interleaved in one
+//!                        process (1, 2, 4, 1, 2, 4, ...) and each gets its own JSON line with
+//!                        `per_image_ms` (p50 / batch): is a batch cheaper per image than one?
 //!   --no-arena / --no-prepack / --no-mem-pattern     session options (default: ONNX
 //!                        Runtime's own: arena on, pre-packing on, memory pattern on)
 //!   --ocular             ocular's session settings instead (arena off, no pre-packing)
@@ -70,7 +72,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let iterations: usize = positional.get(1).and_then(|s| s.parse().ok()).unwrap_or(40);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = value("--threads").unwrap_or(cores);
-    let batch = value("--batch").unwrap_or(1).max(1);
+    let batches: Vec<usize> = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--batch="))
+        .map(|list| list.split(',').filter_map(|b| b.parse::<usize>().ok()).map(|b| b.max(1)).collect())
+        .filter(|v: &Vec<usize>| !v.is_empty())
+        .unwrap_or_else(|| vec![1]);
 
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -114,7 +121,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rss_loaded = status_mb("VmRSS:");
 
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let mut make_inputs = || -> Result<Vec<(String, DynValue)>, ort::Error> {
+    let mut make_inputs = |batch: usize| -> Result<Vec<(String, DynValue)>, ort::Error> {
         let mut values = Vec::new();
         for input in &manifest.inputs {
             let shape: Vec<i64> = input
@@ -149,36 +156,44 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Ok(values)
     };
-    for _ in 0..3 {
-        session.run(make_inputs()?)?;
+    for &batch in &batches {
+        for _ in 0..3 {
+            session.run(make_inputs(batch)?)?;
+        }
     }
     let rss_warm = status_mb("VmRSS:");
-    let mut times = Vec::with_capacity(iterations);
-    let mut faults = 0;
+    let mut times = vec![Vec::with_capacity(iterations); batches.len()];
+    let mut faults = vec![0; batches.len()];
     for _ in 0..iterations {
-        let inputs = make_inputs()?;
-        let before = minor_faults();
-        let started = Instant::now();
-        let out = session.run(inputs)?;
-        times.push(started.elapsed().as_secs_f64() * 1e3);
-        drop(out);
-        faults += minor_faults() - before;
+        for (i, &batch) in batches.iter().enumerate() {
+            let inputs = make_inputs(batch)?;
+            let before = minor_faults();
+            let started = Instant::now();
+            let out = session.run(inputs)?;
+            times[i].push(started.elapsed().as_secs_f64() * 1e3);
+            drop(out);
+            faults[i] += minor_faults() - before;
+        }
     }
-    times.sort_by(f64::total_cmp);
-    let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
-    println!(
-        "{{\"model\":\"{}\",\"onnx\":\"{}\",\"threads\":{threads},\"batch\":{batch},\"iterations\":{iterations},\
-         \"p50_ms\":{:.2},\"p95_ms\":{:.2},\"minor_faults_per_run\":{},\"rss_start_mb\":{rss_start:.0},\
-         \"rss_loaded_mb\":{rss_loaded:.0},\"rss_warm_mb\":{rss_warm:.0},\"rss_end_mb\":{:.0},\"peak_rss_mb\":{:.0},\
-         \"options\":\"{}\"}}",
-        manifest.name,
-        manifest.onnx,
-        pct(0.5),
-        pct(0.95),
-        faults / iterations as u64,
-        status_mb("VmRSS:"),
-        status_mb("VmHWM:"),
-        args.iter().filter(|a| a.starts_with("--")).cloned().collect::<Vec<_>>().join(" "),
-    );
+    for (i, &batch) in batches.iter().enumerate() {
+        let times = &mut times[i];
+        times.sort_by(f64::total_cmp);
+        let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+        println!(
+            "{{\"model\":\"{}\",\"onnx\":\"{}\",\"threads\":{threads},\"batch\":{batch},\"iterations\":{iterations},\
+             \"p50_ms\":{:.2},\"p95_ms\":{:.2},\"per_image_ms\":{:.2},\"minor_faults_per_run\":{},\
+             \"rss_start_mb\":{rss_start:.0},\"rss_loaded_mb\":{rss_loaded:.0},\"rss_warm_mb\":{rss_warm:.0},\
+             \"rss_end_mb\":{:.0},\"peak_rss_mb\":{:.0},\"options\":\"{}\"}}",
+            manifest.name,
+            manifest.onnx,
+            pct(0.5),
+            pct(0.95),
+            pct(0.5) / batch as f64,
+            faults[i] / iterations as u64,
+            status_mb("VmRSS:"),
+            status_mb("VmHWM:"),
+            args.iter().filter(|a| a.starts_with("--")).cloned().collect::<Vec<_>>().join(" "),
+        );
+    }
     Ok(())
 }
