@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use ocular_search::reindex::{Which, reindex};
 use ocular_search::{
-    CatalogOptions, ImageChange, ImageInput, SearchError, SearchOptions, SpaceState, WriteMode, embed,
+    Catalog, CatalogOptions, Embedders, ImageChange, ImageInput, SearchError, SearchOptions, SpaceState, WriteMode,
+    embed,
 };
-use ocular_store::{Embedding, EmbeddingUpdate, NewProduct, ProductImage, Store};
+use ocular_store::{Embedding, EmbeddingUpdate, NewProduct, ProductImage, ProductKey, Store};
 
 use crate::common::{self, Quiet};
 
@@ -68,21 +69,13 @@ fn keeps_every_photo(store: Arc<dyn Store>) {
     let emb = common::embedders();
     let writer = common::catalog(store.clone());
     let bytes = |name: &str| std::fs::read(common::photo(name)).expect("photo");
-    let url = "https://shop.example/bike.png";
-    let fetched =
-        HashMap::from([(url.to_string(), ImageInput { bytes: bytes("motorcycle_left.png"), source_url: None })]);
-    let cup = NewProduct {
-        images: vec![ProductImage { url: Some(url.into()), sha256: None }],
-        ..NewProduct::new("cup", "Cup")
-    };
+    let key = create_cup_with_two_photos(&writer, emb.as_ref(), store.as_ref());
     let main = |name: &str| ImageChange::New(ImageInput { bytes: bytes(name), source_url: None });
-    writer.upsert_from(emb.as_ref(), WriteMode::Create, None, cup, main("coffee.png"), &fetched).expect("create");
     for (id, photo) in [("cat", "chelsea.png"), ("horse", "horse.png")] {
         writer
             .upsert_from(emb.as_ref(), WriteMode::Create, None, NewProduct::new(id, id), main(photo), &HashMap::new())
             .expect("create");
     }
-    let key = store.get_product("cup").expect("get").expect("cup").key;
     let image_vectors = |store: &dyn Store| {
         let mut v: Vec<Embedding> =
             store.embeddings_of(key).expect("vectors").into_iter().filter(|e| e.space != embed::TEXT).collect();
@@ -132,17 +125,7 @@ fn a_reindex_embeds_only_the_photos_within_the_limit() {
     let (store, _dir) = common::store();
     let emb = common::embedders();
     let writer = common::catalog(store.clone());
-    let bytes = |name: &str| std::fs::read(common::photo(name)).expect("photo");
-    let url = "https://shop.example/bike.png";
-    let fetched =
-        HashMap::from([(url.to_string(), ImageInput { bytes: bytes("motorcycle_left.png"), source_url: None })]);
-    let cup = NewProduct {
-        images: vec![ProductImage { url: Some(url.into()), sha256: None }],
-        ..NewProduct::new("cup", "Cup")
-    };
-    let main = ImageChange::New(ImageInput { bytes: bytes("coffee.png"), source_url: None });
-    writer.upsert_from(emb.as_ref(), WriteMode::Create, None, cup, main, &fetched).expect("create");
-    let key = store.get_product("cup").expect("get").expect("cup").key;
+    let key = create_cup_with_two_photos(&writer, emb.as_ref(), store.as_ref());
     let stale: Vec<Embedding> =
         (0..2).map(|photo| Embedding::new(embed::IMAGE, "old-model@0.9", vec![0.5; 1280]).of_photo(photo)).collect();
     store.set_embeddings(key, EmbeddingUpdate::Merge(&stale)).expect("stale vectors");
@@ -164,7 +147,24 @@ fn a_reindex_embeds_only_the_photos_within_the_limit() {
     assert_eq!(store.get_product("cup").expect("get").expect("cup").images.len(), 1, "still listed");
     let server = common::catalog(store.clone());
     server.load_now().expect("load");
-    let results = server.search_image(emb.as_ref(), &bytes("motorcycle_right.png"), &SearchOptions::new(1, -1.0));
+    let query = std::fs::read(common::photo("motorcycle_right.png")).expect("photo");
+    let results = server.search_image(emb.as_ref(), &query, &SearchOptions::new(1, -1.0));
     let top = &results.expect("search").results[0];
     assert!(top.score < 0.5 && top.photo.as_ref().map(|p| p.index) == Some(0), "{top:#?}");
+}
+
+/// Creates product "cup": main photo coffee.png, a second photo (motorcycle_left.png) fetched
+/// from its URL; returns its key.
+fn create_cup_with_two_photos(writer: &Catalog, emb: &dyn Embedders, store: &dyn Store) -> ProductKey {
+    let bytes = |name: &str| std::fs::read(common::photo(name)).expect("photo");
+    let url = "https://shop.example/bike.png";
+    let fetched =
+        HashMap::from([(url.to_string(), ImageInput { bytes: bytes("motorcycle_left.png"), source_url: None })]);
+    let cup = NewProduct {
+        images: vec![ProductImage { url: Some(url.into()), sha256: None }],
+        ..NewProduct::new("cup", "Cup")
+    };
+    let main = ImageChange::New(ImageInput { bytes: bytes("coffee.png"), source_url: None });
+    writer.upsert_from(emb, WriteMode::Create, None, cup, main, &fetched).expect("create");
+    store.get_product("cup").expect("get").expect("cup").key
 }
